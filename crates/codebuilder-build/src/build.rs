@@ -1,0 +1,283 @@
+//! One build: lock the app, record it, build the image from the pushed tree, push it, deploy it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use codebuilder_core::settings::DeployMode;
+use codebuilder_core::{AppName, Home, Settings};
+
+use crate::chart;
+use crate::lock::AppLock;
+use crate::output::Output;
+use crate::records::{now, BuildRecord, BuildResult, Records};
+use crate::runner::{StepContext, StepError};
+
+/// How long a step may stay silent before the pusher gets a progress line: well under the
+/// idle timeouts of common load balancers.
+pub const HEARTBEAT: Duration = Duration::from_secs(20);
+/// Time helm gets beyond its own rollout timeout to give up and roll back by itself.
+const HELM_MARGIN: Duration = Duration::from_secs(60);
+
+pub struct Build<'a> {
+    pub settings: &'a Settings,
+    pub home: &'a Home,
+    pub app: AppName,
+    /// Full object name of the commit to build.
+    pub rev: String,
+    /// Name of the key that pushed, or who ran `rerun`.
+    pub pusher: String,
+    pub output: &'a Output,
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Build<'_> {
+    fn repo(&self) -> PathBuf {
+        self.home.repo(&self.app)
+    }
+
+    fn short(&self) -> &str {
+        &self.rev[..7.min(self.rev.len())]
+    }
+
+    fn git(&self) -> Command {
+        let mut command = Command::new("git");
+        command.arg("--git-dir").arg(self.repo());
+        command
+    }
+
+    /// Runs the build under the app's lock and keeps its record. The error, if any, is one
+    /// line with the cause and the fix.
+    pub fn run(&self) -> anyhow::Result<BuildRecord> {
+        let _lock = AppLock::acquire(self.home, &self.app, self.output, &self.cancel)?;
+        let records = Records::new(self.home, &self.app);
+        let (mut record, log) = records.start(&self.rev, &self.pusher)?;
+        self.output.tee(log);
+        let outcome = self.steps(&mut record);
+        record.finished_at = Some(now());
+        record.result = match &outcome {
+            Ok(()) => BuildResult::Succeeded,
+            Err(_) if self.cancel.load(std::sync::atomic::Ordering::Relaxed) => {
+                BuildResult::Cancelled
+            }
+            Err(_) => BuildResult::Failed,
+        };
+        record.error = outcome.as_ref().err().map(|e| format!("{e:#}"));
+        records.save(&record)?;
+        records.prune(self.settings.keep_builds)?;
+        outcome.map(|()| record)
+    }
+
+    fn steps(&self, record: &mut BuildRecord) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let step = StepContext {
+            output: self.output,
+            cancel: Arc::clone(&self.cancel),
+            heartbeat: HEARTBEAT,
+        };
+        let settings = self.settings;
+        let (app, short) = (&self.app, self.short());
+        if !self.tree_has("Dockerfile")? {
+            bail!("{short} has no Dockerfile at the root of the repository: add one, commit, and push again");
+        }
+        self.output
+            .step(&format!("Building {app} ({short}) with Dockerfile"));
+        let image = format!("{}/{app}", settings.registry);
+        let tagged = format!("{image}:git-{short}");
+        let latest = format!("{image}:latest");
+        let mut archive = self.git();
+        archive.args(["archive", "--format=tar", &self.rev]);
+        let mut docker_build = Command::new(&settings.docker);
+        docker_build.args(["build", "--tag", &tagged, "--tag", &latest]);
+        docker_build.args([
+            "--label",
+            &format!("org.opencontainers.image.revision={}", self.rev),
+        ]);
+        if let Some(network) = &settings.build_network {
+            docker_build.args(["--network", network]);
+        }
+        docker_build.arg("-");
+        step.run(
+            vec![archive, docker_build],
+            settings.build_timeout,
+            "building",
+        )
+        .map_err(|e| {
+            explain(
+                e,
+                "docker build",
+                "fix the Dockerfile or the code, commit, and push again",
+                "CODEBUILDER_BUILD_TIMEOUT",
+            )
+        })?;
+        let remaining = settings
+            .build_timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        self.output.step(&format!("Pushing {tagged}"));
+        for reference in [&tagged, &latest] {
+            let mut push = Command::new(&settings.docker);
+            push.args(["push", reference.as_str()]);
+            step.run(vec![push], remaining, "pushing").map_err(|e| {
+                explain(
+                    e,
+                    "docker push",
+                    &format!("check that the registry {} is running and reachable (CODEBUILDER_REGISTRY)", settings.registry),
+                    "CODEBUILDER_BUILD_TIMEOUT",
+                )
+            })?;
+        }
+        record.image = Some(tagged.clone());
+        if settings.deploy == DeployMode::None {
+            self.output.step(&format!(
+                "Done: {app} {short} is in the registry as {tagged} (CODEBUILDER_DEPLOY=none)"
+            ));
+            return Ok(());
+        }
+        let chart_dir = tempfile::Builder::new()
+            .prefix("codebuilder-chart-")
+            .tempdir()?;
+        let own_chart = self.tree_has("chart/Chart.yaml")?;
+        if own_chart {
+            self.extract_chart(chart_dir.path())?;
+        } else {
+            chart::write_default(chart_dir.path(), app, record.number, short)?;
+        }
+        let source = if own_chart {
+            "the app's own chart"
+        } else {
+            "the default chart"
+        };
+        self.output.step(&format!(
+            "Deploying release {} to namespace {app} with {source}",
+            record.number
+        ));
+        let helm = self.helm_upgrade(chart_dir.path(), short, &record.pusher, record.number)?;
+        step.run(vec![helm], settings.deploy_timeout + HELM_MARGIN, "deploying").map_err(|e| {
+            explain(
+                e,
+                "helm upgrade",
+                "check that the cluster is reachable (KUBECONFIG) and that the app's pods become ready (a failed rollout is rolled back)",
+                "CODEBUILDER_DEPLOY_TIMEOUT",
+            )
+        })?;
+        record.helm_revision = self.helm_revision();
+        self.output.step(&format!("Done: {app} {short} is live"));
+        Ok(())
+    }
+
+    /// Whether the pushed tree has `path` (objects may still sit in git's push quarantine,
+    /// which the environment of the hook makes readable).
+    fn tree_has(&self, path: &str) -> anyhow::Result<bool> {
+        let status = self
+            .git()
+            .args(["cat-file", "-e", &format!("{}:{path}", self.rev)])
+            .status()
+            .context("cannot run git")?;
+        Ok(status.success())
+    }
+
+    fn extract_chart(&self, dir: &Path) -> anyhow::Result<()> {
+        let output = self
+            .git()
+            .args(["archive", "--format=tar", &self.rev, "chart"])
+            .output()
+            .context("cannot run git")?;
+        if !output.status.success() {
+            bail!(
+                "cannot read chart/ from {}: {}",
+                self.short(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let staging = dir.join(".extract");
+        tar::Archive::new(output.stdout.as_slice())
+            .unpack(&staging)
+            .context("cannot unpack chart/")?;
+        for entry in std::fs::read_dir(staging.join("chart"))? {
+            let entry = entry?;
+            std::fs::rename(entry.path(), dir.join(entry.file_name()))?;
+        }
+        std::fs::remove_dir_all(&staging)?;
+        Ok(())
+    }
+
+    fn helm_upgrade(
+        &self,
+        chart: &Path,
+        short: &str,
+        pusher: &str,
+        number: u64,
+    ) -> anyhow::Result<Command> {
+        let settings = self.settings;
+        let app = self.app.as_str();
+        let mut helm = Command::new(&settings.helm);
+        helm.args(["upgrade", "--install", app])
+            .arg(chart)
+            .args(["--namespace", app, "--create-namespace", "--wait"])
+            .args([
+                "--timeout",
+                &format!("{}s", settings.deploy_timeout.as_secs()),
+            ])
+            .args([
+                "--set-string",
+                &format!("image.repository={}/{app}", settings.pull_registry),
+            ])
+            .args(["--set-string", &format!("image.tag=git-{short}")])
+            .args([
+                "--description",
+                &format!("codebuilder build {number} of {short} by {pusher}"),
+            ]);
+        // A failed rollout goes back to the previous release; Helm 4 renamed the flag.
+        helm.arg(if helm_major_version(&settings.helm)? >= 4 {
+            "--rollback-on-failure"
+        } else {
+            "--atomic"
+        });
+        Ok(helm)
+    }
+
+    fn helm_revision(&self) -> Option<u64> {
+        let app = self.app.as_str();
+        let output = Command::new(&self.settings.helm)
+            .args(["status", app, "--namespace", app, "--output", "json"])
+            .output()
+            .ok()?;
+        let status: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+        status.get("version")?.as_u64()
+    }
+}
+
+fn helm_major_version(helm: &str) -> anyhow::Result<u32> {
+    let output = Command::new(helm)
+        .args(["version", "--template", "{{.Version}}"])
+        .output()
+        .with_context(|| format!("cannot run {helm}: is helm installed? (CODEBUILDER_HELM)"))?;
+    let version = String::from_utf8_lossy(&output.stdout);
+    version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|major| major.parse().ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "cannot tell the version of {helm} from {:?}",
+                version.trim()
+            )
+        })
+}
+
+/// Turns a step's failure into the one line the pusher reads last: what failed and what to do.
+fn explain(error: StepError, what: &str, fix: &str, timeout_setting: &str) -> anyhow::Error {
+    match error {
+        StepError::Failed { program, status } if program == "git" => anyhow!("reading the pushed tree failed ({status})"),
+        StepError::Failed { status, .. } => anyhow!("{what} failed ({status}): {fix}"),
+        StepError::TimedOut(limit) => anyhow!("{what} took longer than {limit} and was stopped: raise {timeout_setting} if it needs longer"),
+        StepError::Cancelled => anyhow!("{what} was cancelled: the push was interrupted"),
+        StepError::Spawn { program, source } => anyhow!("cannot run {program}: {source} (is it installed?)"),
+    }
+}

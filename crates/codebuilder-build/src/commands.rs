@@ -1,0 +1,162 @@
+//! The `codebuilder-build` commands: the hook git runs, and what admins run by hand.
+
+use std::io::{self, Write};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use codebuilder_core::{AppName, Home, Settings};
+
+use crate::build::Build;
+use crate::hook::{app_of_repo, has_branch, plan, read_updates};
+use crate::output::Output;
+use crate::records::Records;
+
+/// Set on SIGTERM, SIGINT or SIGHUP: the pusher went away or an admin pressed Ctrl-C. The
+/// build then stops its tools and records itself as cancelled.
+pub fn cancel_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(&cancel))?;
+    }
+    Ok(cancel)
+}
+
+/// `codebuilder-build hook`: git's pre-receive hook, run inside the app's bare repository.
+pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let cancel = cancel_on_signals()?;
+    let repo = std::env::current_dir().context("cannot tell which repository the hook runs in")?;
+    let app = app_of_repo(&repo, &settings.namespace)?;
+    let updates = read_updates(input)?;
+    let plan = plan(&updates, &settings, |branch| {
+        has_branch(&home.repo(&app), branch)
+    })?;
+    let output = Output::stdout();
+    for name in &plan.stored {
+        output.step(&format!(
+            "Stored {name} (not deployed: {app} deploys from {})",
+            plan.deploy_branch
+        ));
+    }
+    let Some(deploy) = plan.deploy else {
+        return Ok(());
+    };
+    let pusher = std::env::var("CODEBUILDER_PUSHER").unwrap_or_else(|_| "unknown".into());
+    let build = Build {
+        settings: &settings,
+        home,
+        app,
+        rev: deploy.new,
+        pusher,
+        output: &output,
+        cancel,
+    };
+    build.run()?;
+    Ok(())
+}
+
+/// `codebuilder-build rerun APP [REV]`: builds and deploys again without a push.
+pub fn rerun(home: &Home, app: &str, rev: Option<&str>) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let cancel = cancel_on_signals()?;
+    let app = AppName::parse(app, &settings.namespace)?;
+    let repo = home.repo(&app);
+    if !repo.is_dir() {
+        bail!("app {app} does not exist: nothing was ever pushed to it");
+    }
+    let wanted = match rev {
+        Some(rev) => rev.to_owned(),
+        None if has_branch(&repo, &settings.deploy_branch) => {
+            format!("refs/heads/{}", settings.deploy_branch)
+        }
+        None if has_branch(&repo, "master") => "refs/heads/master".to_owned(),
+        None => bail!(
+            "app {app} has no {} branch to rebuild",
+            settings.deploy_branch
+        ),
+    };
+    if wanted.starts_with('-') {
+        bail!("{wanted:?} is not a revision");
+    }
+    let resolved = Command::new("git")
+        .arg("--git-dir")
+        .arg(&repo)
+        .args([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &format!("{wanted}^{{commit}}"),
+        ])
+        .output()
+        .context("cannot run git")?;
+    if !resolved.status.success() {
+        bail!(
+            "{} is not a commit of {app}",
+            codebuilder_core::names::printable(&wanted)
+        );
+    }
+    let rev = String::from_utf8_lossy(&resolved.stdout).trim().to_owned();
+    let pusher = format!("rerun by {}", invoking_user());
+    let output = Output::stdout();
+    Build {
+        settings: &settings,
+        home,
+        app,
+        rev,
+        pusher,
+        output: &output,
+        cancel,
+    }
+    .run()?;
+    Ok(())
+}
+
+fn invoking_user() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()))
+}
+
+/// `codebuilder-build builds APP [--json]`: the app's build records, oldest first.
+pub fn builds(home: &Home, app: &str, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let app = AppName::parse(app, &settings.namespace)?;
+    let records = Records::new(home, &app).list()?;
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &records)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if records.is_empty() {
+        writeln!(out, "no builds of {app} yet")?;
+    }
+    for r in &records {
+        let started = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.started_at),
+        );
+        let result = serde_json::to_value(r.result)?;
+        let took = r
+            .finished_at
+            .map(|f| format!("{}s", f.saturating_sub(r.started_at)))
+            .unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "{:>4}  {}  {:<11}  {}  {:>6}  {}",
+            r.number,
+            &r.rev[..7.min(r.rev.len())],
+            result.as_str().unwrap_or(""),
+            started,
+            took,
+            r.pusher
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! The pre-receive hook: which pushed refs are accepted, and which one deploys.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use codebuilder_core::{AppName, Settings};
+
+/// More ref updates than this in one push is not a deploy.
+const MAX_UPDATES: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    pub old: String,
+    pub new: String,
+    pub name: String,
+}
+
+impl RefUpdate {
+    pub fn is_delete(&self) -> bool {
+        is_zero(&self.new)
+    }
+}
+
+fn is_zero(id: &str) -> bool {
+    id.bytes().all(|b| b == b'0')
+}
+
+fn is_object_id(id: &str) -> bool {
+    matches!(id.len(), 40 | 64)
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Reads git's `OLD NEW REF` lines.
+pub fn read_updates(input: impl BufRead) -> anyhow::Result<Vec<RefUpdate>> {
+    let mut updates = Vec::new();
+    for line in input.lines() {
+        let line = line.context("cannot read the pushed refs")?;
+        if updates.len() == MAX_UPDATES {
+            bail!("more than {MAX_UPDATES} refs in one push: push fewer at a time");
+        }
+        let mut fields = line.split(' ');
+        match (fields.next(), fields.next(), fields.next(), fields.next()) {
+            (Some(old), Some(new), Some(name), None)
+                if is_object_id(old) && is_object_id(new) && !name.is_empty() =>
+            {
+                updates.push(RefUpdate {
+                    old: old.into(),
+                    new: new.into(),
+                    name: name.into(),
+                });
+            }
+            _ => bail!(
+                "unexpected ref update line from git: {}",
+                codebuilder_core::names::printable(&line)
+            ),
+        }
+    }
+    Ok(updates)
+}
+
+/// What the hook does with a push.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The update of the deploy branch to build and deploy, if the push has one.
+    pub deploy: Option<RefUpdate>,
+    /// Branch the deploy happens from (for messages).
+    pub deploy_branch: String,
+    /// Other refs that are stored without a build.
+    pub stored: Vec<String>,
+}
+
+/// Applies the ref rules: only branches and tags; the deploy branch cannot be deleted; the
+/// deploy branch is `settings.deploy_branch`, or `master` for a repo that uses master and
+/// not the default `main`.
+pub fn plan(
+    updates: &[RefUpdate],
+    settings: &Settings,
+    existing_branch: impl Fn(&str) -> bool,
+) -> anyhow::Result<Plan> {
+    for update in updates {
+        if !(update.name.starts_with("refs/heads/") || update.name.starts_with("refs/tags/")) {
+            bail!(
+                "{} cannot be pushed: only branches and tags are accepted",
+                codebuilder_core::names::printable(&update.name)
+            );
+        }
+    }
+    let pushed = |branch: &str| {
+        updates
+            .iter()
+            .any(|u| u.name == format!("refs/heads/{branch}") && !u.is_delete())
+    };
+    let configured = settings.deploy_branch.as_str();
+    let deploy_branch = if configured == "main"
+        && !existing_branch("main")
+        && !pushed("main")
+        && (pushed("master") || existing_branch("master"))
+    {
+        "master"
+    } else {
+        configured
+    };
+    let deploy_ref = format!("refs/heads/{deploy_branch}");
+    let mut plan = Plan {
+        deploy: None,
+        deploy_branch: deploy_branch.to_owned(),
+        stored: Vec::new(),
+    };
+    for update in updates {
+        if update.name == deploy_ref {
+            if update.is_delete() {
+                bail!(
+                    "the deploy branch {deploy_branch} cannot be deleted: it is what is deployed"
+                );
+            }
+            plan.deploy = Some(update.clone());
+        } else {
+            plan.stored.push(update.name.clone());
+        }
+    }
+    Ok(plan)
+}
+
+/// The app a hook runs for: git runs hooks inside the bare repository `APP.git`.
+pub fn app_of_repo(repo: &Path, own_namespace: &str) -> anyhow::Result<AppName> {
+    let name = repo
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".git"));
+    let name =
+        name.with_context(|| format!("{} is not an app repository (APP.git)", repo.display()))?;
+    Ok(AppName::parse(name, own_namespace)?)
+}
+
+/// Whether the repository has the branch (before this push).
+pub fn has_branch(repo: &Path, branch: &str) -> bool {
+    Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const A: &str = "1111111111111111111111111111111111111111";
+    const B: &str = "2222222222222222222222222222222222222222";
+    const Z: &str = "0000000000000000000000000000000000000000";
+
+    fn update(old: &str, new: &str, name: &str) -> RefUpdate {
+        RefUpdate {
+            old: old.into(),
+            new: new.into(),
+            name: name.into(),
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings::from_vars(&HashMap::new()).unwrap()
+    }
+
+    #[test]
+    fn reads_lines() {
+        let input = format!("{Z} {A} refs/heads/main\n{A} {B} refs/tags/v1\n");
+        assert_eq!(
+            read_updates(input.as_bytes()).unwrap(),
+            vec![
+                update(Z, A, "refs/heads/main"),
+                update(A, B, "refs/tags/v1")
+            ]
+        );
+        for bad in [
+            "x y z",
+            &format!("{A} {B}"),
+            &format!("{A} {B} refs/heads/a extra"),
+            &format!("{} {B} r", "G".repeat(40)),
+        ] {
+            assert!(read_updates(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn deploy_branch_rules() {
+        let s = settings();
+        let none = |_: &str| false;
+        let p = plan(
+            &[
+                update(Z, A, "refs/heads/main"),
+                update(Z, B, "refs/heads/feature"),
+            ],
+            &s,
+            none,
+        )
+        .unwrap();
+        assert_eq!(p.deploy, Some(update(Z, A, "refs/heads/main")));
+        assert_eq!(p.stored, vec!["refs/heads/feature".to_string()]);
+        // A master-only repo deploys from master.
+        let p = plan(&[update(Z, A, "refs/heads/master")], &s, none).unwrap();
+        assert_eq!(p.deploy_branch, "master");
+        assert!(p.deploy.is_some());
+        // Once main exists, master is just a branch.
+        let p = plan(&[update(Z, A, "refs/heads/master")], &s, |b| b == "main").unwrap();
+        assert_eq!(p.deploy, None);
+        assert!(plan(&[update(A, Z, "refs/heads/main")], &s, |b| b == "main").is_err());
+        assert!(
+            plan(&[update(A, Z, "refs/heads/feature")], &s, |b| b == "main")
+                .unwrap()
+                .deploy
+                .is_none()
+        );
+        for name in [
+            "refs/notes/x",
+            "refs/pull/1/head",
+            "HEAD",
+            "refs/remotes/origin/main",
+        ] {
+            assert!(plan(&[update(Z, A, name)], &s, none).is_err(), "{name}");
+        }
+    }
+}

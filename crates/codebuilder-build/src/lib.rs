@@ -1,0 +1,12 @@
+//! What happens when a push reaches the deploy branch: build the image from the pushed
+//! revision, push it to the registry, deploy it with helm. Any failure rejects the push,
+//! so the repository's refs always name what was built and deployed last.
+
+pub mod build;
+pub mod chart;
+pub mod commands;
+pub mod hook;
+pub mod lock;
+pub mod output;
+pub mod records;
+pub mod runner;

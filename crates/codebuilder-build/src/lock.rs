@@ -1,0 +1,60 @@
+//! One build per app at a time. The lock is an flock on a file in the home: the kernel drops
+//! it when the holder exits, however it exits, so a lock can never be left behind.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use codebuilder_core::{AppName, Home};
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::output::Output;
+
+pub struct AppLock {
+    _lock: Flock<File>,
+}
+
+impl AppLock {
+    /// Takes the app's build lock, telling the pusher when it has to wait for another build.
+    /// Gives up if `cancel` is set while waiting.
+    pub fn acquire(
+        home: &Home,
+        app: &AppName,
+        output: &Output,
+        cancel: &AtomicBool,
+    ) -> anyhow::Result<Self> {
+        let dir = home.locks_dir();
+        home.ensure_dir(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(format!("{app}.lock"));
+        let mut file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let mut told = false;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(Self { _lock: lock }),
+                Err((returned, nix::errno::Errno::EWOULDBLOCK)) => {
+                    file = returned;
+                    if !told {
+                        output.step(&format!(
+                            "Waiting for the build of {app} that is already running..."
+                        ));
+                        told = true;
+                    }
+                    if cancel.load(Ordering::Relaxed) {
+                        anyhow::bail!("cancelled while waiting for the running build of {app}");
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err((_, errno)) => {
+                    return Err(errno).with_context(|| format!("cannot lock {}", path.display()))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use codebuilder_build::commands;
+use codebuilder_core::{home::DEFAULT_HOME, main_support, Home};
+
+/// Builds, pushes and deploys apps: git's pre-receive hook, and admin commands.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// State directory (keys, repos, builds, host keys).
+    #[arg(long, env = "CODEBUILDER_HOME", default_value = DEFAULT_HOME, global = true)]
+    home: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// git's pre-receive hook: reads "OLD NEW REF" lines on standard input.
+    Hook,
+    /// Build and deploy APP again: the deploy branch's head, or REV.
+    Rerun { app: String, rev: Option<String> },
+    /// List APP's builds.
+    Builds {
+        app: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    main_support::run(|| {
+        let cli = Cli::parse();
+        let home = Home::new(cli.home);
+        match cli.command {
+            Command::Hook => commands::hook(&home, io::stdin().lock())?,
+            Command::Rerun { app, rev } => commands::rerun(&home, &app, rev.as_deref())?,
+            Command::Builds { app, json } => {
+                commands::builds(&home, &app, json, &mut io::stdout().lock())?
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

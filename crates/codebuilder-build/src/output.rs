@@ -1,0 +1,63 @@
+//! What the pusher sees, Heroku style, and what the build record keeps: `-----> ` for steps,
+//! seven spaces before the lines of the tools we run. Every line is flushed as it is written,
+//! so the pusher follows the build as it happens.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::Mutex;
+
+pub struct Output {
+    inner: Mutex<Sinks>,
+}
+
+struct Sinks {
+    terminal: Box<dyn Write + Send>,
+    log: Option<File>,
+}
+
+impl Output {
+    /// Writes to standard output (git relays a hook's output to the pusher as `remote: ...`).
+    pub fn stdout() -> Self {
+        Self::new(Box::new(io::stdout()))
+    }
+
+    pub fn new(terminal: Box<dyn Write + Send>) -> Self {
+        Self {
+            inner: Mutex::new(Sinks {
+                terminal,
+                log: None,
+            }),
+        }
+    }
+
+    /// From now on, also keep every line in `log`.
+    pub fn tee(&self, log: File) {
+        self.lock().log = Some(log);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sinks> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self, text: &str) {
+        let mut sinks = self.lock();
+        // The pusher may be gone; the build notices through its cancel signal, not here.
+        let _ = writeln!(sinks.terminal, "{text}");
+        let _ = sinks.terminal.flush();
+        if let Some(log) = sinks.log.as_mut() {
+            let _ = writeln!(log, "{text}");
+        }
+    }
+
+    /// A step: `-----> Building myapp (abc1234) with Dockerfile`.
+    pub fn step(&self, message: &str) {
+        self.write(&format!("-----> {message}"));
+    }
+
+    /// A line of a tool's own output, indented under the step.
+    pub fn detail(&self, line: &str) {
+        self.write(&format!("       {line}"));
+    }
+}

@@ -1,0 +1,90 @@
+//! The one state directory: keys, repos, build records, host keys. Everything that survives a
+//! restart lives below it, so a pod needs exactly one volume.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::names::AppName;
+
+/// Default state directory inside the image; `--home` or `CODEBUILDER_HOME` override it.
+pub const DEFAULT_HOME: &str = "/var/lib/codebuilder";
+
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+
+    pub fn repos_dir(&self) -> PathBuf {
+        self.root.join("repos")
+    }
+
+    pub fn repo(&self, app: &AppName) -> PathBuf {
+        self.repos_dir().join(format!("{app}.git"))
+    }
+
+    pub fn builds_dir(&self, app: &AppName) -> PathBuf {
+        self.root.join("builds").join(app.as_str())
+    }
+
+    pub fn locks_dir(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
+    pub fn ssh_dir(&self) -> PathBuf {
+        self.root.join("ssh")
+    }
+
+    /// Creates `dir` (and its parents) world-readable. When run as root (an admin through
+    /// `kubectl exec`), hands new directories to the owner of the home, so that the
+    /// unprivileged ssh user can still write where it must.
+    pub fn ensure_dir(&self, dir: &Path) -> io::Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent() {
+            if parent != self.root && parent.starts_with(&self.root) {
+                self.ensure_dir(parent)?;
+            }
+        }
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot create {}: {e}", dir.display()),
+                ))
+            }
+        }
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+        self.give_to_owner(dir)
+    }
+
+    /// Hands `path` to the owner of the home when we are root and they differ.
+    pub fn give_to_owner(&self, path: &Path) -> io::Result<()> {
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(());
+        }
+        let owner = fs::metadata(&self.root)?;
+        let current = fs::symlink_metadata(path)?;
+        if current.uid() != owner.uid() || current.gid() != owner.gid() {
+            std::os::unix::fs::lchown(path, Some(owner.uid()), Some(owner.gid()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! Shared pieces of codebuilder: every string that reaches a path, a command line or sshd's
+//! output passes through one of the validated types here first.
+
+pub mod fsutil;
+pub mod home;
+pub mod main_support;
+pub mod names;
+pub mod settings;
+
+pub use home::Home;
+pub use names::{AppName, KeyName, NameError};
+pub use settings::Settings;

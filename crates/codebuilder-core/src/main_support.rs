@@ -1,0 +1,28 @@
+//! What every `main.rs` does the same way: logs to stderr with tracing, and a failure becomes
+//! one `error: ...` line and a non-zero exit, never a panic or a backtrace.
+
+use std::process::ExitCode;
+
+/// Installs the stderr logger (`CODEBUILDER_LOG`, e.g. `debug`; default `warn`), runs `body`,
+/// and turns an error into `error: CAUSE: CAUSE...` on stderr with exit status 1.
+pub fn run(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CODEBUILDER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+    match body() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&format!("{err:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Folds a message onto one line, so that it cannot forge further lines of output.
+pub fn one_line(message: &str) -> String {
+    message.replace(['\n', '\r'], " ")
+}

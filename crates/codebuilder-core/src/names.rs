@@ -1,0 +1,233 @@
+//! Validated names. An `AppName` becomes a directory, an image name, a helm release and a
+//! namespace; a `KeyName` is printed inside sshd's `command="..."`. Both are checked once,
+//! here, so nothing downstream has to quote or escape them.
+
+use std::fmt;
+
+/// Kubernetes namespaces a push must never touch, besides codebuilder's own.
+const RESERVED_APPS: &[&str] = &["default"];
+const RESERVED_PREFIX: &str = "kube-";
+/// Longest app name: helm release names are limited to 53 characters.
+pub const MAX_APP_LEN: usize = 53;
+pub const MAX_KEY_NAME_LEN: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("app name is empty")]
+    EmptyApp,
+    #[error("app name {0:?} is longer than {MAX_APP_LEN} characters")]
+    AppTooLong(String),
+    #[error(
+        "app name {0:?} is not valid: use lowercase letters, digits and '-', starting and ending with a letter or digit"
+    )]
+    AppInvalid(String),
+    #[error("app name {0:?} is reserved: it names a namespace codebuilder must not touch")]
+    AppReserved(String),
+    #[error("key name is empty")]
+    EmptyKey,
+    #[error(
+        "key name {0:?} is not valid: use at most {MAX_KEY_NAME_LEN} lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+    )]
+    KeyInvalid(String),
+}
+
+/// An app name: a DNS-1123 label of at most 53 characters that is not a reserved namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppName(String);
+
+impl AppName {
+    /// Checks `name` against the DNS-1123 label rule and the reserved namespaces, where
+    /// `own_namespace` is the namespace codebuilder itself runs in.
+    pub fn parse(name: &str, own_namespace: &str) -> Result<Self, NameError> {
+        let shown = || printable(name);
+        if name.is_empty() {
+            return Err(NameError::EmptyApp);
+        }
+        if name.len() > MAX_APP_LEN {
+            return Err(NameError::AppTooLong(shown()));
+        }
+        let bytes = name.as_bytes();
+        let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let inner_ok = |b: u8| edge_ok(b) || b == b'-';
+        if !edge_ok(bytes[0])
+            || !edge_ok(bytes[bytes.len() - 1])
+            || !bytes.iter().all(|&b| inner_ok(b))
+        {
+            return Err(NameError::AppInvalid(shown()));
+        }
+        if RESERVED_APPS.contains(&name)
+            || name.starts_with(RESERVED_PREFIX)
+            || name == "codebuilder"
+            || name == own_namespace
+        {
+            return Err(NameError::AppReserved(shown()));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AppName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The name of a stored SSH key: `[a-z0-9][a-z0-9._-]{0,63}`.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct KeyName(String);
+
+impl KeyName {
+    pub fn parse(name: &str) -> Result<Self, NameError> {
+        if name.is_empty() {
+            return Err(NameError::EmptyKey);
+        }
+        let bytes = name.as_bytes();
+        let first_ok = bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit();
+        let rest_ok = bytes.iter().all(|&b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+        if !first_ok || !rest_ok || name.len() > MAX_KEY_NAME_LEN {
+            return Err(NameError::KeyInvalid(printable(name)));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for KeyName {
+    type Error = NameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<KeyName> for String {
+    fn from(value: KeyName) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Shortens and escapes untrusted text so that an error message stays one readable line.
+pub fn printable(text: &str) -> String {
+    const MAX: usize = 80;
+    let mut out: String = text
+        .chars()
+        .take(MAX)
+        .flat_map(char::escape_default)
+        .collect();
+    if text.chars().count() > MAX {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_dns_labels() {
+        for name in ["myapp", "a", "my-app-2", "0app", &"a".repeat(53)] {
+            assert_eq!(AppName::parse(name, "codebuilder").unwrap().as_str(), name);
+        }
+    }
+
+    #[test]
+    fn refuses_bad_app_names() {
+        let cases = [
+            "",
+            "-app",
+            "app-",
+            "App",
+            "my_app",
+            "my.app",
+            "../etc",
+            "a/b",
+            "a b",
+            "a\nb",
+            "a'b",
+            "a\"b",
+            "ünicode",
+            "a\u{0}",
+            "default",
+            "kube-system",
+            "kube-anything",
+            "codebuilder",
+            "mine",
+        ];
+        for name in cases {
+            assert!(
+                AppName::parse(name, "mine").is_err(),
+                "{name:?} was accepted"
+            );
+        }
+        assert!(matches!(
+            AppName::parse(&"a".repeat(54), "x"),
+            Err(NameError::AppTooLong(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_bad_key_names() {
+        for name in [
+            "",
+            "-x",
+            ".x",
+            "_x",
+            "X",
+            "a b",
+            "a\"b",
+            "a\\b",
+            "a,b",
+            "a=b",
+            "é",
+            &"a".repeat(65),
+        ] {
+            assert!(KeyName::parse(name).is_err(), "{name:?} was accepted");
+        }
+        assert!(KeyName::parse(&"a".repeat(64)).is_ok());
+        assert!(KeyName::parse("alice.laptop_2-x").is_ok());
+    }
+
+    #[test]
+    fn printable_is_one_line() {
+        assert_eq!(printable("a\nb\"c"), "a\\nb\\\"c");
+        assert!(printable(&"x".repeat(500)).ends_with("..."));
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_app_names_are_safe_everywhere(name in "\\PC{0,60}") {
+            if let Ok(app) = AppName::parse(&name, "codebuilder") {
+                let s = app.as_str();
+                prop_assert!(s.len() <= MAX_APP_LEN);
+                prop_assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+                prop_assert!(!s.starts_with('-') && !s.ends_with('-'));
+            }
+        }
+
+        #[test]
+        fn accepted_key_names_cannot_break_quotes(name in "[ -~\\n\\t]{0,70}") {
+            if let Ok(key) = KeyName::parse(&name) {
+                prop_assert!(!key.as_str().contains(['"', '\\', ' ', ',', '\n']));
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The one line sshd gets back from `AuthorizedKeysCommand`.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use codebuilder_core::Home;
+
+use crate::keytext::PublicKeyEntry;
+use crate::store::{KeyRecord, KeyStore};
+
+/// Name of the forced command, installed beside `codebuilder-keys`.
+pub const RECEIVE_BINARY: &str = "codebuilder-receive";
+
+/// Answers sshd's `AuthorizedKeysCommand ... %u %t %k`: the line for a stored key offered for
+/// the configured user, or `None` (print nothing) for anything else.
+pub fn authorized_keys(
+    home: &Home,
+    ssh_user: &str,
+    user: &str,
+    key_type: &str,
+    key_data: &str,
+) -> anyhow::Result<Option<String>> {
+    if user != ssh_user {
+        return Ok(None);
+    }
+    let key = PublicKeyEntry::parse_parts(key_type, key_data)
+        .context("sshd offered a key that cannot be used")?;
+    let Some(record) = KeyStore::new(home).lookup(&key)? else {
+        return Ok(None);
+    };
+    let dir = std::env::current_exe()
+        .context("cannot find where codebuilder-keys is installed")?
+        .parent()
+        .map(Path::to_path_buf)
+        .context("codebuilder-keys has no parent directory")?;
+    forced_command_line(&record, &dir.join(RECEIVE_BINARY), home.root()).map(Some)
+}
+
+/// `restrict,command="RECEIVE --home HOME --user NAME" TYPE KEY`. Every part is checked so that
+/// nothing can leave the quotes: the name by its pattern, the paths by a strict character set,
+/// and the key by parsing it again.
+pub fn forced_command_line(
+    record: &KeyRecord,
+    receive: &Path,
+    home: &Path,
+) -> anyhow::Result<String> {
+    let receive = quotable_path(receive)?;
+    let home = quotable_path(home)?;
+    let key = record
+        .public_key()
+        .with_context(|| format!("stored key {} is damaged", record.name))?;
+    Ok(format!(
+        "restrict,command=\"{receive} --home {home} --user {name}\" {key_type} {data}",
+        name = record.name,
+        key_type = key.key_type(),
+        data = key.base64(),
+    ))
+}
+
+/// A path that can stand inside `command="..."` and be split by sshd's shell as one word.
+pub fn quotable_path(path: &Path) -> anyhow::Result<&str> {
+    let text = path.to_str().filter(|t| t.starts_with('/')).unwrap_or("");
+    if text.is_empty()
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b))
+    {
+        bail!(
+            "path {:?} cannot be used in sshd's forced command: use an absolute path of letters, digits and /._-+",
+            path.display()
+        );
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codebuilder_core::KeyName;
+
+    fn record() -> KeyRecord {
+        KeyRecord {
+            name: KeyName::parse("alice").unwrap(),
+            fingerprint: String::new(),
+            key_type: "ssh-ed25519".into(),
+            key: "AAAAC3NzaC1lZDI1NTE5AAAAIN5Z04v93e8zqPpJzI9/bmL3plM9SUlV28HtcUsE0mX/".into(),
+            admin: false,
+            added_at: 0,
+        }
+    }
+
+    #[test]
+    fn line_format() {
+        let line = forced_command_line(
+            &record(),
+            Path::new("/usr/local/bin/codebuilder-receive"),
+            Path::new("/var/lib/codebuilder"),
+        )
+        .unwrap();
+        assert_eq!(
+            line,
+            "restrict,command=\"/usr/local/bin/codebuilder-receive --home /var/lib/codebuilder --user alice\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN5Z04v93e8zqPpJzI9/bmL3plM9SUlV28HtcUsE0mX/"
+        );
+    }
+
+    #[test]
+    fn hostile_paths_and_records_are_refused() {
+        for home in [
+            "relative", "/a b", "/a\"b", "/a\nb", "/a;b", "/a$b", "/a\\b",
+        ] {
+            assert!(
+                forced_command_line(&record(), Path::new("/bin/r"), Path::new(home)).is_err(),
+                "{home:?}"
+            );
+        }
+        let mut damaged = record();
+        damaged.key = "AAAA\" command=\"sh".into();
+        assert!(forced_command_line(&damaged, Path::new("/bin/r"), Path::new("/h")).is_err());
+        damaged = record();
+        damaged.key_type = "ssh-ed25519\" x".into();
+        assert!(forced_command_line(&damaged, Path::new("/bin/r"), Path::new("/h")).is_err());
+        let json = r#"{"name":"a\" b","fingerprint":"","type":"ssh-ed25519","key":"x","admin":false,"added_at":0}"#;
+        assert!(serde_json::from_str::<KeyRecord>(json).is_err());
+    }
+}

@@ -1,0 +1,89 @@
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use codebuilder_core::{home::DEFAULT_HOME, main_support, Home};
+use codebuilder_keys::{authorized, commands, KeyStore};
+
+/// The codebuilder key store, and sshd's AuthorizedKeysCommand.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// State directory (keys, repos, builds, host keys).
+    #[arg(long, env = "CODEBUILDER_HOME", default_value = DEFAULT_HOME, global = true)]
+    home: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Store a public key under NAME, read from FILE or standard input.
+    Add {
+        /// May manage keys over ssh (keys:add, keys:list, keys:remove).
+        #[arg(long)]
+        admin: bool,
+        name: String,
+        file: Option<PathBuf>,
+    },
+    /// List the stored keys.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key by name or by SHA256 fingerprint.
+    Remove { key: String },
+    /// For sshd: AuthorizedKeysCommand PATH --home HOME authorized-keys %u %t %k.
+    AuthorizedKeys {
+        /// The only user keys are valid for (sshd gives commands no environment: pass it here).
+        #[arg(long, env = "CODEBUILDER_SSH_USER", default_value = "git")]
+        ssh_user: String,
+        user: String,
+        key_type: String,
+        key: String,
+    },
+}
+
+fn main() -> ExitCode {
+    main_support::run(|| {
+        let cli = Cli::parse();
+        let home = Home::new(cli.home);
+        let store = KeyStore::new(&home);
+        match cli.command {
+            Command::Add { admin, name, file } => {
+                let input: Box<dyn Read> = match &file {
+                    Some(path) => Box::new(
+                        File::open(path)
+                            .with_context(|| format!("cannot read {}", path.display()))?,
+                    ),
+                    None => Box::new(io::stdin()),
+                };
+                println!(
+                    "{}",
+                    commands::added_message(&commands::add(&store, &name, admin, input)?)
+                );
+            }
+            Command::List { json } => commands::list(&store, json, &mut io::stdout().lock())?,
+            Command::Remove { key } => println!(
+                "{}",
+                commands::removed_message(&commands::remove(&store, &key)?)
+            ),
+            Command::AuthorizedKeys {
+                ssh_user,
+                user,
+                key_type,
+                key,
+            } => {
+                if let Some(line) =
+                    authorized::authorized_keys(&home, &ssh_user, &user, &key_type, &key)?
+                {
+                    println!("{line}");
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,333 @@
+//! The key store on disk:
+//!
+//! ```text
+//! HOME/keys/fp/<sha256-hex>.json   one record per key: the truth
+//! HOME/keys/name/<name>            the hex fingerprint of the key of that name: an index
+//! HOME/keys/.lock                  held (flock) by writers only
+//! ```
+//!
+//! Each write is one atomic rename, so a crash leaves either the old or the new record. The
+//! name index is written before a record and removed after it, and it is trusted only when
+//! the record it points to carries the same name: a crash between the two steps leaves at
+//! worst a stale index entry, which counts as free.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use codebuilder_core::fsutil::{remove_durably, write_atomic};
+use codebuilder_core::{Home, KeyName};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::keytext::{fingerprint_to_hex, KeyError, PublicKeyEntry};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub name: KeyName,
+    /// `SHA256:...` as `ssh-keygen -lf` prints it.
+    pub fingerprint: String,
+    #[serde(rename = "type")]
+    pub key_type: String,
+    /// The key data, base64, as in an authorized_keys line.
+    pub key: String,
+    pub admin: bool,
+    /// Seconds since the Unix epoch.
+    pub added_at: u64,
+}
+
+impl KeyRecord {
+    /// The stored key, re-parsed: a record edited by hand cannot smuggle anything through.
+    pub fn public_key(&self) -> Result<PublicKeyEntry, KeyError> {
+        PublicKeyEntry::parse_parts(&self.key_type, &self.key)
+    }
+
+    pub fn added_at_rfc3339(&self) -> String {
+        humantime::format_rfc3339_seconds(
+            UNIX_EPOCH + std::time::Duration::from_secs(self.added_at),
+        )
+        .to_string()
+    }
+}
+
+/// How a user names a key to remove: by name or by fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySelector {
+    Name(KeyName),
+    Fingerprint(String),
+}
+
+impl KeySelector {
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        if text.starts_with("SHA256:") {
+            fingerprint_to_hex(text)
+                .map(|_| Self::Fingerprint(text.to_owned()))
+                .ok_or_else(|| StoreError::BadFingerprint(codebuilder_core::names::printable(text)))
+        } else {
+            Ok(Self::Name(
+                KeyName::parse(text).map_err(|e| StoreError::Invalid(e.to_string()))?,
+            ))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a key named {0} already exists: remove it first or choose another name")]
+    NameTaken(KeyName),
+    #[error("this key is already stored as {name} ({fingerprint})")]
+    KeyExists { name: KeyName, fingerprint: String },
+    #[error("no key {0} is stored: 'codebuilder-keys list' shows the stored keys")]
+    NotFound(String),
+    #[error("{0:?} is not a SHA256 fingerprint as 'ssh-keygen -lf' prints it")]
+    BadFingerprint(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("key store {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.into();
+    move |source| StoreError::Io { path, source }
+}
+
+pub struct KeyStore {
+    home: Home,
+}
+
+impl KeyStore {
+    pub fn new(home: &Home) -> Self {
+        Self { home: home.clone() }
+    }
+
+    fn record_path(&self, hex: &str) -> PathBuf {
+        self.home.keys_dir().join("fp").join(format!("{hex}.json"))
+    }
+
+    fn name_path(&self, name: &KeyName) -> PathBuf {
+        self.home.keys_dir().join("name").join(name.as_str())
+    }
+
+    fn read_record(&self, hex: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let path = self.record_path(hex);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_at(path)(e)),
+        };
+        let record: KeyRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| io_at(&path)(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+        Ok(Some(record))
+    }
+
+    /// The record for `key`, if stored. Reads one file: sshd calls this on every connection.
+    pub fn lookup(&self, key: &PublicKeyEntry) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self
+            .read_record(&key.fingerprint_hex())?
+            .filter(|record| record.key_type == key.key_type() && record.key == key.base64()))
+    }
+
+    /// The record stored under `name`, if any.
+    pub fn by_name(&self, name: &KeyName) -> Result<Option<KeyRecord>, StoreError> {
+        let path = self.name_path(name);
+        let hex = match fs::read_to_string(&path) {
+            Ok(hex) => hex,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_at(path)(e)),
+        };
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        Ok(self
+            .read_record(&hex)?
+            .filter(|record| &record.name == name))
+    }
+
+    /// Takes the writers' lock; readers never wait for it.
+    fn lock(&self) -> Result<Flock<File>, StoreError> {
+        let dir = self.home.keys_dir();
+        for sub in [dir.clone(), dir.join("fp"), dir.join("name")] {
+            self.home.ensure_dir(&sub).map_err(io_at(&sub))?;
+        }
+        let path = dir.join(".lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .or_else(|_| File::open(&path))
+            .map_err(io_at(&path))?;
+        let _ = self.home.give_to_owner(&path);
+        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io_at(&path)(errno.into()))
+    }
+
+    pub fn add(
+        &self,
+        name: KeyName,
+        key: &PublicKeyEntry,
+        admin: bool,
+    ) -> Result<KeyRecord, StoreError> {
+        let _lock = self.lock()?;
+        let hex = key.fingerprint_hex();
+        if let Some(existing) = self.read_record(&hex)? {
+            return Err(StoreError::KeyExists {
+                name: existing.name,
+                fingerprint: existing.fingerprint,
+            });
+        }
+        if self.by_name(&name)?.is_some() {
+            return Err(StoreError::NameTaken(name));
+        }
+        let record = KeyRecord {
+            name,
+            fingerprint: key.fingerprint(),
+            key_type: key.key_type().to_owned(),
+            key: key.base64(),
+            admin,
+            added_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        };
+        let json = serde_json::to_vec_pretty(&record).expect("a key record always serializes");
+        self.write(&self.name_path(&record.name), hex.as_bytes())?;
+        self.write(&self.record_path(&hex), &json)?;
+        Ok(record)
+    }
+
+    fn write(&self, path: &PathBuf, contents: &[u8]) -> Result<(), StoreError> {
+        write_atomic(path, contents, 0o644).map_err(io_at(path))?;
+        self.home.give_to_owner(path).map_err(io_at(path))
+    }
+
+    pub fn remove(&self, selector: &KeySelector) -> Result<KeyRecord, StoreError> {
+        let _lock = self.lock()?;
+        let record = match selector {
+            KeySelector::Name(name) => self.by_name(name)?,
+            KeySelector::Fingerprint(fp) => {
+                self.read_record(&fingerprint_to_hex(fp).unwrap_or_default())?
+            }
+        };
+        let record = record.ok_or_else(|| {
+            StoreError::NotFound(match selector {
+                KeySelector::Name(name) => name.to_string(),
+                KeySelector::Fingerprint(fp) => fp.clone(),
+            })
+        })?;
+        let hex = fingerprint_to_hex(&record.fingerprint).unwrap_or_default();
+        let path = self.record_path(&hex);
+        remove_durably(&path).map_err(io_at(path))?;
+        let path = self.name_path(&record.name);
+        remove_durably(&path).map_err(io_at(path))?;
+        Ok(record)
+    }
+
+    /// Every stored key, sorted by name.
+    pub fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let dir = self.home.keys_dir().join("fp");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_at(dir)(e)),
+        };
+        let mut records = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_at(&dir))?;
+            let file_name = entry.file_name();
+            let Some(hex) = file_name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if let Some(record) = self.read_record(hex)? {
+                records.push(record);
+            }
+        }
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALICE: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN5Z04v93e8zqPpJzI9/bmL3plM9SUlV28HtcUsE0mX/ alice";
+    const BOB: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA8QyjcuTMGx+T0Qj1jrQBI506T6ElrD94MeN1tHSizm bob";
+
+    fn store() -> (tempfile::TempDir, KeyStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::new(&Home::new(dir.path()));
+        (dir, store)
+    }
+
+    fn name(n: &str) -> KeyName {
+        KeyName::parse(n).unwrap()
+    }
+
+    #[test]
+    fn add_lookup_remove() {
+        let (_dir, store) = store();
+        let alice = PublicKeyEntry::parse_text(ALICE).unwrap();
+        let bob = PublicKeyEntry::parse_text(BOB).unwrap();
+        store.add(name("alice"), &alice, true).unwrap();
+        assert_eq!(store.lookup(&alice).unwrap().unwrap().name, name("alice"));
+        assert!(store.lookup(&bob).unwrap().is_none());
+        assert!(matches!(
+            store.add(name("alice2"), &alice, false),
+            Err(StoreError::KeyExists { .. })
+        ));
+        assert!(matches!(
+            store.add(name("alice"), &bob, false),
+            Err(StoreError::NameTaken(_))
+        ));
+        store.add(name("bob"), &bob, false).unwrap();
+        assert_eq!(
+            store
+                .list()
+                .unwrap()
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            ["alice", "bob"]
+        );
+        let removed = store
+            .remove(&KeySelector::parse(&alice.fingerprint()).unwrap())
+            .unwrap();
+        assert_eq!(removed.name, name("alice"));
+        assert!(store.lookup(&alice).unwrap().is_none());
+        store.remove(&KeySelector::parse("bob").unwrap()).unwrap();
+        assert!(matches!(
+            store.remove(&KeySelector::parse("bob").unwrap()),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn stale_name_index_counts_as_free() {
+        let (dir, store) = store();
+        let alice = PublicKeyEntry::parse_text(ALICE).unwrap();
+        // A crash after the index was written but before the record was.
+        fs::create_dir_all(dir.path().join("keys/name")).unwrap();
+        fs::write(dir.path().join("keys/name/alice"), alice.fingerprint_hex()).unwrap();
+        assert!(store.by_name(&name("alice")).unwrap().is_none());
+        store.add(name("alice"), &alice, false).unwrap();
+        assert!(store.by_name(&name("alice")).unwrap().is_some());
+    }
+
+    #[test]
+    fn bad_selectors() {
+        assert!(matches!(
+            KeySelector::parse("SHA256:nope"),
+            Err(StoreError::BadFingerprint(_))
+        ));
+        assert!(matches!(
+            KeySelector::parse("Bad Name"),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}

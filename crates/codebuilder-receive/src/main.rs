@@ -1,0 +1,27 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use codebuilder_core::{home::DEFAULT_HOME, main_support, Home};
+
+/// sshd's forced command: serves git push/clone and admin key commands for one key.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// State directory (keys, repos, builds, host keys).
+    #[arg(long, env = "CODEBUILDER_HOME", default_value = DEFAULT_HOME)]
+    home: PathBuf,
+    /// Name of the key the client authenticated with (set by codebuilder-keys).
+    #[arg(long)]
+    user: String,
+}
+
+fn main() -> ExitCode {
+    main_support::run(|| {
+        let cli = Cli::parse();
+        // Not UTF-8 is bad input, not "no command": keep it so that the parser refuses it.
+        let command =
+            std::env::var_os("SSH_ORIGINAL_COMMAND").map(|c| c.to_string_lossy().into_owned());
+        codebuilder_receive::session::serve(&Home::new(cli.home), &cli.user, command.as_deref())
+    })
+}

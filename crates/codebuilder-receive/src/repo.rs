@@ -1,0 +1,92 @@
+//! The bare repository of an app, created on its first push.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use codebuilder_core::fsutil::write_atomic;
+use codebuilder_core::{AppName, Home};
+use codebuilder_keys::authorized::quotable_path;
+
+/// Name of the hook binary, installed beside `codebuilder-receive`.
+pub const BUILD_BINARY: &str = "codebuilder-build";
+
+/// The pre-receive hook: hands the pushed refs to `codebuilder-build hook`, nothing else.
+pub fn hook_script(build: &Path, home: &Path) -> anyhow::Result<String> {
+    Ok(format!(
+        "#!/bin/sh\nexec {} --home {} hook\n",
+        quotable_path(build)?,
+        quotable_path(home)?
+    ))
+}
+
+/// Returns the app's repository, creating it if this is its first push. Two first pushes
+/// racing each other both succeed: each builds a repository aside and renames it into
+/// place, and the loser discards its own. The hook is rewritten when it differs, so that an
+/// upgrade that moves the binaries keeps old repositories working.
+pub fn ensure_repo(
+    home: &Home,
+    app: &AppName,
+    hook: &str,
+    initial_branch: &str,
+) -> anyhow::Result<PathBuf> {
+    let repo = home.repo(app);
+    if !repo.is_dir() {
+        let repos = home.repos_dir();
+        home.ensure_dir(&repos)
+            .with_context(|| format!("cannot create {}", repos.display()))?;
+        let aside = tempfile::Builder::new()
+            .prefix(&format!(".new-{app}-"))
+            .tempdir_in(&repos)?;
+        init_bare(aside.path(), initial_branch)?;
+        install_hook(aside.path(), hook)?;
+        fs::set_permissions(aside.path(), fs::Permissions::from_mode(0o755))?;
+        match fs::rename(aside.path(), &repo) {
+            Ok(()) => {
+                // The directory now lives on as the repo; nothing is left to clean up.
+                let _ = aside.keep();
+                home.give_to_owner(&repo)?;
+            }
+            Err(e) if repo.is_dir() => tracing::debug!("another push created {app} first: {e}"),
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", repo.display())),
+        }
+    }
+    install_hook(&repo, hook)?;
+    Ok(repo)
+}
+
+fn init_bare(dir: &Path, initial_branch: &str) -> anyhow::Result<()> {
+    // An empty template: none of git's sample hooks, nothing but what we install.
+    let status = Command::new("git")
+        .args(["init", "--quiet", "--bare", "--template="])
+        .arg(format!("--initial-branch={initial_branch}"))
+        .arg(dir)
+        .status()
+        .context("cannot run git: is it installed?")?;
+    if !status.success() {
+        bail!("git init failed for {}", dir.display());
+    }
+    let status = Command::new("git")
+        .arg("--git-dir")
+        .arg(dir)
+        .args(["config", "receive.fsckObjects", "true"])
+        .status()
+        .context("cannot run git")?;
+    if !status.success() {
+        bail!("git config failed for {}", dir.display());
+    }
+    Ok(())
+}
+
+fn install_hook(repo: &Path, script: &str) -> io::Result<()> {
+    let hooks = repo.join("hooks");
+    let path = hooks.join("pre-receive");
+    if fs::read_to_string(&path).is_ok_and(|current| current == script) {
+        return Ok(());
+    }
+    fs::create_dir_all(&hooks)?;
+    write_atomic(&path, script.as_bytes(), 0o755)
+}

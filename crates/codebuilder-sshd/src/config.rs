@@ -1,0 +1,142 @@
+//! The sshd_config codebuilder runs with. The image's `rootfs/etc/ssh/sshd_config` carries the
+//! same hardening; a test keeps the two in step.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use codebuilder_core::settings::VARIABLES;
+use codebuilder_keys::authorized::quotable_path;
+
+pub struct SshdConfig {
+    pub listen: SocketAddr,
+    pub home: PathBuf,
+    pub keys_binary: PathBuf,
+    pub ssh_user: String,
+    pub host_keys: Vec<PathBuf>,
+    /// `NAME=VALUE` pairs every session gets (the operator's CODEBUILDER_* settings).
+    pub environment: Vec<String>,
+}
+
+/// Settings every codebuilder sshd runs with, whatever the home or port: keys only, one user,
+/// no forwarding, no tty, no shell beyond the forced command.
+pub const HARDENING: &[&str] = &[
+    "AuthorizedKeysFile none",
+    "PubkeyAuthentication yes",
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "HostbasedAuthentication no",
+    "PermitEmptyPasswords no",
+    "PermitRootLogin no",
+    "DisableForwarding yes",
+    "AllowTcpForwarding no",
+    "AllowAgentForwarding no",
+    "AllowStreamLocalForwarding no",
+    "X11Forwarding no",
+    "PermitTunnel no",
+    "PermitTTY no",
+    "PermitUserRC no",
+    "PermitUserEnvironment no",
+    "UsePAM no",
+    "AcceptEnv GIT_PROTOCOL",
+    "MaxStartups 10:30:100",
+    "LoginGraceTime 30",
+    "MaxAuthTries 6",
+    "ClientAliveInterval 15",
+    "ClientAliveCountMax 4",
+];
+
+impl SshdConfig {
+    pub fn render(&self) -> anyhow::Result<String> {
+        let home = quotable_path(&self.home)?;
+        let keys = quotable_path(&self.keys_binary)?;
+        if !self
+            .ssh_user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            bail!("ssh user {:?} is not a plain user name", self.ssh_user);
+        }
+        let mut out =
+            String::from("# Written by codebuilder-sshd at every start: edits are lost.\n");
+        writeln!(out, "ListenAddress {}", self.listen)?;
+        for key in &self.host_keys {
+            writeln!(out, "HostKey {}", quotable_path(key)?)?;
+        }
+        writeln!(out, "PidFile none")?;
+        writeln!(out, "AllowUsers {}", self.ssh_user)?;
+        writeln!(
+            out,
+            "AuthorizedKeysCommand {keys} --home {home} authorized-keys --ssh-user {} %u %t %k",
+            self.ssh_user
+        )?;
+        writeln!(out, "AuthorizedKeysCommandUser {}", self.ssh_user)?;
+        for line in HARDENING {
+            writeln!(out, "{line}")?;
+        }
+        if !self.environment.is_empty() {
+            writeln!(out, "SetEnv {}", self.environment.join(" "))?;
+        }
+        Ok(out)
+    }
+}
+
+/// The operator's settings, passed on to every session, so that a push sees what was set.
+/// Values were checked by `Settings::from_env`; paths are checked here.
+pub fn session_environment(home: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let mut pairs = vec![format!("CODEBUILDER_HOME={}", quotable_path(home)?)];
+    for name in VARIABLES.iter().filter(|n| **n != "CODEBUILDER_HOME") {
+        let Ok(value) = std::env::var(name) else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@+=,".contains(&b))
+        {
+            bail!("{name}={value:?} cannot be passed to ssh sessions: it contains spaces, quotes or control characters");
+        }
+        pairs.push(format!("{name}={value}"));
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_hardened_config() {
+        let config = SshdConfig {
+            listen: "127.0.0.1:2222".parse().unwrap(),
+            home: "/var/lib/codebuilder".into(),
+            keys_binary: "/usr/local/bin/codebuilder-keys".into(),
+            ssh_user: "git".into(),
+            host_keys: vec!["/var/lib/codebuilder/ssh/ssh_host_ed25519_key".into()],
+            environment: vec!["CODEBUILDER_HOME=/var/lib/codebuilder".into()],
+        };
+        let text = config.render().unwrap();
+        for line in HARDENING {
+            assert!(text.lines().any(|l| l == *line), "{line}");
+        }
+        assert!(text.contains("AuthorizedKeysCommand /usr/local/bin/codebuilder-keys --home /var/lib/codebuilder authorized-keys --ssh-user git %u %t %k\n"));
+        assert!(text.contains("ListenAddress 127.0.0.1:2222\n"));
+        assert!(text.contains("SetEnv CODEBUILDER_HOME=/var/lib/codebuilder\n"));
+    }
+
+    #[test]
+    fn refuses_unsafe_paths() {
+        let config = SshdConfig {
+            listen: "127.0.0.1:2222".parse().unwrap(),
+            home: "/var/lib/code builder".into(),
+            keys_binary: "/usr/local/bin/codebuilder-keys".into(),
+            ssh_user: "git".into(),
+            host_keys: vec![],
+            environment: vec![],
+        };
+        assert!(config.render().is_err());
+    }
+}

@@ -1,0 +1,38 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use codebuilder_core::{home::DEFAULT_HOME, main_support, Home};
+
+/// Starts codebuilder: prepares the home and host keys, writes sshd_config, runs sshd.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// State directory (keys, repos, builds, host keys).
+    #[arg(long, env = "CODEBUILDER_HOME", default_value = DEFAULT_HOME)]
+    home: PathBuf,
+    /// Address and port sshd listens on.
+    #[arg(long, env = "CODEBUILDER_LISTEN", default_value = "0.0.0.0:22")]
+    listen: SocketAddr,
+    /// The sshd binary.
+    #[arg(long, env = "CODEBUILDER_SSHD", default_value = "/usr/sbin/sshd")]
+    sshd: PathBuf,
+    /// Folder with ssh_host_*_key files to use instead of generated ones (a mounted Secret).
+    #[arg(long, env = "CODEBUILDER_HOST_KEYS")]
+    host_keys: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    main_support::run(|| {
+        let cli = Cli::parse();
+        let options = codebuilder_sshd::Options {
+            home: Home::new(cli.home),
+            listen: cli.listen,
+            sshd: cli.sshd,
+            host_keys: cli.host_keys,
+        };
+        codebuilder_sshd::run(&options)?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
