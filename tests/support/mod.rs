@@ -1,1 +1,455 @@
-//! placeholder
+//! Test harness: real sshd, real git, real docker, registry and helm, each on loopback.
+//!
+//! Tests need root (sshd switches to the `git` user) and the machine set up by
+//! `scripts/deps.sh` and `scripts/services.sh`; `scripts/test.sh` runs both first.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+pub const BINARIES: &[&str] = &[
+    "codebuilder-keys",
+    "codebuilder-receive",
+    "codebuilder-build",
+    "codebuilder-sshd",
+];
+
+/// The built binaries, copied into a root-owned directory: sshd refuses an
+/// AuthorizedKeysCommand anywhere else (and /tmp is world-writable).
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the end-to-end tests run sshd and need root: run scripts/test.sh as root"
+        );
+        let built = std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let parent = Path::new("/run/codebuilder-tests");
+        fs::create_dir_all(parent).unwrap();
+        fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("bin-")
+            .tempdir_in(parent)
+            .unwrap()
+            .keep();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        for name in BINARIES {
+            let source = built.join(name);
+            assert!(
+                source.is_file(),
+                "{} is missing: run `cargo build --workspace` first",
+                source.display()
+            );
+            fs::copy(&source, dir.join(name)).unwrap();
+        }
+        dir
+    })
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{what} did not listen on port {port}")
+}
+
+/// A temporary directory the `git` user can read (sshd runs everything as git).
+pub fn shared_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("codebuilder-test-")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// A private codebuilder: its own home and sshd on a free loopback port.
+pub struct Server {
+    pub home: tempfile::TempDir,
+    pub port: u16,
+    pub env: Vec<(String, String)>,
+    sshd: Option<Child>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `CODEBUILDER_*` settings, as an operator would set them.
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let home = shared_tempdir();
+        let mut server = Self {
+            home,
+            port: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            sshd: None,
+        };
+        server.launch();
+        server
+    }
+
+    /// (Re)starts sshd on the same home.
+    pub fn launch(&mut self) {
+        self.stop();
+        self.port = free_port();
+        let mut command = Command::new(bin_dir().join("codebuilder-sshd"));
+        command
+            .arg("--home")
+            .arg(self.home.path())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        let log = fs::File::create(self.home.path().join("sshd.log")).unwrap();
+        command.stdout(log.try_clone().unwrap()).stderr(log);
+        let mut child = command.spawn().expect("cannot start codebuilder-sshd");
+        if let Err(e) = wait_for_port(self.port, &mut child, "codebuilder-sshd") {
+            panic!("{e}\n{}", self.log());
+        }
+        self.sshd = Some(child);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.sshd.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.home.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Runs `codebuilder-keys` against this home, as an admin through `kubectl exec` would.
+    pub fn keys(&self, args: &[&str], stdin: &[u8]) -> Output {
+        run_with_stdin(
+            Command::new(bin_dir().join("codebuilder-keys"))
+                .arg("--home")
+                .arg(self.home.path())
+                .args(args),
+            stdin,
+        )
+    }
+
+    /// Runs `codebuilder-build` against this home, as an admin would.
+    pub fn build_cli(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(bin_dir().join("codebuilder-build"));
+        command.arg("--home").arg(self.home.path()).args(args);
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    }
+
+    /// Adds a new key pair under `name` and returns a client that uses it.
+    pub fn add_user(&self, name: &str, admin: bool) -> Client {
+        let client = Client::new(self.port);
+        let mut args = vec!["add"];
+        if admin {
+            args.push("--admin");
+        }
+        args.push(name);
+        let out = self.keys(&args, client.public_key().as_bytes());
+        assert!(out.status.success(), "add {name}: {}", text(&out.stderr));
+        client
+    }
+
+    pub fn repo(&self, app: &str) -> PathBuf {
+        self.home.path().join("repos").join(format!("{app}.git"))
+    }
+
+    /// The object a ref of an app's repository points at on the server, if any.
+    pub fn server_ref(&self, app: &str, reference: &str) -> Option<String> {
+        let out = Command::new("git")
+            .arg("--git-dir")
+            .arg(self.repo(app))
+            .args(["rev-parse", "--verify", "--quiet", reference])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| text(&out.stdout).trim().to_owned())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn run_with_stdin(command: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A developer: an ssh key pair and the ssh options to reach the test server.
+pub struct Client {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Client {
+    pub fn new(port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "test@client", "-f"])
+            .arg(dir.path().join("id"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Self { dir, port }
+    }
+
+    pub fn public_key(&self) -> String {
+        fs::read_to_string(self.dir.path().join("id.pub")).unwrap()
+    }
+
+    pub fn ssh_options(&self) -> Vec<String> {
+        let mut options = vec![
+            "-i".to_string(),
+            self.dir.path().join("id").display().to_string(),
+            "-p".to_string(),
+            self.port.to_string(),
+        ];
+        for option in [
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "IdentitiesOnly=yes",
+            "BatchMode=yes",
+            "LogLevel=ERROR",
+            "IdentityAgent=none",
+        ] {
+            options.push("-o".into());
+            options.push(option.into());
+        }
+        options
+    }
+
+    /// `ssh git@127.0.0.1 ARGS...` with `stdin`.
+    pub fn ssh(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut command = Command::new("ssh");
+        command
+            .args(self.ssh_options())
+            .arg("git@127.0.0.1")
+            .args(args);
+        run_with_stdin(&mut command, stdin)
+    }
+
+    /// The value for GIT_SSH_COMMAND.
+    pub fn git_ssh_command(&self) -> String {
+        format!("ssh {}", self.ssh_options().join(" "))
+    }
+
+    pub fn url(&self, app: &str) -> String {
+        format!("ssh://git@127.0.0.1:{}/{app}", self.port)
+    }
+
+    /// Runs git in `dir` with this client's ssh key.
+    pub fn git(&self, dir: &Path, args: &[&str]) -> Output {
+        self.git_command(dir, args).output().unwrap()
+    }
+
+    pub fn git_command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new("git");
+        command
+            .current_dir(dir)
+            .args(args)
+            .env("GIT_SSH_COMMAND", self.git_ssh_command());
+        command
+    }
+}
+
+/// A local git repository with files, committed on `branch`.
+pub fn make_repo(branch: &str, files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    };
+    git(&["init", "--quiet", &format!("--initial-branch={branch}")]);
+    git(&["config", "user.email", "dev@example.com"]);
+    git(&["config", "user.name", "Dev"]);
+    write_files(dir.path(), files);
+    git(&["add", "-A"]);
+    git(&["commit", "--quiet", "-m", "initial"]);
+    dir
+}
+
+pub fn write_files(dir: &Path, files: &[(&str, &[u8])]) {
+    for (name, contents) in files {
+        let path = dir.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, contents).unwrap();
+    }
+}
+
+/// Commits everything in `dir` and returns the new HEAD.
+pub fn commit_all(dir: &Path, message: &str) -> String {
+    for args in [
+        vec!["add", "-A"],
+        vec!["commit", "--quiet", "--allow-empty", "-m", message],
+    ] {
+        let out = Command::new("git")
+            .current_dir(dir)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    head(dir)
+}
+
+pub fn head(dir: &Path) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    text(&out.stdout).trim().to_owned()
+}
+
+/// Fails the test with a clear message when no Docker Engine answers.
+pub fn require_docker() {
+    let ok = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "no Docker Engine answers `docker info`: run scripts/services.sh (scripts/test.sh does)"
+    );
+}
+
+/// A Docker distribution registry (Debian's docker-registry) on a free loopback port.
+pub struct Registry {
+    pub port: u16,
+    _storage: tempfile::TempDir,
+    child: Child,
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        let storage = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = storage.path().join("config.yml");
+        fs::write(
+            &config,
+            format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\nhttp:\n  addr: 127.0.0.1:{port}\n", storage.path().display()),
+        )
+        .unwrap();
+        let log = fs::File::create(storage.path().join("registry.log")).unwrap();
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start docker-registry: run scripts/deps.sh");
+        wait_for_port(port, &mut child, "docker-registry").unwrap();
+        Self {
+            port,
+            _storage: storage,
+            child,
+        }
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The tags of `repository`, from the registry's HTTP API.
+    pub fn tags(&self, repository: &str) -> Vec<String> {
+        let body = http_get(self.port, &format!("/v2/{repository}/tags/list")).unwrap_or_default();
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        value["tags"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback; returns the body of a 200 answer.
+pub fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP answer")?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        bail!("GET {path}: {}", head.lines().next().unwrap_or(""));
+    }
+    Ok(body.to_owned())
+}

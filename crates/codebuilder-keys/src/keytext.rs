@@ -43,8 +43,10 @@ pub enum KeyError {
     BadBase64,
     #[error("the key says it is {declared} but its data is {inner}")]
     TypeMismatch { declared: String, inner: String },
-    #[error("the key data is malformed: {0}")]
+    #[error("the key data is malformed ({0}): copy the whole line of the .pub file")]
     Malformed(String),
+    #[error("this is not a public key: paste one line such as 'ssh-ed25519 AAAA... you@host'")]
+    NotAKey,
 }
 
 /// One acceptable public key, in canonical form.
@@ -80,10 +82,7 @@ impl PublicKeyEntry {
                 {
                     KeyError::Options
                 } else {
-                    KeyError::Malformed(format!(
-                        "{:?} is not a key type",
-                        codebuilder_core::names::printable(first)
-                    ))
+                    KeyError::NotAKey
                 },
             );
         }

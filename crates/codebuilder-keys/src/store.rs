@@ -161,7 +161,18 @@ impl KeyStore {
             .or_else(|_| File::open(&path))
             .map_err(io_at(&path))?;
         let _ = self.home.give_to_owner(&path);
-        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io_at(&path)(errno.into()))
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, errno)| io_at(&path)(errno.into()))?;
+        // Writers only write under this lock, so a temporary file found now is what a writer
+        // killed mid-write left behind.
+        for sub in [dir.join("fp"), dir.join("name")] {
+            for entry in fs::read_dir(&sub).map_err(io_at(&sub))?.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(lock)
     }
 
     pub fn add(
