@@ -332,11 +332,15 @@ pub fn make_repo(branch: &str, files: &[(&str, &[u8])]) -> tempfile::TempDir {
     dir
 }
 
+/// Writes `files` below `dir`; programs (ELF files) are made executable.
 pub fn write_files(dir: &Path, files: &[(&str, &[u8])]) {
     for (name, contents) in files {
         let path = dir.join(name);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, contents).unwrap();
+        if contents.starts_with(b"\x7fELF") {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
     }
 }
 

@@ -32,6 +32,9 @@ pub struct Build<'a> {
     pub pusher: String,
     pub output: &'a Output,
     pub cancel: Arc<AtomicBool>,
+    /// For a push: the ref and the value it had when the push began. Checked once the lock
+    /// is held, so that a push that waited for another one does not deploy over it.
+    pub expected: Option<(String, String)>,
 }
 
 impl Build<'_> {
@@ -53,6 +56,9 @@ impl Build<'_> {
     /// line with the cause and the fix.
     pub fn run(&self) -> anyhow::Result<BuildRecord> {
         let _lock = AppLock::acquire(self.home, &self.app, self.output, &self.cancel)?;
+        if let Some((reference, old)) = &self.expected {
+            self.check_unmoved(reference, old)?;
+        }
         let records = Records::new(self.home, &self.app);
         let (mut record, log) = records.start(&self.rev, &self.pusher)?;
         self.output.tee(log);
@@ -166,6 +172,25 @@ impl Build<'_> {
         })?;
         record.helm_revision = self.helm_revision();
         self.output.step(&format!("Done: {app} {short} is live"));
+        Ok(())
+    }
+
+    fn check_unmoved(&self, reference: &str, old: &str) -> anyhow::Result<()> {
+        let out = self
+            .git()
+            .args(["rev-parse", "--verify", "--quiet", reference])
+            .output()
+            .context("cannot run git")?;
+        let current = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let unmoved = if old.bytes().all(|b| b == b'0') {
+            current.is_empty()
+        } else {
+            current == old
+        };
+        if !unmoved {
+            let branch = reference.trim_start_matches("refs/heads/");
+            bail!("{branch} moved while this push waited: another push deployed {}; pull, then push again", &current[..7.min(current.len())]);
+        }
         Ok(())
     }
 

@@ -52,6 +52,7 @@ pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
         settings: &settings,
         home,
         app,
+        expected: Some((deploy.name.clone(), deploy.old.clone())),
         rev: deploy.new,
         pusher,
         output: &output,
@@ -113,6 +114,7 @@ pub fn rerun(home: &Home, app: &str, rev: Option<&str>) -> anyhow::Result<()> {
         pusher,
         output: &output,
         cancel,
+        expected: None,
     }
     .run()?;
     Ok(())
@@ -123,6 +125,19 @@ fn invoking_user() -> String {
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()))
+}
+
+/// `codebuilder-build chart APP DIR`: writes the default chart, to start an app's own `chart/` from.
+pub fn write_chart(app: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let app = AppName::parse(app, &settings.namespace)?;
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!(
+            "{} is not empty: give a new or empty directory",
+            dir.display()
+        );
+    }
+    crate::chart::write_default(dir, &app, 1, "0000000")
 }
 
 /// `codebuilder-build builds APP [--json]`: the app's build records, oldest first.

@@ -23,6 +23,8 @@ enum Command {
     Hook,
     /// Build and deploy APP again: the deploy branch's head, or REV.
     Rerun { app: String, rev: Option<String> },
+    /// Write the default chart for APP into DIR: a start for the app's own chart/ folder.
+    Chart { app: String, dir: PathBuf },
     /// List APP's builds.
     Builds {
         app: String,
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Hook => commands::hook(&home, io::stdin().lock())?,
             Command::Rerun { app, rev } => commands::rerun(&home, &app, rev.as_deref())?,
+            Command::Chart { app, dir } => commands::write_chart(&app, &dir)?,
             Command::Builds { app, json } => {
                 commands::builds(&home, &app, json, &mut io::stdout().lock())?
             }

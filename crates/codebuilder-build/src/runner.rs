@@ -204,3 +204,146 @@ fn stop_group(group: Option<Pid>, children: &mut [(String, Child)]) {
         let _ = child.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    fn sh(script: &str) -> Command {
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        command
+    }
+
+    fn context(output: &Output, heartbeat: Duration) -> StepContext<'_> {
+        StepContext {
+            output,
+            cancel: Arc::new(AtomicBool::new(false)),
+            heartbeat,
+        }
+    }
+
+    #[test]
+    fn streams_lines_and_heartbeats_during_silence() {
+        let captured = Captured::default();
+        let output = Output::new(Box::new(captured.clone()));
+        let step = context(&output, Duration::from_millis(400));
+        step.run(
+            vec![sh("echo one; echo two >&2; sleep 1.2; printf 'a\\rb\\n'")],
+            Duration::from_secs(10),
+            "testing",
+        )
+        .unwrap();
+        let text = captured.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "       one");
+        assert_eq!(lines[1], "       two");
+        assert!(lines[2].starts_with("       ... still testing ("), "{text}");
+        assert_eq!(lines.last().unwrap(), &"       b");
+    }
+
+    #[test]
+    fn pipeline_feeds_stdin_and_reports_the_first_failure() {
+        let captured = Captured::default();
+        let output = Output::new(Box::new(captured.clone()));
+        let step = context(&output, Duration::from_secs(60));
+        step.run(
+            vec![sh("echo piped"), sh("tr a-z A-Z")],
+            Duration::from_secs(10),
+            "testing",
+        )
+        .unwrap();
+        assert_eq!(captured.text(), "       PIPED\n");
+        let err = step
+            .run(
+                vec![sh("exit 3"), sh("cat")],
+                Duration::from_secs(10),
+                "testing",
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, StepError::Failed { ref program, .. } if program == "sh"),
+            "{err}"
+        );
+        let err = step
+            .run(
+                vec![Command::new("/nonexistent/program")],
+                Duration::from_secs(10),
+                "testing",
+            )
+            .unwrap_err();
+        assert!(matches!(err, StepError::Spawn { .. }));
+    }
+
+    #[test]
+    fn timeout_and_cancel_stop_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let output = Output::new(Box::new(Captured::default()));
+        let step = context(&output, Duration::from_secs(60));
+        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        let started = Instant::now();
+        let err = step
+            .run(vec![sh(&script)], Duration::from_secs(1), "testing")
+            .unwrap_err();
+        assert!(matches!(err, StepError::TimedOut(_)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let background: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Dead, or a zombie waiting for init to reap it.
+        let state = std::fs::read_to_string(format!("/proc/{background}/stat")).unwrap_or_default();
+        let state = state
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .chars()
+            .next();
+        assert!(
+            matches!(state, None | Some('Z') | Some('X')),
+            "the background sleep survived: {state:?}"
+        );
+
+        let cancel = Arc::new(AtomicBool::new(false));
+        let step = StepContext {
+            output: &output,
+            cancel: Arc::clone(&cancel),
+            heartbeat: Duration::from_secs(60),
+        };
+        let setter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            cancel.store(true, Ordering::Relaxed);
+        });
+        let started = Instant::now();
+        let err = step
+            .run(vec![sh("sleep 30")], Duration::from_secs(60), "testing")
+            .unwrap_err();
+        setter.join().unwrap();
+        assert!(matches!(err, StepError::Cancelled));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -1,6 +1,7 @@
 //! What every `main.rs` does the same way: logs to stderr with tracing, and a failure becomes
 //! one `error: ...` line and a non-zero exit, never a panic or a backtrace.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Installs the stderr logger (`CODEBUILDER_LOG`, e.g. `debug`; default `warn`), runs `body`,
@@ -16,7 +17,12 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
     match body() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", one_line(&format!("{err:#}")));
+            // The reader may be gone (a client that hung up): never panic over that.
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}",
+                one_line(&format!("{err:#}"))
+            );
             ExitCode::FAILURE
         }
     }

@@ -233,7 +233,8 @@ mod tests {
     #[test]
     fn refusals() {
         let data = ED25519.split(' ').nth(1).unwrap();
-        let cases: Vec<(String, fn(&KeyError) -> bool)> = vec![
+        type Expectation = fn(&KeyError) -> bool;
+        let cases: Vec<(String, Expectation)> = vec![
             ("".into(), |e| *e == KeyError::Empty),
             ("  \n\n".into(), |e| *e == KeyError::Empty),
             (

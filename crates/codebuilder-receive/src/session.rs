@@ -143,8 +143,9 @@ fn supervise(mut child: Child) -> anyhow::Result<std::process::ExitStatus> {
         }
         match stopping_since {
             None if stop_requested.load(Ordering::Relaxed) || client_gone() => {
-                tracing::warn!("client disconnected: stopping git and the build");
+                // Stop first, and write nothing on the way: the client's end is gone.
                 let _ = killpg(group, Signal::SIGTERM);
+                tracing::debug!("client disconnected: stopping git and the build");
                 stopping_since = Some(Instant::now());
             }
             Some(since) if since.elapsed() > STOP_GRACE => {

@@ -1,0 +1,703 @@
+//! Build and deploy, end to end: a real `git push` over a real sshd, a real `docker build`
+//! on the machine's Docker Engine, a real registry, and the real helm binary.
+//!
+//! No Kubernetes API server can run on these machines: deploy tests go up to that boundary
+//! (helm against a cluster address that refuses connections), and
+//! `real_cluster_rollout_upgrade_and_rollback` runs the rest when KUBECONFIG names a cluster.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use codebuilder_tests::*;
+
+/// A web app that builds from scratch with a static busybox: no image pull needed. Its RUN
+/// step carries a nonce, so that docker's build cache never skips it.
+fn app_files(run_step: &str) -> Vec<(&'static str, Vec<u8>)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nonce = format!(
+        "{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let dockerfile = format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"{run_step}; : {nonce}\"]\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"5000\", \"-h\", \"/\"]\n"
+    );
+    vec![
+        ("Dockerfile", dockerfile.into_bytes()),
+        (
+            "busybox",
+            fs::read("/bin/busybox").expect("busybox-static is not installed"),
+        ),
+    ]
+}
+
+fn repo_with(branch: &str, files: &[(&'static str, Vec<u8>)]) -> tempfile::TempDir {
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (*n, c.as_slice())).collect();
+    make_repo(branch, &borrowed)
+}
+
+/// A codebuilder whose builds push to `registry`; `deploy` is CODEBUILDER_DEPLOY.
+fn server_for(registry: &Registry, deploy: &str, extra: &[(&str, &str)]) -> Server {
+    let address = registry.address();
+    let mut env = vec![
+        ("CODEBUILDER_REGISTRY", address.as_str()),
+        ("CODEBUILDER_DEPLOY", deploy),
+        ("CODEBUILDER_BUILD_NETWORK", "host"),
+    ];
+    env.extend_from_slice(extra);
+    Server::start_with(&env)
+}
+
+/// A kubeconfig for a cluster that refuses connections (nothing listens on port 1).
+fn unreachable_kubeconfig(dir: &Path) -> String {
+    let path = dir.join("kubeconfig");
+    fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+fn builds(server: &Server, app: &str) -> Vec<serde_json::Value> {
+    let out = server.build_cli(&["builds", app, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Runs `git push` and returns each stderr line with the time it arrived.
+fn push_timed(client: &Client, dir: &Path, args: &[&str]) -> (bool, Vec<(Duration, String)>) {
+    let started = Instant::now();
+    let mut child = client
+        .git_command(dir, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).split(b'\n') {
+        let line = String::from_utf8_lossy(&line.unwrap()).into_owned();
+        for part in line.split('\r').filter(|p| !p.is_empty()) {
+            lines.push((started.elapsed(), part.to_owned()));
+        }
+    }
+    (child.wait().unwrap().success(), lines)
+}
+
+fn joined(lines: &[(Duration, String)]) -> String {
+    lines
+        .iter()
+        .map(|(_, l)| l.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..7]
+}
+
+#[test]
+fn push_builds_the_image_streams_output_and_records_the_build() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let dev = server.add_user("dev", false);
+    let work = repo_with(
+        "main",
+        &app_files("echo compiling; sleep 3; echo compiled > /built"),
+    );
+    let sha = head(work.path());
+
+    let (ok, lines) = push_timed(&dev, work.path(), &["push", &dev.url("webapp"), "main"]);
+    let all = joined(&lines);
+    assert!(ok, "push failed:\n{all}");
+    assert_eq!(
+        server.server_ref("webapp", "refs/heads/main"),
+        Some(sha.clone())
+    );
+    let mut tags = registry.tags("webapp");
+    tags.sort();
+    assert_eq!(tags, [format!("git-{}", short(&sha)), "latest".to_string()]);
+
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .find(|(_, l)| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{all}"))
+            .0
+    };
+    let building = at(&format!(
+        "remote: -----> Building webapp ({}) with Dockerfile",
+        short(&sha)
+    ));
+    let compiled = at("remote:        compiling");
+    let pushing = at(&format!(
+        "remote: -----> Pushing {}/webapp:git-{}",
+        registry.address(),
+        short(&sha)
+    ));
+    at("remote: -----> Done: webapp");
+    // Streamed as it happened: the RUN step's sleep separates its first line from the push step.
+    assert!(
+        building <= compiled && compiled + Duration::from_secs(2) < pushing,
+        "output was buffered:\n{lines:?}"
+    );
+
+    let records = builds(&server, "webapp");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["result"], "succeeded");
+    assert_eq!(records[0]["rev"], sha.as_str());
+    assert_eq!(records[0]["pusher"], "dev");
+    assert_eq!(
+        records[0]["image"],
+        format!("{}/webapp:git-{}", registry.address(), short(&sha)).as_str()
+    );
+    let log = fs::read_to_string(
+        server
+            .home
+            .path()
+            .join("builds/webapp")
+            .join(records[0]["log"].as_str().unwrap()),
+    )
+    .unwrap();
+    assert!(log.contains("compiling"), "{log}");
+
+    // The image runs: busybox httpd serves its own filesystem on $PORT.
+    let image = format!("{}/webapp:git-{}", registry.address(), short(&sha));
+    let out = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            &image,
+            "/bin/busybox",
+            "cat",
+            "/built",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "compiled\n", "{}", text(&out.stderr));
+
+    // A second push redeploys: new tag, ref moves.
+    fs::write(work.path().join("VERSION"), "2").unwrap();
+    let second = commit_all(work.path(), "second");
+    let out = dev.git(work.path(), &["push", &dev.url("webapp"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        server.server_ref("webapp", "refs/heads/main"),
+        Some(second.clone())
+    );
+    assert!(registry
+        .tags("webapp")
+        .contains(&format!("git-{}", short(&second))));
+
+    // rerun builds the head again, with the same output and a new record.
+    let out = server.build_cli(&["rerun", "webapp"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("-----> Building webapp ({})", short(&second))),
+        "{}",
+        text(&out.stdout)
+    );
+    let records = builds(&server, "webapp");
+    assert_eq!(records.len(), 3);
+    assert!(records[2]["pusher"]
+        .as_str()
+        .unwrap()
+        .starts_with("rerun by"));
+    let out = server.build_cli(&["rerun", "webapp", &sha]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(builds(&server, "webapp")[3]["rev"], sha.as_str());
+    for bad in [
+        &["rerun", "webapp", "nosuchrev"][..],
+        &["rerun", "webapp", "--output=/etc/x"],
+        &["rerun", "nosuchapp"],
+    ] {
+        let out = server.build_cli(bad);
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(
+            text(&out.stderr).starts_with("error: "),
+            "{bad:?}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    // Other branches are stored, not built; the deploy branch cannot be deleted.
+    let out = dev.git(work.path(), &["push", &dev.url("webapp"), "main:feature"]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("Stored refs/heads/feature (not deployed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = dev.git(work.path(), &["push", &dev.url("webapp"), ":main"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("deploy branch main cannot be deleted"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(server.server_ref("webapp", "refs/heads/main"), Some(second));
+    assert_eq!(builds(&server, "webapp").len(), 4);
+}
+
+#[test]
+fn failed_builds_reject_the_push_and_leave_refs_alone() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let dev = server.add_user("dev", false);
+
+    // No Dockerfile.
+    let work = make_repo("main", &[("README", b"no dockerfile here")]);
+    let out = dev.git(work.path(), &["push", &dev.url("broken"), "main"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("has no Dockerfile"), "{stderr}");
+    assert_eq!(server.server_ref("broken", "refs/heads/main"), None);
+
+    // A failing build step, first push and later push.
+    let good = repo_with("main", &app_files("echo ok"));
+    let out = dev.git(good.path(), &["push", &dev.url("broken"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let deployed = head(good.path());
+    fs::write(good.path().join("Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo about to fail; exit 7\"]\n").unwrap();
+    let failing = commit_all(good.path(), "break the build");
+    let out = dev.git(good.path(), &["push", &dev.url("broken"), "main"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("about to fail"), "{stderr}");
+    assert!(stderr.contains("error: docker build failed"), "{stderr}");
+    assert!(stderr.contains("fix the Dockerfile"), "{stderr}");
+    assert!(stderr.contains("pre-receive hook declined"), "{stderr}");
+    assert_eq!(
+        server.server_ref("broken", "refs/heads/main"),
+        Some(deployed.clone())
+    );
+    assert!(!registry
+        .tags("broken")
+        .contains(&format!("git-{}", short(&failing))));
+    let records = builds(&server, "broken");
+    assert_eq!(records.last().unwrap()["result"], "failed");
+    assert!(records.last().unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("docker build failed"));
+
+    // A registry that is not there.
+    let gone = server_for(
+        &registry,
+        "none",
+        &[("CODEBUILDER_REGISTRY", "127.0.0.1:1")],
+    );
+    let dev2 = gone.add_user("dev", false);
+    let work = repo_with("main", &app_files("echo ok"));
+    let out = dev2.git(work.path(), &["push", &dev2.url("noregistry"), "main"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("check that the registry 127.0.0.1:1 is running"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(gone.server_ref("noregistry", "refs/heads/main"), None);
+
+    // A bad setting is one clear error before anything runs: sshd does not even start.
+    let home = shared_tempdir();
+    let out = Command::new(bin_dir().join("codebuilder-sshd"))
+        .arg("--home")
+        .arg(home.path())
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("CODEBUILDER_BUILD_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(text(&out.stderr), "error: CODEBUILDER_BUILD_TIMEOUT=\"soon\" is not valid: a duration such as 90s, 30m or 1h\n");
+}
+
+#[test]
+fn deploy_to_an_unreachable_cluster_rejects_the_push_with_the_image_in_the_registry() {
+    require_docker();
+    let registry = Registry::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let kubeconfig = unreachable_kubeconfig(scratch.path());
+    fs::set_permissions(
+        scratch.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    fs::set_permissions(
+        &kubeconfig,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let server = server_for(
+        &registry,
+        "helm",
+        &[
+            ("KUBECONFIG", &kubeconfig),
+            ("CODEBUILDER_DEPLOY_TIMEOUT", "20s"),
+        ],
+    );
+    let dev = server.add_user("dev", false);
+    let work = repo_with("main", &app_files("echo ok"));
+    let sha = head(work.path());
+    let out = dev.git(work.path(), &["push", &dev.url("helmapp"), "main"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("-----> Deploying release 1 to namespace helmapp with the default chart"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("error: helm upgrade failed"), "{stderr}");
+    assert!(stderr.contains("KUBECONFIG"), "{stderr}");
+    assert!(registry
+        .tags("helmapp")
+        .contains(&format!("git-{}", short(&sha))));
+    assert_eq!(server.server_ref("helmapp", "refs/heads/main"), None);
+
+    // A repository with its own chart deploys that chart.
+    let mut files = app_files("echo ok");
+    let chart = tempfile::tempdir().unwrap();
+    let out = server.build_cli(&["chart", "helmapp", chart.path().join("c").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for name in [
+        "Chart.yaml",
+        "values.yaml",
+        "templates/deployment.yaml",
+        "templates/service.yaml",
+        "templates/_helpers.tpl",
+    ] {
+        let contents = fs::read(chart.path().join("c").join(name)).unwrap();
+        files.push((
+            Box::leak(format!("chart/{name}").into_boxed_str()),
+            contents,
+        ));
+    }
+    let work = repo_with("main", &files);
+    let out = dev.git(work.path(), &["push", &dev.url("helmapp"), "main"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("with the app's own chart"), "{stderr}");
+    assert_eq!(server.server_ref("helmapp", "refs/heads/main"), None);
+}
+
+#[test]
+fn default_chart_lints_and_renders_valid_manifests() {
+    let registry_free = tempfile::tempdir().unwrap();
+    let dir = registry_free.path().join("chart");
+    let out = Command::new(bin_dir().join("codebuilder-build"))
+        .args(["chart", "myapp"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = Command::new("helm")
+        .arg("lint")
+        .arg(&dir)
+        .output()
+        .expect("helm is not installed: run scripts/deps.sh");
+    assert!(
+        out.status.success(),
+        "helm lint: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = Command::new("helm")
+        .args(["template", "myapp"])
+        .arg(&dir)
+        .args([
+            "--namespace",
+            "myapp",
+            "--set-string",
+            "image.repository=127.0.0.1:5000/myapp",
+            "--set-string",
+            "image.tag=git-abc1234",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let manifests = text(&out.stdout);
+    assert!(
+        manifests.contains("image: \"127.0.0.1:5000/myapp:git-abc1234\""),
+        "{manifests}"
+    );
+    assert!(manifests.contains("app.kubernetes.io/name: myapp"));
+    assert!(manifests.contains("kind: Service"));
+    let validate = Command::new("/opt/codebuilder-venv/bin/kubernetes-validate")
+        .args(["--strict", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubernetes-validate is not installed: run scripts/deps.sh");
+    let out = {
+        let mut validate = validate;
+        std::io::Write::write_all(&mut validate.stdin.take().unwrap(), manifests.as_bytes())
+            .unwrap();
+        validate.wait_with_output().unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn pushes_to_one_app_wait_for_each_other_and_different_apps_build_in_parallel() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let dev = server.add_user("dev", false);
+    let base = repo_with("main", &app_files("echo base"));
+    assert!(dev
+        .git(base.path(), &["push", &dev.url("shared"), "main"])
+        .status
+        .success());
+
+    // Two siblings of the deployed commit, pushed at once: one builds, the other waits, then
+    // finds main moved and is rejected without deploying over the first.
+    let pushes: Vec<_> = ["one", "two"]
+        .iter()
+        .map(|name| {
+            let clone = tempfile::tempdir().unwrap();
+            let target = clone.path().join("c");
+            assert!(dev
+                .git(
+                    clone.path(),
+                    &[
+                        "clone",
+                        "--quiet",
+                        &dev.url("shared"),
+                        target.to_str().unwrap()
+                    ]
+                )
+                .status
+                .success());
+            for args in [
+                &["config", "user.email", "d@x"][..],
+                &["config", "user.name", "d"],
+            ] {
+                Command::new("git")
+                    .current_dir(&target)
+                    .args(args)
+                    .status()
+                    .unwrap();
+            }
+            fs::write(
+                target.join("Dockerfile"),
+                String::from_utf8(app_files(&format!("echo {name}; sleep 4")).remove(0).1).unwrap(),
+            )
+            .unwrap();
+            commit_all(&target, name);
+            let child = dev
+                .git_command(&target, &["push", &dev.url("shared"), "main"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (clone, child)
+        })
+        .collect();
+    let results: Vec<(bool, String)> = pushes
+        .into_iter()
+        .map(|(_clone, child)| {
+            let out = child.wait_with_output().unwrap();
+            (out.status.success(), text(&out.stderr))
+        })
+        .collect();
+    assert_eq!(
+        results.iter().filter(|(ok, _)| *ok).count(),
+        1,
+        "{results:?}"
+    );
+    let (_, loser) = results.iter().find(|(ok, _)| !*ok).unwrap();
+    assert!(
+        loser.contains("Waiting for the build of shared that is already running"),
+        "{loser}"
+    );
+    assert!(
+        loser.contains("main moved while this push waited"),
+        "{loser}"
+    );
+    let records = builds(&server, "shared");
+    assert_eq!(
+        records.len(),
+        2,
+        "the waiting push must not build: {records:?}"
+    );
+
+    // Two apps at once overlap in time.
+    let children: Vec<_> = ["para-a", "para-b"]
+        .iter()
+        .map(|app| {
+            let work = repo_with("main", &app_files("sleep 4"));
+            let child = dev
+                .git_command(work.path(), &["push", &dev.url(app), "main"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (work, child)
+        })
+        .collect();
+    for (_work, child) in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let a = &builds(&server, "para-a")[0];
+    let b = &builds(&server, "para-b")[0];
+    let (a0, a1, b0, b1) = (
+        a["started_at"].as_u64().unwrap(),
+        a["finished_at"].as_u64().unwrap(),
+        b["started_at"].as_u64().unwrap(),
+        b["finished_at"].as_u64().unwrap(),
+    );
+    assert!(
+        a0 < b1 && b0 < a1,
+        "builds of two apps did not overlap: {a0}-{a1} and {b0}-{b1}"
+    );
+}
+
+#[test]
+fn a_client_that_disconnects_mid_build_stops_the_build_and_releases_the_lock() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let dev = server.add_user("dev", false);
+    let marker = format!("marker{}", std::process::id());
+    // The quotes keep the Dockerfile's own "Step" line from matching what the step prints.
+    let work = repo_with(
+        "main",
+        &app_files(&format!(
+            "echo st''arted-{marker}; sleep 120; echo {marker}"
+        )),
+    );
+    let mut push = dev.git_command(work.path(), &["push", &dev.url("slow"), "main"]);
+    push.stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = push.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = Vec::new();
+        if stderr.read_until(b'\n', &mut line).unwrap() == 0 {
+            panic!("push ended before the build started:\n{seen}");
+        }
+        seen.push_str(&String::from_utf8_lossy(&line));
+        if seen.contains(&format!("started-{marker}")) {
+            break;
+        }
+    }
+    // The developer's machine goes away: git and ssh die at once.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = child.wait();
+    let killed_at = Instant::now();
+
+    let build_running = || {
+        let out = Command::new("docker")
+            .args(["ps", "--no-trunc", "--format", "{{.Command}}"])
+            .output()
+            .unwrap();
+        text(&out.stdout).contains(&marker)
+    };
+    while build_running() && killed_at.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !build_running(),
+        "the build's container still runs 5 s after the client disconnected"
+    );
+    let hook_alive = Command::new("pgrep")
+        .args(["-f", &format!("{}.*hook", server.home.path().display())])
+        .output()
+        .unwrap();
+    assert!(
+        text(&hook_alive.stdout).trim().is_empty(),
+        "the hook still runs"
+    );
+    // The lock is free: flock -n succeeds at once.
+    let lock = server.home.path().join("locks/slow.lock");
+    let status = Command::new("flock")
+        .args(["-n"])
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the app's lock is still held");
+    assert_eq!(server.server_ref("slow", "refs/heads/main"), None);
+    let records = builds(&server, "slow");
+    assert_eq!(records[0]["result"], "cancelled", "{records:?}");
+}
+
+#[test]
+fn real_cluster_rollout_upgrade_and_rollback() {
+    let Ok(kubeconfig) = std::env::var("KUBECONFIG") else {
+        eprintln!(
+            "skipped: KUBECONFIG is not set, and no Kubernetes API server can run on this machine"
+        );
+        return;
+    };
+    // The cluster's nodes must pull from the registry: CODEBUILDER_TEST_REGISTRY names one
+    // that the cluster can reach and that this machine can push to.
+    let registry = std::env::var("CODEBUILDER_TEST_REGISTRY")
+        .expect("set CODEBUILDER_TEST_REGISTRY with KUBECONFIG");
+    require_docker();
+    let server = Server::start_with(&[
+        ("KUBECONFIG", &kubeconfig),
+        ("CODEBUILDER_REGISTRY", &registry),
+        ("CODEBUILDER_DEPLOY_TIMEOUT", "120s"),
+        ("CODEBUILDER_BUILD_NETWORK", "host"),
+    ]);
+    let dev = server.add_user("dev", false);
+    let app = format!("cbtest-{}", std::process::id());
+    let work = repo_with("main", &app_files("echo v1 > /v"));
+    let out = dev.git(work.path(), &["push", &dev.url(&app), "main"]);
+    assert!(out.status.success(), "first deploy: {}", text(&out.stderr));
+    fs::write(work.path().join("V"), "2").unwrap();
+    commit_all(work.path(), "v2");
+    let out = dev.git(work.path(), &["push", &dev.url(&app), "main"]);
+    assert!(out.status.success(), "upgrade: {}", text(&out.stderr));
+    let good = head(work.path());
+    // A release whose pods never become ready is rolled back, and the push rejected.
+    fs::write(
+        work.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"false\"]\n",
+    )
+    .unwrap();
+    commit_all(work.path(), "broken");
+    let out = dev.git(work.path(), &["push", &dev.url(&app), "main"]);
+    assert!(!out.status.success());
+    assert_eq!(server.server_ref(&app, "refs/heads/main"), Some(good));
+    let status = Command::new("helm")
+        .args(["status", &app, "-n", &app, "-o", "json"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["info"]["status"], "deployed");
+    let _ = Command::new("helm")
+        .args(["uninstall", &app, "-n", &app])
+        .env("KUBECONFIG", &kubeconfig)
+        .status();
+}
