@@ -650,3 +650,56 @@ fn kill_during_add_leaves_a_readable_store() {
         40
     );
 }
+
+#[test]
+fn declared_keys_from_a_read_only_file_log_in_and_cannot_be_removed_over_ssh() {
+    let declared = shared_tempdir();
+    let ops = Client::new(0);
+    let dev = Client::new(0);
+    let file = declared.path().join("authorized_keys");
+    fs::write(
+        &file,
+        format!(
+            "# managed by the cluster admin\nops:admin {}dev {}",
+            ops.public_key(),
+            dev.public_key()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
+    let server = Server::start_with(&[("CODEBUILDER_CONFIG_KEYS", file.to_str().unwrap())]);
+    let (ops, dev) = (
+        Client {
+            port: server.port,
+            ..ops
+        },
+        Client {
+            port: server.port,
+            ..dev
+        },
+    );
+
+    let work = make_repo("feature", &[("f", b"1")]);
+    let out = dev.git(work.path(), &["push", &dev.url("declared"), "feature"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = ops.ssh(&["keys:list", "--json"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed[1]["source"], file.to_str().unwrap());
+    let out = ops.ssh(&["keys:remove", "dev"], b"");
+    assert!(!out.status.success());
+    assert_one_error_line(&out.stderr, "remove declared");
+    assert!(
+        text(&out.stderr).contains("comes from"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(dev
+        .git(
+            work.path(),
+            &["push", &dev.url("declared"), "feature:again"]
+        )
+        .status
+        .success());
+}

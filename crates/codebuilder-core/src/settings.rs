@@ -9,6 +9,7 @@ use std::time::Duration;
 pub const VARIABLES: &[&str] = &[
     "CODEBUILDER_HOME",
     "CODEBUILDER_SSH_USER",
+    "CODEBUILDER_CONFIG_KEYS",
     "CODEBUILDER_NAMESPACE",
     "CODEBUILDER_REGISTRY",
     "CODEBUILDER_PULL_REGISTRY",
@@ -50,6 +51,8 @@ pub struct Settings {
     pub helm: String,
     pub build_network: Option<String>,
     pub keep_builds: usize,
+    /// Read-only file of declared keys (a mounted ConfigMap or Secret).
+    pub config_keys: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +147,10 @@ impl Settings {
             helm: word("CODEBUILDER_HELM", "helm", "a program name or path")?,
             build_network,
             keep_builds,
+            config_keys: vars
+                .get("CODEBUILDER_CONFIG_KEYS")
+                .filter(|v| !v.is_empty())
+                .map(Into::into),
         })
     }
 }

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use codebuilder_core::Home;
 
 use crate::keytext::PublicKeyEntry;
 use crate::store::{KeyRecord, KeyStore};
@@ -11,10 +10,10 @@ use crate::store::{KeyRecord, KeyStore};
 /// Name of the forced command, installed beside `codebuilder-keys`.
 pub const RECEIVE_BINARY: &str = "codebuilder-receive";
 
-/// Answers sshd's `AuthorizedKeysCommand ... %u %t %k`: the line for a stored key offered for
+/// Answers sshd's `AuthorizedKeysCommand ... %u %t %k`: the line for a known key offered for
 /// the configured user, or `None` (print nothing) for anything else.
 pub fn authorized_keys(
-    home: &Home,
+    store: &KeyStore,
     ssh_user: &str,
     user: &str,
     key_type: &str,
@@ -25,7 +24,7 @@ pub fn authorized_keys(
     }
     let key = PublicKeyEntry::parse_parts(key_type, key_data)
         .context("sshd offered a key that cannot be used")?;
-    let Some(record) = KeyStore::new(home).lookup(&key)? else {
+    let Some(record) = store.lookup(&key)? else {
         return Ok(None);
     };
     let dir = std::env::current_exe()
@@ -33,7 +32,7 @@ pub fn authorized_keys(
         .parent()
         .map(Path::to_path_buf)
         .context("codebuilder-keys has no parent directory")?;
-    forced_command_line(&record, &dir.join(RECEIVE_BINARY), home.root()).map(Some)
+    forced_command_line(&record, &dir.join(RECEIVE_BINARY), store.home().root()).map(Some)
 }
 
 /// `restrict,command="RECEIVE --home HOME --user NAME" TYPE KEY`. Every part is checked so that
@@ -86,6 +85,7 @@ mod tests {
             key: "AAAAC3NzaC1lZDI1NTE5AAAAIN5Z04v93e8zqPpJzI9/bmL3plM9SUlV28HtcUsE0mX/".into(),
             admin: false,
             added_at: 0,
+            source: Default::default(),
         }
     }
 

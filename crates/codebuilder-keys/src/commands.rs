@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use codebuilder_core::KeyName;
 
 use crate::keytext::PublicKeyEntry;
-use crate::store::{KeyRecord, KeySelector, KeyStore};
+use crate::store::{KeyRecord, KeySelector, KeySource, KeyStore};
 
 /// A public key line is well under this; anything larger is not a key.
 const MAX_KEY_TEXT: u64 = 16 * 1024;
@@ -44,6 +44,7 @@ pub fn list(store: &KeyStore, json: bool, out: &mut dyn Write) -> anyhow::Result
                 serde_json::json!({
                     "name": r.name, "fingerprint": r.fingerprint, "type": r.key_type,
                     "admin": r.admin, "added_at": r.added_at_rfc3339(),
+                    "source": match &r.source { KeySource::Store => "store".to_string(), KeySource::Config(p) => p.display().to_string() },
                 })
             })
             .collect();

@@ -6,8 +6,9 @@
 
 pub mod authorized;
 pub mod commands;
+pub mod configured;
 pub mod keytext;
 pub mod store;
 
 pub use keytext::{KeyError, PublicKeyEntry};
-pub use store::{KeyRecord, KeySelector, KeyStore, StoreError};
+pub use store::{KeyRecord, KeySelector, KeySource, KeyStore, StoreError};

@@ -15,6 +15,9 @@ struct Cli {
     /// State directory (keys, repos, builds, host keys).
     #[arg(long, env = "CODEBUILDER_HOME", default_value = DEFAULT_HOME, global = true)]
     home: PathBuf,
+    /// Read-only file of declared keys (`NAME[:admin] TYPE BASE64` lines), merged in.
+    #[arg(long, env = "CODEBUILDER_CONFIG_KEYS", global = true)]
+    config_keys: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,7 +54,7 @@ fn main() -> ExitCode {
     main_support::run(|| {
         let cli = Cli::parse();
         let home = Home::new(cli.home);
-        let store = KeyStore::new(&home);
+        let store = KeyStore::new(&home).with_config_keys(cli.config_keys);
         match cli.command {
             Command::Add { admin, name, file } => {
                 let input: Box<dyn Read> = match &file {
@@ -78,7 +81,7 @@ fn main() -> ExitCode {
                 key,
             } => {
                 if let Some(line) =
-                    authorized::authorized_keys(&home, &ssh_user, &user, &key_type, &key)?
+                    authorized::authorized_keys(&store, &ssh_user, &user, &key_type, &key)?
                 {
                     println!("{line}");
                 }

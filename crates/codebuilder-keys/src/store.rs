@@ -35,6 +35,19 @@ pub struct KeyRecord {
     pub admin: bool,
     /// Seconds since the Unix epoch.
     pub added_at: u64,
+    /// Where the key comes from; only stored keys are written here.
+    #[serde(skip)]
+    pub source: KeySource,
+}
+
+/// Where a key comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum KeySource {
+    /// The store in the home, managed with `add` and `remove`.
+    #[default]
+    Store,
+    /// A read-only file of declared keys (see `configured`).
+    Config(PathBuf),
 }
 
 impl KeyRecord {
@@ -80,6 +93,8 @@ pub enum StoreError {
     KeyExists { name: KeyName, fingerprint: String },
     #[error("no key {0} is stored: 'codebuilder-keys list' shows the stored keys")]
     NotFound(String),
+    #[error("key {name} comes from {path} (a ConfigMap or Secret): change it there")]
+    Declared { name: KeyName, path: PathBuf },
     #[error("{0:?} is not a SHA256 fingerprint as 'ssh-keygen -lf' prints it")]
     BadFingerprint(String),
     #[error("{0}")]
@@ -95,11 +110,33 @@ fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
 
 pub struct KeyStore {
     home: Home,
+    /// Read-only file of declared keys, merged in at lookup time.
+    config_keys: Option<PathBuf>,
 }
 
 impl KeyStore {
     pub fn new(home: &Home) -> Self {
-        Self { home: home.clone() }
+        Self {
+            home: home.clone(),
+            config_keys: None,
+        }
+    }
+
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// Also serves the keys declared in `path` (a mounted ConfigMap or Secret).
+    pub fn with_config_keys(mut self, path: Option<PathBuf>) -> Self {
+        self.config_keys = path;
+        self
+    }
+
+    fn declared(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        match &self.config_keys {
+            Some(path) => crate::configured::read(path).map_err(io_at(path)),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn record_path(&self, hex: &str) -> PathBuf {
@@ -122,15 +159,29 @@ impl KeyStore {
         Ok(Some(record))
     }
 
-    /// The record for `key`, if stored. Reads one file: sshd calls this on every connection.
+    /// The record for `key`, if stored or declared. A stored key costs one file read,
+    /// however many keys there are: sshd calls this on every connection.
     pub fn lookup(&self, key: &PublicKeyEntry) -> Result<Option<KeyRecord>, StoreError> {
-        Ok(self
-            .read_record(&key.fingerprint_hex())?
-            .filter(|record| record.key_type == key.key_type() && record.key == key.base64()))
+        let matches =
+            |record: &KeyRecord| record.key_type == key.key_type() && record.key == key.base64();
+        if let Some(record) = self.read_record(&key.fingerprint_hex())?.filter(matches) {
+            return Ok(Some(record));
+        }
+        Ok(self.declared()?.into_iter().find(matches))
     }
 
-    /// The record stored under `name`, if any.
+    /// The record of the key named `name`, stored or declared.
     pub fn by_name(&self, name: &KeyName) -> Result<Option<KeyRecord>, StoreError> {
+        if let Some(record) = self.stored_by_name(name)? {
+            return Ok(Some(record));
+        }
+        Ok(self
+            .declared()?
+            .into_iter()
+            .find(|record| &record.name == name))
+    }
+
+    fn stored_by_name(&self, name: &KeyName) -> Result<Option<KeyRecord>, StoreError> {
         let path = self.name_path(name);
         let hex = match fs::read_to_string(&path) {
             Ok(hex) => hex,
@@ -189,6 +240,16 @@ impl KeyStore {
                 fingerprint: existing.fingerprint,
             });
         }
+        if let Some(existing) = self
+            .declared()?
+            .into_iter()
+            .find(|r| r.fingerprint == key.fingerprint())
+        {
+            return Err(StoreError::KeyExists {
+                name: existing.name,
+                fingerprint: existing.fingerprint,
+            });
+        }
         if self.by_name(&name)?.is_some() {
             return Err(StoreError::NameTaken(name));
         }
@@ -202,6 +263,7 @@ impl KeyStore {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            source: KeySource::Store,
         };
         let json = serde_json::to_vec_pretty(&record).expect("a key record always serializes");
         self.write(&self.name_path(&record.name), hex.as_bytes())?;
@@ -216,13 +278,27 @@ impl KeyStore {
 
     pub fn remove(&self, selector: &KeySelector) -> Result<KeyRecord, StoreError> {
         let _lock = self.lock()?;
-        let record = match selector {
-            KeySelector::Name(name) => self.by_name(name)?,
+        let stored = match selector {
+            KeySelector::Name(name) => self.stored_by_name(name)?,
             KeySelector::Fingerprint(fp) => {
                 self.read_record(&fingerprint_to_hex(fp).unwrap_or_default())?
             }
         };
-        let record = record.ok_or_else(|| {
+        if stored.is_none() {
+            let declared = self.declared()?.into_iter().find(|r| match selector {
+                KeySelector::Name(name) => &r.name == name,
+                KeySelector::Fingerprint(fp) => &r.fingerprint == fp,
+            });
+            if let Some(KeyRecord {
+                name,
+                source: KeySource::Config(path),
+                ..
+            }) = declared
+            {
+                return Err(StoreError::Declared { name, path });
+            }
+        }
+        let record = stored.ok_or_else(|| {
             StoreError::NotFound(match selector {
                 KeySelector::Name(name) => name.to_string(),
                 KeySelector::Fingerprint(fp) => fp.clone(),
@@ -236,8 +312,15 @@ impl KeyStore {
         Ok(record)
     }
 
-    /// Every stored key, sorted by name.
+    /// Every stored and declared key, sorted by name.
     pub fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut records = self.stored()?;
+        records.extend(self.declared()?);
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(records)
+    }
+
+    fn stored(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let dir = self.home.keys_dir().join("fp");
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -255,7 +338,6 @@ impl KeyStore {
                 records.push(record);
             }
         }
-        records.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(records)
     }
 }
@@ -328,6 +410,33 @@ mod tests {
         assert!(store.by_name(&name("alice")).unwrap().is_none());
         store.add(name("alice"), &alice, false).unwrap();
         assert!(store.by_name(&name("alice")).unwrap().is_some());
+    }
+
+    #[test]
+    fn declared_keys_are_served_but_not_removable() {
+        let (dir, store) = store();
+        let config = dir.path().join("declared");
+        fs::write(&config, format!("ops:admin {ALICE}\n")).unwrap();
+        let store = store.with_config_keys(Some(config));
+        let alice = PublicKeyEntry::parse_text(ALICE).unwrap();
+        let found = store.lookup(&alice).unwrap().unwrap();
+        assert_eq!((found.name.as_str(), found.admin), ("ops", true));
+        assert!(store.by_name(&name("ops")).unwrap().is_some());
+        assert!(matches!(
+            store.remove(&KeySelector::parse("ops").unwrap()),
+            Err(StoreError::Declared { .. })
+        ));
+        assert!(matches!(
+            store.add(name("again"), &alice, false),
+            Err(StoreError::KeyExists { .. })
+        ));
+        let bob = PublicKeyEntry::parse_text(BOB).unwrap();
+        assert!(matches!(
+            store.add(name("ops"), &bob, false),
+            Err(StoreError::NameTaken(_))
+        ));
+        store.add(name("bob"), &bob, false).unwrap();
+        assert_eq!(store.list().unwrap().len(), 2);
     }
 
     #[test]

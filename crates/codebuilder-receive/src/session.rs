@@ -31,7 +31,7 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 pub fn serve(home: &Home, user: &str, command: Option<&str>) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env()?;
     let user = KeyName::parse(user)?;
-    let store = KeyStore::new(home);
+    let store = KeyStore::new(home).with_config_keys(settings.config_keys.clone());
     let record = store
         .by_name(&user)?
         .with_context(|| format!("key {user} has been removed"))?;

@@ -15,6 +15,8 @@ pub struct SshdConfig {
     pub keys_binary: PathBuf,
     pub ssh_user: String,
     pub host_keys: Vec<PathBuf>,
+    /// Read-only file of declared keys, passed on to the key lookup.
+    pub config_keys: Option<PathBuf>,
     /// `NAME=VALUE` pairs every session gets (the operator's CODEBUILDER_* settings).
     pub environment: Vec<String>,
 }
@@ -66,9 +68,14 @@ impl SshdConfig {
         }
         writeln!(out, "PidFile none")?;
         writeln!(out, "AllowUsers {}", self.ssh_user)?;
+        // sshd gives the command no environment: everything it needs is on its command line.
+        let declared = match &self.config_keys {
+            Some(path) => format!(" --config-keys {}", quotable_path(path)?),
+            None => String::new(),
+        };
         writeln!(
             out,
-            "AuthorizedKeysCommand {keys} --home {home} authorized-keys --ssh-user {} %u %t %k",
+            "AuthorizedKeysCommand {keys} --home {home}{declared} authorized-keys --ssh-user {} %u %t %k",
             self.ssh_user
         )?;
         writeln!(out, "AuthorizedKeysCommandUser {}", self.ssh_user)?;
@@ -116,13 +123,14 @@ mod tests {
             keys_binary: "/usr/local/bin/codebuilder-keys".into(),
             ssh_user: "git".into(),
             host_keys: vec!["/var/lib/codebuilder/ssh/ssh_host_ed25519_key".into()],
+            config_keys: Some("/etc/codebuilder/keys".into()),
             environment: vec!["CODEBUILDER_HOME=/var/lib/codebuilder".into()],
         };
         let text = config.render().unwrap();
         for line in HARDENING {
             assert!(text.lines().any(|l| l == *line), "{line}");
         }
-        assert!(text.contains("AuthorizedKeysCommand /usr/local/bin/codebuilder-keys --home /var/lib/codebuilder authorized-keys --ssh-user git %u %t %k\n"));
+        assert!(text.contains("AuthorizedKeysCommand /usr/local/bin/codebuilder-keys --home /var/lib/codebuilder --config-keys /etc/codebuilder/keys authorized-keys --ssh-user git %u %t %k\n"));
         assert!(text.contains("ListenAddress 127.0.0.1:2222\n"));
         assert!(text.contains("SetEnv CODEBUILDER_HOME=/var/lib/codebuilder\n"));
     }
@@ -135,6 +143,7 @@ mod tests {
             keys_binary: "/usr/local/bin/codebuilder-keys".into(),
             ssh_user: "git".into(),
             host_keys: vec![],
+            config_keys: None,
             environment: vec![],
         };
         assert!(config.render().is_err());

@@ -78,6 +78,7 @@ pub fn prepare(options: &Options) -> anyhow::Result<PathBuf> {
         keys_binary,
         ssh_user: settings.ssh_user.clone(),
         host_keys,
+        config_keys: settings.config_keys.clone(),
         environment: config::session_environment(home.root())?,
     };
     let path = home.ssh_dir().join("sshd_config");

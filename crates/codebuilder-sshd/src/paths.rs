@@ -36,11 +36,30 @@ pub fn check_command_path(binary: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sessions run as the ssh user, so every directory above the home must let others through.
+fn check_reachable(home: &Path, ssh_user: &str) -> anyhow::Result<()> {
+    for dir in home.ancestors().skip(1) {
+        let mode = fs::metadata(dir)
+            .with_context(|| format!("cannot inspect {}", dir.display()))?
+            .mode();
+        if mode & 0o001 == 0 {
+            bail!(
+                "the {ssh_user} user cannot reach {}: {} is not searchable by others; choose a home outside it (for example /var/lib/codebuilder) or run chmod o+x {}",
+                home.display(),
+                dir.display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Creates the home and its directories, owned by the ssh user so that sessions (which run
 /// as that user) can create repos and write build records.
 pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
     let root = home.root();
     fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+    check_reachable(root, ssh_user)?;
     if nix::unistd::geteuid().is_root() {
         let user = User::from_name(ssh_user)?
             .with_context(|| format!("there is no user {ssh_user}: create it (useradd --create-home --shell /bin/sh {ssh_user}; usermod -p '*' {ssh_user})"))?;
