@@ -167,6 +167,37 @@ impl Server {
         )
     }
 
+    /// The keys `codebuilder-keys list --json` shows.
+    pub fn listed_keys(&self) -> Vec<serde_json::Value> {
+        let out = self.keys(&["list", "--json"], b"");
+        assert!(out.status.success(), "list: {}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Starts `codebuilder-keys add NAME` with `key` already written to its stdin.
+    pub fn spawn_add(&self, name: &str, key: &str) -> Child {
+        let mut child = Command::new(bin_dir().join("codebuilder-keys"))
+            .arg("--home")
+            .arg(self.home.path())
+            .args(["add", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(key.as_bytes())
+            .unwrap();
+        child
+    }
+
     /// Runs `codebuilder-build` against this home, as an admin would.
     pub fn build_cli(&self, args: &[&str]) -> Output {
         let mut command = Command::new(bin_dir().join("codebuilder-build"));

@@ -2,8 +2,6 @@
 
 use std::io::{self, Write};
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use codebuilder_core::{AppName, Home, Settings};
@@ -13,24 +11,10 @@ use crate::hook::{app_of_repo, has_branch, plan, read_updates};
 use crate::output::Output;
 use crate::records::Records;
 
-/// Set on SIGTERM, SIGINT or SIGHUP: the pusher went away or an admin pressed Ctrl-C. The
-/// build then stops its tools and records itself as cancelled.
-pub fn cancel_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    for signal in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(signal, Arc::clone(&cancel))?;
-    }
-    Ok(cancel)
-}
-
 /// `codebuilder-build hook`: git's pre-receive hook, run inside the app's bare repository.
 pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let cancel = cancel_on_signals()?;
+    let cancel = codebuilder_core::main_support::stop_flag()?;
     let repo = std::env::current_dir().context("cannot tell which repository the hook runs in")?;
     let app = app_of_repo(&repo, &settings.namespace)?;
     let updates = read_updates(input)?;
@@ -65,7 +49,7 @@ pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
 /// `codebuilder-build rerun APP [REV]`: builds and deploys again without a push.
 pub fn rerun(home: &Home, app: &str, rev: Option<&str>) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let cancel = cancel_on_signals()?;
+    let cancel = codebuilder_core::main_support::stop_flag()?;
     let app = AppName::parse(app, &settings.namespace)?;
     let repo = home.repo(&app);
     if !repo.is_dir() {

@@ -3,6 +3,10 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// Installs the stderr logger (`CODEBUILDER_LOG`, e.g. `debug`; default `warn`), runs `body`,
 /// and turns an error into `error: CAUSE: CAUSE...` on stderr with exit status 1.
@@ -26,6 +30,17 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A flag set on SIGTERM, SIGINT or SIGHUP: the client went away, sshd or an admin asked us
+/// to stop. Long-running work polls it and stops its children cleanly instead of dying
+/// with them still running.
+pub fn stop_flag() -> std::io::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGINT, SIGHUP] {
+        signal_hook::flag::register(signal, Arc::clone(&flag))?;
+    }
+    Ok(flag)
 }
 
 /// Folds a message onto one line, so that it cannot forge further lines of output.

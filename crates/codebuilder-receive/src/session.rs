@@ -9,8 +9,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitCode};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -127,14 +126,7 @@ fn run_git(
 
 /// Waits for `child`, stopping its process group when the client hangs up or we are told to stop.
 fn supervise(mut child: Child) -> anyhow::Result<std::process::ExitStatus> {
-    let stop_requested = Arc::new(AtomicBool::new(false));
-    for signal in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGINT,
-    ] {
-        signal_hook::flag::register(signal, Arc::clone(&stop_requested))?;
-    }
+    let stop_requested = codebuilder_core::main_support::stop_flag()?;
     let group = Pid::from_raw(i32::try_from(child.id()).context("child pid out of range")?);
     let mut stopping_since: Option<Instant> = None;
     loop {
