@@ -97,6 +97,22 @@ fn push_timed(client: &Client, dir: &Path, args: &[&str]) -> (bool, Vec<(Duratio
     (child.wait().unwrap().success(), lines)
 }
 
+/// Whether a container whose command contains `marker` still runs after `patience`.
+fn container_outlives(marker: &str, patience: Duration) -> bool {
+    let deadline = Instant::now() + patience;
+    loop {
+        let out = Command::new("docker")
+            .args(["ps", "--no-trunc", "--format", "{{.Command}}"])
+            .output()
+            .unwrap();
+        let running = text(&out.stdout).contains(marker);
+        if !running || Instant::now() > deadline {
+            return running;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn joined(lines: &[(Duration, String)]) -> String {
     lines
         .iter()
@@ -614,18 +630,9 @@ fn a_client_that_disconnects_mid_build_stops_the_build_and_releases_the_lock() {
     let _ = child.wait();
     let killed_at = Instant::now();
 
-    let build_running = || {
-        let out = Command::new("docker")
-            .args(["ps", "--no-trunc", "--format", "{{.Command}}"])
-            .output()
-            .unwrap();
-        text(&out.stdout).contains(&marker)
-    };
-    while build_running() && killed_at.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let patience = Duration::from_secs(5).saturating_sub(killed_at.elapsed());
     assert!(
-        !build_running(),
+        !container_outlives(&marker, patience),
         "the build's container still runs 5 s after the client disconnected"
     );
     let hook_alive = Command::new("pgrep")
@@ -700,4 +707,29 @@ fn real_cluster_rollout_upgrade_and_rollback() {
         .args(["uninstall", &app, "-n", &app])
         .env("KUBECONFIG", &kubeconfig)
         .status();
+}
+
+#[test]
+fn a_build_over_its_time_limit_is_stopped_and_rejected() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[("CODEBUILDER_BUILD_TIMEOUT", "4s")]);
+    let dev = server.add_user("dev", false);
+    let marker = format!("overtime{}", std::process::id());
+    let work = repo_with("main", &app_files(&format!("sleep 60; echo {marker}")));
+    let started = Instant::now();
+    let out = dev.git(work.path(), &["push", &dev.url("overtime"), "main"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the limit was not enforced"
+    );
+    assert!(stderr.contains("error: docker build took longer than 4s and was stopped: raise CODEBUILDER_BUILD_TIMEOUT"), "{stderr}");
+    assert_eq!(server.server_ref("overtime", "refs/heads/main"), None);
+    assert!(
+        !container_outlives(&marker, Duration::from_secs(5)),
+        "the build's container still runs"
+    );
+    assert_eq!(builds(&server, "overtime")[0]["result"], "failed");
 }
