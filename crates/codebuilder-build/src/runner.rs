@@ -3,7 +3,7 @@
 //! cancel: nothing they started outlives the build.
 
 use std::io::{BufRead, BufReader, PipeReader};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -169,19 +169,26 @@ impl StepContext<'_> {
             }
             std::thread::sleep(POLL);
         }
-        // Report the first program that failed: with `git archive | docker build`, a broken
-        // archive explains the build's failure, not the other way round.
+        // Report the first program that failed on its own: with `git archive | docker build`,
+        // a broken archive explains the build's failure, but an archive cut off by SIGPIPE
+        // only says that the build stopped reading.
+        let mut failures = Vec::new();
         for (program, child) in children.iter_mut() {
             let status = child.wait().map_err(|source| StepError::Spawn {
                 program: program.clone(),
                 source,
             })?;
             if !status.success() {
-                return Err(StepError::Failed {
-                    program: program.clone(),
-                    status,
-                });
+                failures.push((program.clone(), status));
             }
+        }
+        let broken_pipe = |status: &ExitStatus| status.signal() == Some(Signal::SIGPIPE as i32);
+        let cause = failures
+            .iter()
+            .position(|(_, status)| !broken_pipe(status))
+            .unwrap_or(0);
+        if let Some((program, status)) = failures.into_iter().nth(cause) {
+            return Err(StepError::Failed { program, status });
         }
         Ok(())
     }
@@ -284,6 +291,18 @@ mod tests {
             .unwrap_err();
         assert!(
             matches!(err, StepError::Failed { ref program, .. } if program == "sh"),
+            "{err}"
+        );
+        // A reader that fails makes its writer die of SIGPIPE: the reader is the cause.
+        let err = step
+            .run(
+                vec![Command::new("yes"), sh("head -c 1 >/dev/null; exit 5")],
+                Duration::from_secs(10),
+                "testing",
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, StepError::Failed { ref program, status } if program == "sh" && status.code() == Some(5)),
             "{err}"
         );
         let err = step

@@ -23,6 +23,7 @@ pub const VARIABLES: &[&str] = &[
     "CODEBUILDER_KEEP_BUILDS",
     "CODEBUILDER_LOG",
     "KUBECONFIG",
+    "DOCKER_HOST",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

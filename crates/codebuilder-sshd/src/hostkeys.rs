@@ -12,27 +12,37 @@ use codebuilder_core::Home;
 
 const KEY_TYPES: &[&str] = &["ed25519", "rsa"];
 
-/// Returns the host key files sshd should use. Keys from `provided` (a read-only Secret
-/// mount) are copied into the home with the 0600 mode sshd insists on; otherwise keys are
-/// generated once into the home and reused on every start.
+/// Returns the host key files sshd should use. Keys in `provided` (a read-only Secret
+/// mount) are the server's identity, and only they are served: they are copied into the home
+/// with the 0600 mode sshd insists on. Without them, keys are generated once into the home
+/// and reused on every start.
 pub fn ensure(home: &Home, provided: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
     let dir = home.ssh_dir();
+    let file_name = |key_type: &str| format!("ssh_host_{key_type}_key");
+    let supplied: Vec<(PathBuf, PathBuf)> = KEY_TYPES
+        .iter()
+        .filter_map(|t| provided.map(|p| (p.join(file_name(t)), dir.join(file_name(t)))))
+        .filter(|(source, _)| source.is_file())
+        .collect();
     let mut keys = Vec::new();
-    for key_type in KEY_TYPES {
-        let name = format!("ssh_host_{key_type}_key");
-        let path = dir.join(&name);
-        match provided.map(|p| p.join(&name)).filter(|p| p.is_file()) {
-            Some(source) => {
-                let bytes = fs::read(&source)
-                    .with_context(|| format!("cannot read host key {}", source.display()))?;
-                write_atomic(&path, &bytes, 0o600)?;
+    if supplied.is_empty() {
+        for key_type in KEY_TYPES {
+            let path = dir.join(file_name(key_type));
+            if !path.is_file() {
+                generate(&path, key_type)?;
             }
-            None if path.is_file() => {}
-            None if provided.is_some_and(|p| p.join("ssh_host_ed25519_key").is_file()) => continue,
-            None => generate(&path, key_type)?,
+            keys.push(path);
         }
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
-        keys.push(path);
+    } else {
+        for (source, path) in supplied {
+            let bytes = fs::read(&source)
+                .with_context(|| format!("cannot read host key {}", source.display()))?;
+            write_atomic(&path, &bytes, 0o600)?;
+            keys.push(path);
+        }
+    }
+    for path in &keys {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
     }
     Ok(keys)
 }
@@ -57,4 +67,36 @@ fn generate(path: &Path, key_type: &str) -> anyhow::Result<()> {
         path.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_kept_and_provided_keys_replace_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        fs::create_dir_all(home.ssh_dir()).unwrap();
+        let first = ensure(&home, None).unwrap();
+        assert_eq!(first.len(), 2);
+        let ed25519 = fs::read(&first[0]).unwrap();
+        assert_eq!(ensure(&home, None).unwrap(), first);
+        assert_eq!(
+            fs::read(&first[0]).unwrap(),
+            ed25519,
+            "a restart must keep the identity"
+        );
+
+        let secret = dir.path().join("secret");
+        fs::create_dir_all(&secret).unwrap();
+        fs::write(secret.join("ssh_host_ed25519_key"), "provided").unwrap();
+        let served = ensure(&home, Some(&secret)).unwrap();
+        assert_eq!(served, vec![home.ssh_dir().join("ssh_host_ed25519_key")]);
+        assert_eq!(fs::read_to_string(&served[0]).unwrap(), "provided");
+        assert_eq!(
+            fs::metadata(&served[0]).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 }
