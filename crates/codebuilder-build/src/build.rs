@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Context};
 use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Home, Settings};
 
+use crate::buildpack::{BuildpackBuild, Processes};
 use crate::chart;
 use crate::lock::AppLock;
 use crate::output::Output;
@@ -78,26 +79,84 @@ impl Build<'_> {
     }
 
     fn steps(&self, record: &mut BuildRecord) -> anyhow::Result<()> {
-        let started = Instant::now();
+        let deadline = Instant::now() + self.settings.build_timeout;
         let step = StepContext {
             output: self.output,
             cancel: Arc::clone(&self.cancel),
             heartbeat: HEARTBEAT,
+            show: Output::detail,
         };
         let settings = self.settings;
         let (app, short) = (&self.app, self.short());
-        if !self.tree_has("Dockerfile")? {
-            bail!("{short} has no Dockerfile at the root of the repository: add one, commit, and push again");
-        }
-        self.output
-            .step(&format!("Building {app} ({short}) with Dockerfile"));
         let image = format!("{}/{app}", settings.registry);
         let tagged = format!("{image}:git-{short}");
         let latest = format!("{image}:latest");
+        // A Dockerfile wins; without one, buildpacks build the app.
+        let processes = if self.tree_has("Dockerfile")? {
+            self.dockerfile_build(&step, &[&tagged, &latest])?;
+            None
+        } else {
+            let repo = self.repo();
+            let buildpacks = BuildpackBuild {
+                settings,
+                home: self.home,
+                app,
+                repo: &repo,
+                rev: &self.rev,
+                step: &step,
+                deadline,
+            };
+            Some(buildpacks.run(&[&tagged, &latest])?)
+        };
+        self.push(&step, deadline, &[&tagged, &latest])?;
+        record.image = Some(tagged.clone());
+        if settings.deploy == DeployMode::None {
+            self.output.step(&format!(
+                "Done: {app} {short} is in the registry as {tagged} (CODEBUILDER_DEPLOY=none)"
+            ));
+            return Ok(());
+        }
+        self.deploy(&step, record, processes.as_ref())
+    }
+
+    /// `docker push` of each tag, the first one named to the pusher.
+    fn push(&self, step: &StepContext, deadline: Instant, tags: &[&str]) -> anyhow::Result<()> {
+        let settings = self.settings;
+        self.output.step(&format!(
+            "Pushing {}",
+            tags.first().copied().unwrap_or_default()
+        ));
+        for reference in tags {
+            let mut push = Command::new(&settings.docker);
+            push.args(["push", reference]);
+            step.run(vec![push], remaining(deadline), "pushing").map_err(|e| {
+                explain(
+                    e,
+                    "docker push",
+                    &format!("check that the registry {} is running and reachable (CODEBUILDER_REGISTRY)", settings.registry),
+                    "CODEBUILDER_BUILD_TIMEOUT",
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `git archive REV | docker build -`: the pushed tree streams into the build, never
+    /// checked out on disk.
+    fn dockerfile_build(&self, step: &StepContext, tags: &[&str]) -> anyhow::Result<()> {
+        let settings = self.settings;
+        self.output.step(&format!(
+            "Building {} ({}) with Dockerfile",
+            self.app,
+            self.short()
+        ));
         let mut archive = self.git();
         archive.args(["archive", "--format=tar", &self.rev]);
         let mut docker_build = Command::new(&settings.docker);
-        docker_build.args(["build", "--tag", &tagged, "--tag", &latest]);
+        docker_build.arg("build");
+        for tag in tags {
+            docker_build.args(["--tag", tag]);
+        }
         docker_build.args([
             "--label",
             &format!("org.opencontainers.image.revision={}", self.rev),
@@ -118,31 +177,18 @@ impl Build<'_> {
                 "fix the Dockerfile or the code, commit, and push again",
                 "CODEBUILDER_BUILD_TIMEOUT",
             )
-        })?;
-        let remaining = settings
-            .build_timeout
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_secs(1));
-        self.output.step(&format!("Pushing {tagged}"));
-        for reference in [&tagged, &latest] {
-            let mut push = Command::new(&settings.docker);
-            push.args(["push", reference.as_str()]);
-            step.run(vec![push], remaining, "pushing").map_err(|e| {
-                explain(
-                    e,
-                    "docker push",
-                    &format!("check that the registry {} is running and reachable (CODEBUILDER_REGISTRY)", settings.registry),
-                    "CODEBUILDER_BUILD_TIMEOUT",
-                )
-            })?;
-        }
-        record.image = Some(tagged.clone());
-        if settings.deploy == DeployMode::None {
-            self.output.step(&format!(
-                "Done: {app} {short} is in the registry as {tagged} (CODEBUILDER_DEPLOY=none)"
-            ));
-            return Ok(());
-        }
+        })
+    }
+
+    /// `helm upgrade --install` of the app's own chart or the default one. A buildpack app's
+    /// process types go to the chart as values: the default chart runs each of them.
+    fn deploy(
+        &self,
+        step: &StepContext,
+        record: &mut BuildRecord,
+        processes: Option<&Processes>,
+    ) -> anyhow::Result<()> {
+        let (app, short) = (&self.app, self.short());
         let chart_dir = tempfile::Builder::new()
             .prefix("codebuilder-chart-")
             .tempdir()?;
@@ -152,6 +198,9 @@ impl Build<'_> {
         } else {
             chart::write_default(chart_dir.path(), app, record.number, short)?;
         }
+        let values = processes
+            .map(|p| chart::write_values(&p.values()))
+            .transpose()?;
         let source = if own_chart {
             "the app's own chart"
         } else {
@@ -161,8 +210,11 @@ impl Build<'_> {
             "Deploying release {} to namespace {app} with {source}",
             record.number
         ));
-        let helm = self.helm_upgrade(chart_dir.path(), short, &record.pusher, record.number)?;
-        step.run(vec![helm], settings.deploy_timeout + HELM_MARGIN, "deploying").map_err(|e| {
+        let mut helm = self.helm_upgrade(chart_dir.path(), short, &record.pusher, record.number)?;
+        if let Some(values) = &values {
+            helm.arg("--values").arg(values.path());
+        }
+        step.run(vec![helm], self.settings.deploy_timeout + HELM_MARGIN, "deploying").map_err(|e| {
             explain(
                 e,
                 "helm upgrade",
@@ -200,6 +252,7 @@ impl Build<'_> {
         let status = self
             .git()
             .args(["cat-file", "-e", &format!("{}:{path}", self.rev)])
+            .stderr(std::process::Stdio::null())
             .status()
             .context("cannot run git")?;
         Ok(status.success())
@@ -296,10 +349,37 @@ fn helm_major_version(helm: &str) -> anyhow::Result<u32> {
         })
 }
 
-/// Turns a step's failure into the one line the pusher reads last: what failed and what to do.
-fn explain(error: StepError, what: &str, fix: &str, timeout_setting: &str) -> anyhow::Error {
+/// Time left before `deadline`, at least a second: the build's time limit covers all steps.
+fn remaining(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1))
+}
+
+/// Turns a failure of a pipeline fed by `git archive` into the one line the pusher reads
+/// last: a broken archive explains the rest.
+pub(crate) fn explain(
+    error: StepError,
+    what: &str,
+    fix: &str,
+    timeout_setting: &str,
+) -> anyhow::Error {
     match error {
-        StepError::Failed { program, status } if program == "git" => anyhow!("reading the pushed tree failed ({status})"),
+        StepError::Failed { program, status } if program == "git" => {
+            anyhow!("reading the pushed tree failed ({status})")
+        }
+        other => explain_step(other, what, fix, timeout_setting),
+    }
+}
+
+/// Turns a step's failure into the one line the pusher reads last: what failed and what to do.
+pub(crate) fn explain_step(
+    error: StepError,
+    what: &str,
+    fix: &str,
+    timeout_setting: &str,
+) -> anyhow::Error {
+    match error {
         StepError::Failed { status, .. } => anyhow!("{what} failed ({status}): {fix}"),
         StepError::TimedOut(limit) => anyhow!("{what} took longer than {limit} and was stopped: raise {timeout_setting} if it needs longer"),
         StepError::Cancelled => anyhow!("{what} was cancelled: the push was interrupted"),

@@ -23,6 +23,10 @@ const DEFAULT_FILES: &[(&str, &str)] = &[
         "templates/service.yaml",
         include_str!("../chart/templates/service.yaml"),
     ),
+    (
+        "templates/processes.yaml",
+        include_str!("../chart/templates/processes.yaml"),
+    ),
 ];
 
 /// Writes the default chart for `app` into `dir`: chart name = app, version = release
@@ -41,6 +45,19 @@ pub fn write_default(
         write(dir, name, contents)?;
     }
     Ok(())
+}
+
+/// Writes helm values (JSON, which is YAML) to a temporary file for `helm --values`: data
+/// from the build (Procfile commands) reaches helm as a file, never as a `--set` string that
+/// helm would parse for commas, dots and brackets.
+pub fn write_values(values: &serde_json::Value) -> anyhow::Result<tempfile::NamedTempFile> {
+    let file = tempfile::Builder::new()
+        .prefix("codebuilder-values-")
+        .suffix(".json")
+        .tempfile()
+        .context("cannot create a temporary file")?;
+    serde_json::to_writer(file.as_file(), values).context("cannot write helm values")?;
+    Ok(file)
 }
 
 fn write(dir: &Path, name: &str, contents: &str) -> anyhow::Result<()> {
@@ -65,5 +82,15 @@ mod tests {
         assert!(chart.contains("version: 3.0.0\n"));
         assert!(chart.contains("appVersion: \"abc1234\"\n"));
         assert!(dir.path().join("templates/deployment.yaml").is_file());
+        assert!(dir.path().join("templates/processes.yaml").is_file());
+    }
+
+    #[test]
+    fn values_are_json() {
+        let values = serde_json::json!({"processes": {"web": {"command": "a, b[0].c=d"}}});
+        let file = write_values(&values).unwrap();
+        let read: serde_json::Value =
+            serde_json::from_slice(&fs::read(file.path()).unwrap()).unwrap();
+        assert_eq!(read, values);
     }
 }

@@ -1,8 +1,10 @@
 //! What happens when a push reaches the deploy branch: build the image from the pushed
-//! revision, push it to the registry, deploy it with helm. Any failure rejects the push,
-//! so the repository's refs always name what was built and deployed last.
+//! revision (with its Dockerfile, or else with buildpacks), push it to the registry, deploy
+//! it with helm. Any failure rejects the push, so the repository's refs always name what was
+//! built and deployed last.
 
 pub mod build;
+pub mod buildpack;
 pub mod chart;
 pub mod commands;
 pub mod hook;

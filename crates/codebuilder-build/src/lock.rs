@@ -28,11 +28,8 @@ impl AppLock {
         home.ensure_dir(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join(format!("{app}.lock"));
-        let mut file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let mut file = home
+            .open_lock(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         let mut told = false;
         loop {

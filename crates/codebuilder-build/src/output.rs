@@ -6,6 +6,9 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::sync::Mutex;
 
+const STEP: &str = "-----> ";
+const INDENT: &str = "       ";
+
 pub struct Output {
     inner: Mutex<Sinks>,
 }
@@ -53,11 +56,58 @@ impl Output {
 
     /// A step: `-----> Building myapp (abc1234) with Dockerfile`.
     pub fn step(&self, message: &str) {
-        self.write(&format!("-----> {message}"));
+        self.write(&format!("{STEP}{message}"));
     }
 
     /// A line of a tool's own output, indented under the step.
     pub fn detail(&self, line: &str) {
-        self.write(&format!("       {line}"));
+        self.write(&format!("{INDENT}{line}"));
+    }
+
+    /// A line of a tool that prints Heroku-style output itself (a buildpack): its `-----> `
+    /// headers become steps and its indented lines are not indented twice.
+    pub fn heroku_line(&self, line: &str) {
+        match line.strip_prefix(STEP) {
+            Some(header) => self.step(header),
+            None => self.detail(line.strip_prefix(INDENT).unwrap_or(line)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn heroku_lines_keep_their_own_layout() {
+        let captured = Captured::default();
+        let output = Output::new(Box::new(captured.clone()));
+        for line in [
+            "-----> Python app detected",
+            "       Installing requirements",
+            "plain tool output",
+            "  -----> not a header",
+        ] {
+            output.heroku_line(line);
+        }
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "-----> Python app detected\n       Installing requirements\n       plain tool output\n         -----> not a header\n"
+        );
     }
 }

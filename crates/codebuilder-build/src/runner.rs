@@ -40,6 +40,9 @@ pub struct StepContext<'a> {
     pub cancel: Arc<AtomicBool>,
     /// How long a step may stay silent before a progress line is printed.
     pub heartbeat: Duration,
+    /// How the tools' lines reach the pusher: `Output::detail` indents them under the step;
+    /// `Output::heroku_line` keeps the layout of tools that print Heroku-style themselves.
+    pub show: fn(&Output, &str),
 }
 
 impl StepContext<'_> {
@@ -123,7 +126,8 @@ impl StepContext<'_> {
             let text = String::from_utf8_lossy(&buffer);
             // Progress bars redraw with \r; keep the last state of the line.
             let line = text.trim_end_matches(['\n', '\r']);
-            self.output.detail(
+            (self.show)(
+                self.output,
                 line.rsplit('\r')
                     .find(|part| !part.is_empty())
                     .unwrap_or(""),
@@ -248,6 +252,7 @@ mod tests {
             output,
             cancel: Arc::new(AtomicBool::new(false)),
             heartbeat,
+            show: Output::detail,
         }
     }
 
@@ -352,6 +357,7 @@ mod tests {
             output: &output,
             cancel: Arc::clone(&cancel),
             heartbeat: Duration::from_secs(60),
+            show: Output::detail,
         };
         let setter = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));

@@ -75,6 +75,27 @@ impl Home {
         self.give_to_owner(dir)
     }
 
+    /// Opens (creating it if needed) a file to `flock`. An flock needs no write access, so a
+    /// lock file that root created stays usable by the ssh user, and the other way round.
+    pub fn open_lock(&self, path: &Path) -> io::Result<fs::File> {
+        match fs::File::open(path) {
+            Ok(file) => Ok(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let file = fs::File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(path)?;
+                self.give_to_owner(path)?;
+                Ok(file)
+            }
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("cannot open {}: {e}", path.display()),
+            )),
+        }
+    }
+
     /// Hands `path` to the owner of the home when we are root and they differ.
     pub fn give_to_owner(&self, path: &Path) -> io::Result<()> {
         if !nix::unistd::geteuid().is_root() {

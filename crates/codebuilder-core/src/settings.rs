@@ -21,6 +21,9 @@ pub const VARIABLES: &[&str] = &[
     "CODEBUILDER_HELM",
     "CODEBUILDER_BUILD_NETWORK",
     "CODEBUILDER_KEEP_BUILDS",
+    "CODEBUILDER_BUILDPACKS",
+    "CODEBUILDER_BUILDER_IMAGE",
+    "CODEBUILDER_RUN_IMAGE",
     "CODEBUILDER_LOG",
     "KUBECONFIG",
     "DOCKER_HOST",
@@ -54,6 +57,13 @@ pub struct Settings {
     pub keep_builds: usize,
     /// Read-only file of declared keys (a mounted ConfigMap or Secret).
     pub config_keys: Option<std::path::PathBuf>,
+    /// Buildpacks tried, in order, on a repo without a Dockerfile (none by default: such a
+    /// repo then needs a `.buildpacks` file).
+    pub buildpacks: Vec<Buildpack>,
+    /// The stack's "build" image: buildpacks run in a container of it, never on this host.
+    pub builder_image: String,
+    /// The stack's "run" image: the base of the images of buildpack apps.
+    pub run_image: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +136,26 @@ impl Settings {
                 ));
             }
         }
+        let buildpacks = get("CODEBUILDER_BUILDPACKS", "");
+        let buildpacks = Buildpack::parse_list(&buildpacks, Origin::Operator).map_err(|_| {
+            bad(
+                "CODEBUILDER_BUILDPACKS",
+                buildpacks,
+                "comma-separated buildpack git URLs (https://, http://, git://, ssh://, each with an optional #REF) or absolute paths of buildpack directories",
+            )
+        })?;
+        let image = |variable: &'static str, default: &str| {
+            let value = get(variable, default);
+            if is_plain_word(&value) && !value.starts_with('-') {
+                Ok(value)
+            } else {
+                Err(bad(
+                    variable,
+                    value,
+                    "a docker image name such as heroku/heroku:24",
+                ))
+            }
+        };
         let registry = word(
             "CODEBUILDER_REGISTRY",
             "127.0.0.1:5000",
@@ -152,8 +182,166 @@ impl Settings {
                 .get("CODEBUILDER_CONFIG_KEYS")
                 .filter(|v| !v.is_empty())
                 .map(Into::into),
+            buildpacks,
+            builder_image: image("CODEBUILDER_BUILDER_IMAGE", "heroku/heroku:24-build")?,
+            run_image: image("CODEBUILDER_RUN_IMAGE", "heroku/heroku:24")?,
         })
     }
+}
+
+/// Who named a buildpack, which decides what it may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The operator (`CODEBUILDER_BUILDPACKS`): local directories are allowed.
+    Operator,
+    /// An app (its `.buildpacks` file, its `BUILDPACK_URL`): network git URLs only. A local
+    /// path or `file://` URL would copy files of the codebuilder host (keys, other apps'
+    /// repositories) into the app's build, where its owner can read them.
+    App,
+}
+
+/// Where a buildpack comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildpackSource {
+    /// A git repository, cloned on the codebuilder host (nothing of it runs there).
+    Git(String),
+    /// A directory on the codebuilder host, used as it is (operator only).
+    Local(std::path::PathBuf),
+}
+
+/// One buildpack as written by the operator or an app: `URL[#REF]` or `/PATH[#REF]`. Checked
+/// before it reaches `git clone` or `docker`: no option-like, quoted, spaced or control
+/// characters, only network git schemes, and a ref that is a plain git name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buildpack {
+    source: BuildpackSource,
+    reference: Option<String>,
+    text: String,
+}
+
+/// Why a buildpack URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildpackUrlError {
+    #[error("is empty")]
+    Empty,
+    #[error("is longer than {MAX_BUILDPACK_URL} characters")]
+    TooLong,
+    #[error("contains a space, quote, control or other character that has no place in a URL")]
+    BadCharacter,
+    #[error("is not a git URL: use https://, http://, git:// or ssh://")]
+    UnsupportedScheme,
+    #[error("has no host")]
+    NoHost,
+    #[error("is a local path, which only the operator's CODEBUILDER_BUILDPACKS may name")]
+    LocalNotAllowed,
+    #[error("is a tarball: only git URLs of buildpacks are supported")]
+    Tarball,
+    #[error("has a #REF that is not a branch, tag or commit name")]
+    BadReference,
+}
+
+/// Longest buildpack URL accepted, `#REF` included.
+pub const MAX_BUILDPACK_URL: usize = 1024;
+
+impl Buildpack {
+    pub fn parse(text: &str, origin: Origin) -> Result<Self, BuildpackUrlError> {
+        if text.is_empty() {
+            return Err(BuildpackUrlError::Empty);
+        }
+        if text.len() > MAX_BUILDPACK_URL {
+            return Err(BuildpackUrlError::TooLong);
+        }
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@+=~%#".contains(&b))
+        {
+            return Err(BuildpackUrlError::BadCharacter);
+        }
+        let (location, reference) = match text.split_once('#') {
+            Some((location, reference)) if is_git_ref(reference) => {
+                (location, Some(reference.to_owned()))
+            }
+            Some(_) => return Err(BuildpackUrlError::BadReference),
+            None => (text, None),
+        };
+        let source = if location.starts_with('/') {
+            if origin == Origin::App {
+                return Err(BuildpackUrlError::LocalNotAllowed);
+            }
+            BuildpackSource::Local(location.into())
+        } else {
+            check_git_url(location)?;
+            BuildpackSource::Git(location.to_owned())
+        };
+        Ok(Self {
+            source,
+            reference,
+            text: text.to_owned(),
+        })
+    }
+
+    /// Parses a comma-separated list (the operator's setting); empty entries are skipped.
+    pub fn parse_list(text: &str, origin: Origin) -> Result<Vec<Self>, BuildpackUrlError> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| Self::parse(entry, origin))
+            .collect()
+    }
+
+    pub fn source(&self) -> &BuildpackSource {
+        &self.source
+    }
+
+    /// The `#REF` to check out, if one was pinned.
+    pub fn reference(&self) -> Option<&str> {
+        self.reference.as_deref()
+    }
+
+    /// As it was written, `#REF` included: how messages name it.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for Buildpack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn check_git_url(url: &str) -> Result<(), BuildpackUrlError> {
+    let rest = ["https://", "http://", "git://", "ssh://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme))
+        .ok_or(BuildpackUrlError::UnsupportedScheme)?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    // A host that starts with `-` would reach ssh as an option.
+    if host.is_empty() || host.starts_with(['-', ':']) {
+        return Err(BuildpackUrlError::NoHost);
+    }
+    if [".tgz", ".tar.gz", ".tar", ".zip"]
+        .iter()
+        .any(|suffix| url.ends_with(suffix))
+    {
+        return Err(BuildpackUrlError::Tarball);
+    }
+    Ok(())
+}
+
+/// A branch, tag or commit name: what `git checkout` can take without reading it as an option.
+fn is_git_ref(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 255
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        && !value.starts_with(['-', '/', '.'])
+        && !value.ends_with(['/', '.'])
+        && !value.contains("..")
+        && !value.contains("//")
+        && !value.ends_with(".lock")
 }
 
 /// A value that is safe as one argument and on one line of sshd_config: no space, quote,
@@ -213,6 +401,70 @@ mod tests {
         assert_eq!(s.deploy_timeout, Duration::from_secs(300));
         assert_eq!(s.ssh_user, "git");
         assert_eq!(s.build_network, None);
+        assert!(s.buildpacks.is_empty());
+        assert_eq!(s.builder_image, "heroku/heroku:24-build");
+        assert_eq!(s.run_image, "heroku/heroku:24");
+    }
+
+    #[test]
+    fn buildpack_lists() {
+        let s = Settings::from_vars(&vars(&[(
+            "CODEBUILDER_BUILDPACKS",
+            "https://github.com/heroku/heroku-buildpack-python#v1, /opt/buildpacks/go,",
+        )]))
+        .unwrap();
+        assert_eq!(s.buildpacks.len(), 2);
+        assert_eq!(
+            s.buildpacks[0].source(),
+            &BuildpackSource::Git("https://github.com/heroku/heroku-buildpack-python".into())
+        );
+        assert_eq!(s.buildpacks[0].reference(), Some("v1"));
+        assert_eq!(
+            s.buildpacks[1].source(),
+            &BuildpackSource::Local("/opt/buildpacks/go".into())
+        );
+        assert_eq!(s.buildpacks[1].reference(), None);
+    }
+
+    #[test]
+    fn buildpack_urls() {
+        use BuildpackUrlError::*;
+        let app = |text: &str| Buildpack::parse(text, Origin::App).map(|_| ());
+        assert_eq!(
+            app("https://github.com/heroku/heroku-buildpack-ruby.git"),
+            Ok(())
+        );
+        assert_eq!(app("git://127.0.0.1:9418/bp.git#0123abc"), Ok(()));
+        assert_eq!(app("ssh://git@example.com/bp#release/v2"), Ok(()));
+        for (text, error) in [
+            ("", Empty),
+            ("/opt/buildpacks/go", LocalNotAllowed),
+            (
+                "file:///var/lib/codebuilder/repos/other.git",
+                UnsupportedScheme,
+            ),
+            ("ext::sh -c touch% /tmp/pwned", BadCharacter),
+            ("--upload-pack=touch /tmp/x", BadCharacter),
+            ("-uhttps://x", UnsupportedScheme),
+            ("ssh://-oProxyCommand=x/bp", NoHost),
+            ("https:///bp", NoHost),
+            ("https://x/bp.git#--orphan", BadReference),
+            ("https://x/bp.git#a..b", BadReference),
+            ("https://x/bp.git#", BadReference),
+            ("https://x/bp.git#a#b", BadReference),
+            ("https://x/bp.git\n", BadCharacter),
+            ("https://x/bp.git\u{0}", BadCharacter),
+            ("https://x/b p.git", BadCharacter),
+            ("https://x/\"bp", BadCharacter),
+            ("https://x/bp.tgz", Tarball),
+        ] {
+            assert_eq!(app(text), Err(error), "{text}");
+        }
+        assert_eq!(
+            app(&format!("https://x/{}", "a".repeat(1100))),
+            Err(TooLong)
+        );
+        assert!(Buildpack::parse("/opt/bp#main", Origin::Operator).is_ok());
     }
 
     #[test]
@@ -227,6 +479,10 @@ mod tests {
             ("CODEBUILDER_REGISTRY", "host:5000; rm -rf /"),
             ("CODEBUILDER_KEEP_BUILDS", "-1"),
             ("CODEBUILDER_BUILD_NETWORK", "host\nMatch all"),
+            ("CODEBUILDER_BUILDPACKS", "https://x/bp,relative/path"),
+            ("CODEBUILDER_BUILDPACKS", "file:///etc"),
+            ("CODEBUILDER_BUILDER_IMAGE", "--privileged"),
+            ("CODEBUILDER_RUN_IMAGE", "a b"),
         ] {
             let err = Settings::from_vars(&vars(&[(k, v)])).unwrap_err();
             assert!(err.to_string().starts_with(k), "{err}");

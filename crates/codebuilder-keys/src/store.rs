@@ -203,15 +203,7 @@ impl KeyStore {
             self.home.ensure_dir(&sub).map_err(io_at(&sub))?;
         }
         let path = dir.join(".lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .or_else(|_| File::open(&path))
-            .map_err(io_at(&path))?;
-        let _ = self.home.give_to_owner(&path);
+        let file = self.home.open_lock(&path).map_err(io_at(&path))?;
         let lock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, errno)| io_at(&path)(errno.into()))?;
         // Writers only write under this lock, so a temporary file found now is what a writer

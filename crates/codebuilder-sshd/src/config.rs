@@ -102,7 +102,7 @@ pub fn session_environment(home: &std::path::Path) -> anyhow::Result<Vec<String>
         }
         if !value
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@+=,".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@+=,#".contains(&b))
         {
             bail!("{name}={value:?} cannot be passed to ssh sessions: it contains spaces, quotes or control characters");
         }

@@ -9,3 +9,19 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: codebuilder
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
+
+{{/* A process type other than web: its own name label, so that neither the web Deployment nor
+the Service selects its pods. Called with (dict "root" $ "type" TYPE). */}}
+{{- define "app.processSelector" -}}
+app.kubernetes.io/name: {{ printf "%s-%s" .root.Chart.Name .type }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end }}
+
+{{- define "app.processLabels" -}}
+{{ include "app.processSelector" . }}
+app.kubernetes.io/component: {{ .type }}
+app.kubernetes.io/part-of: {{ .root.Chart.Name }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: codebuilder
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- end }}

@@ -1,0 +1,430 @@
+//! The builder container: one per build, named after the app and the home, so that a build
+//! can remove what a killed predecessor left (builds of one app are serialized by its lock).
+//! It is created, filled with the builder script, the buildpacks and the config vars
+//! (`docker cp`, which works with a remote engine too), started with the pushed tree on its
+//! standard input, read back, committed, and always removed: on success, failure, timeout or
+//! cancel alike (`docker run` killed by the runner would leave its container running).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use sha2::{Digest, Sha256};
+
+use super::config::ConfigVars;
+use super::fetch::Fetched;
+use crate::runner::{StepContext, StepError};
+
+const SCRIPT: &str = include_str!("builder.sh");
+/// Largest tar of results (Procfile, bin/release outputs) read back from the container.
+const MAX_RESULTS: u64 = 4 * 1024 * 1024;
+
+/// What the builder script's exit status says, when it is not plain failure.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    NoneDetected,
+    CompileFailed(usize),
+    ReleaseFailed(usize),
+}
+
+impl Outcome {
+    pub fn from_code(code: i32) -> Option<Self> {
+        match code {
+            240 => Some(Self::NoneDetected),
+            200..=215 => Some(Self::CompileFailed((code - 200) as usize)),
+            220..=235 => Some(Self::ReleaseFailed((code - 220) as usize)),
+            _ => None,
+        }
+    }
+}
+
+/// Files the builder left for the host.
+#[derive(Debug, Default)]
+pub struct Results {
+    pub procfile: Option<String>,
+    /// bin/release output by buildpack index, in order.
+    pub releases: Vec<(usize, String)>,
+}
+
+pub struct Builder<'a> {
+    docker: &'a str,
+    name: String,
+    /// Tag of the committed container, the source of the final image's /app.
+    pub compiled: String,
+}
+
+/// How the container is made.
+pub struct ContainerSpec<'a> {
+    pub image: &'a str,
+    pub network: Option<&'a str>,
+    /// Host path of the app's cache directory.
+    pub cache: &'a Path,
+    pub rev: &'a str,
+    pub mode: &'a str,
+    pub names: Vec<String>,
+}
+
+/// The container's name and the committed image's tag for `app` built from `home`: unique
+/// per home, so that several codebuilders can share one engine, and stable per app, so that
+/// a leftover is found by the next build.
+fn names(home: &Path, app: &str) -> (String, String) {
+    let digest = Sha256::digest(home.as_os_str().as_encoded_bytes());
+    let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    (
+        format!("codebuilder-build-{app}-{hash}"),
+        format!("codebuilder-compiled/{app}:{hash}"),
+    )
+}
+
+impl<'a> Builder<'a> {
+    /// Nothing is created yet; from here on, dropping the builder removes what was.
+    pub fn new(docker: &'a str, home: &Path, app: &str) -> Self {
+        let (name, compiled) = names(home, app);
+        Self {
+            docker,
+            name,
+            compiled,
+        }
+    }
+
+    fn docker(&self) -> Command {
+        Command::new(self.docker)
+    }
+
+    /// Creates the container (removing a leftover of the same name first).
+    pub fn create(&self, spec: &ContainerSpec) -> anyhow::Result<()> {
+        self.remove();
+        let cache = spec
+            .cache
+            .to_str()
+            .filter(|p| !p.contains([',', '\n', '"']));
+        let Some(cache) = cache else {
+            bail!(
+                "the cache directory {} cannot be mounted: use a home path without commas, quotes or non-UTF-8 names",
+                spec.cache.display()
+            );
+        };
+        let mut create = self.docker();
+        // Root inside the container, whatever the stack image's default user (heroku-24's is
+        // not root): the builder makes /app and writes the cache. The buildpacks stay confined
+        // to the container, as the RUN steps of a Dockerfile build are.
+        create
+            .args([
+                "create",
+                "--name",
+                &self.name,
+                "--interactive",
+                "--user",
+                "0:0",
+            ])
+            .args(["--entrypoint", "/bin/bash"])
+            // In the cluster the Docker engine (the dind sidecar) must see this same path:
+            // codebuilder.yaml mounts the state volume at the same path in both containers.
+            .args([
+                "--mount",
+                &format!("type=bind,source={cache},target=/tmp/cache"),
+            ])
+            .args(["--env", "HOME=/app"])
+            .args(["--env", &format!("SOURCE_VERSION={}", spec.rev)]);
+        if let Some(network) = spec.network {
+            create.args(["--network", network]);
+        }
+        create
+            .arg(spec.image)
+            .args(["/codebuilder/builder.sh", spec.mode])
+            .args(&spec.names);
+        let out = create
+            .stdout(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {}", self.docker))?;
+        if !out.status.success() {
+            bail!(
+                "cannot create the builder container from {} ({}): check CODEBUILDER_BUILDER_IMAGE",
+                spec.image,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Copies the bundle (a tar of /codebuilder) into the container.
+    pub fn copy_in(
+        &self,
+        bundle: &Path,
+        step: &StepContext,
+        timeout: Duration,
+    ) -> Result<(), StepError> {
+        // The runner gives a pipeline's first command no stdin: `cat` feeds `docker cp -`.
+        let mut cat = Command::new("cat");
+        cat.arg(bundle);
+        let mut copy = self.docker();
+        copy.args(["cp", "-", &format!("{}:/", self.name)]);
+        step.run(vec![cat, copy], timeout, "copying the buildpacks")
+    }
+
+    /// Starts the builder with `source` (a command printing the tree as tar) on its stdin.
+    pub fn compile(
+        &self,
+        source: Command,
+        step: &StepContext,
+        timeout: Duration,
+    ) -> Result<(), StepError> {
+        let mut start = self.docker();
+        start.args(["start", "--attach", "--interactive", &self.name]);
+        step.run(vec![source, start], timeout, "compiling")
+    }
+
+    /// Reads what the builder left in /codebuilder/out, within a size limit: the container's
+    /// files are written by the buildpacks, so they are untrusted.
+    pub fn results(&self) -> anyhow::Result<Results> {
+        let mut copy = self
+            .docker()
+            .args(["cp", &format!("{}:/codebuilder/out", self.name), "-"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {}", self.docker))?;
+        let mut archive = Vec::new();
+        let read = copy
+            .stdout
+            .take()
+            .map(|out| out.take(MAX_RESULTS + 1).read_to_end(&mut archive));
+        if archive.len() as u64 > MAX_RESULTS {
+            let _ = copy.kill();
+            let _ = copy.wait();
+            bail!("the buildpacks left more than {MAX_RESULTS} bytes of Procfile and bin/release output: fix the buildpack");
+        }
+        let out = copy.wait_with_output()?;
+        if !out.status.success() || !matches!(read, Some(Ok(_))) {
+            bail!(
+                "cannot read the results of the build: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        parse_results(&archive)
+    }
+
+    /// Commits the container: its /app becomes the source of the final image.
+    pub fn commit(&self, step: &StepContext, timeout: Duration) -> Result<(), StepError> {
+        let mut commit = self.docker();
+        commit.args(["commit", &self.name, &self.compiled]);
+        step.run(vec![commit], timeout, "saving the compiled app")
+    }
+
+    fn remove(&self) {
+        let _ = self
+            .docker()
+            .args(["rm", "--force", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Builder<'_> {
+    /// Nothing of the build outlives it: a cancelled or timed-out build's container is still
+    /// running here (killing `docker start` does not stop it), and is killed and removed.
+    fn drop(&mut self) {
+        self.remove();
+        let _ = self
+            .docker()
+            .args(["image", "rm", &self.compiled])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `out/Procfile` and `out/release-I.yml` from the tar `docker cp` prints.
+fn parse_results(archive: &[u8]) -> anyhow::Result<Results> {
+    let mut results = Results::default();
+    let mut entries = tar::Archive::new(archive);
+    for entry in entries
+        .entries()
+        .context("cannot read the results of the build")?
+    {
+        let mut entry = entry.context("cannot read the results of the build")?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let Some(name) = path.strip_prefix("out/") else {
+            continue;
+        };
+        let mut text = String::new();
+        if entry.read_to_string(&mut text).is_err() {
+            bail!("{name} from the build is not UTF-8 text: fix it");
+        }
+        if name == "Procfile" {
+            results.procfile = Some(text);
+        } else if let Some(index) = name
+            .strip_prefix("release-")
+            .and_then(|rest| rest.strip_suffix(".yml"))
+            .and_then(|index| index.parse().ok())
+        {
+            results.releases.push((index, text));
+        }
+    }
+    results.releases.sort_by_key(|(index, _)| *index);
+    Ok(results)
+}
+
+/// Writes the tar that `copy_in` sends: /codebuilder/builder.sh, /codebuilder/buildpacks/I
+/// (without their .git) and /codebuilder/env/NAME.
+pub fn write_bundle(file: &File, buildpacks: &[Fetched], env: &ConfigVars) -> anyhow::Result<()> {
+    let dirs: Vec<(&Path, String)> = buildpacks
+        .iter()
+        .map(|f| (f.dir.as_path(), f.buildpack.to_string()))
+        .collect();
+    write_bundle_of(file, &dirs, env)
+}
+
+fn write_bundle_of(
+    file: &File,
+    buildpacks: &[(&Path, String)],
+    env: &ConfigVars,
+) -> anyhow::Result<()> {
+    let mut tar = tar::Builder::new(file);
+    tar.follow_symlinks(false);
+    append_file(&mut tar, "codebuilder/builder.sh", SCRIPT.as_bytes(), 0o755)?;
+    for (index, (dir, name)) in buildpacks.iter().enumerate() {
+        append_tree(
+            &mut tar,
+            dir,
+            &format!("codebuilder/buildpacks/{index}"),
+            true,
+        )
+        .with_context(|| format!("cannot read buildpack {name}"))?;
+    }
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    tar.append_data(&mut dir, "codebuilder/env", std::io::empty())?;
+    for (name, value) in env.iter() {
+        append_file(&mut tar, &format!("codebuilder/env/{name}"), value, 0o644)?;
+    }
+    tar.finish()?;
+    Ok(())
+}
+
+fn append_file(
+    tar: &mut tar::Builder<&File>,
+    name: &str,
+    data: &[u8],
+    mode: u32,
+) -> anyhow::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(mode);
+    header.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut header, name, data)?;
+    Ok(())
+}
+
+/// Appends `dir` as `name`, symlinks as symlinks, in a stable order.
+fn append_tree(
+    tar: &mut tar::Builder<&File>,
+    dir: &Path,
+    name: &str,
+    top: bool,
+) -> anyhow::Result<()> {
+    tar.append_dir(name, dir)?;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let file_name = entry.file_name();
+        if top && file_name == ".git" {
+            continue;
+        }
+        let child = format!("{name}/{}", file_name.to_string_lossy());
+        if entry.file_type()?.is_dir() {
+            append_tree(tar, &entry.path(), &child, false)?;
+        } else {
+            tar.append_path_with_name(entry.path(), &child)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_statuses() {
+        assert_eq!(Outcome::from_code(240), Some(Outcome::NoneDetected));
+        assert_eq!(Outcome::from_code(201), Some(Outcome::CompileFailed(1)));
+        assert_eq!(Outcome::from_code(220), Some(Outcome::ReleaseFailed(0)));
+        assert_eq!(Outcome::from_code(1), None);
+        assert_eq!(Outcome::from_code(137), None);
+    }
+
+    #[test]
+    fn names_are_per_home_and_app() {
+        let (container, compiled) = names(Path::new("/var/lib/codebuilder"), "web");
+        assert!(
+            container.starts_with("codebuilder-build-web-"),
+            "{container}"
+        );
+        assert!(
+            compiled.starts_with("codebuilder-compiled/web:"),
+            "{compiled}"
+        );
+        assert_ne!(names(Path::new("/srv/codebuilder"), "web").0, container);
+    }
+
+    #[test]
+    fn bundle_and_results_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let buildpack = dir.path().join("bp");
+        std::fs::create_dir_all(buildpack.join("bin")).unwrap();
+        std::fs::create_dir_all(buildpack.join(".git")).unwrap();
+        std::fs::write(buildpack.join("bin/compile"), "#!/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink("compile", buildpack.join("bin/detect")).unwrap();
+        let bundle = tempfile::tempfile().unwrap();
+        write_bundle_of(
+            &bundle,
+            &[(buildpack.as_path(), "bp".into())],
+            &ConfigVars::default(),
+        )
+        .unwrap();
+        let mut names = Vec::new();
+        let mut archive = tar::Archive::new(&bundle);
+        use std::io::Seek;
+        (&bundle).rewind().unwrap();
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            names.push(entry.path().unwrap().to_string_lossy().into_owned());
+        }
+        assert_eq!(
+            names,
+            [
+                "codebuilder/builder.sh",
+                "codebuilder/buildpacks/0",
+                "codebuilder/buildpacks/0/bin",
+                "codebuilder/buildpacks/0/bin/compile",
+                "codebuilder/buildpacks/0/bin/detect",
+                "codebuilder/env",
+            ]
+        );
+
+        let mut out = tar::Builder::new(Vec::new());
+        for (name, text) in [
+            ("out/release-1.yml", "b"),
+            ("out/Procfile", "web: x"),
+            ("out/release-0.yml", "a"),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(text.len() as u64);
+            header.set_mode(0o644);
+            out.append_data(&mut header, name, text.as_bytes()).unwrap();
+        }
+        let results = parse_results(&out.into_inner().unwrap()).unwrap();
+        assert_eq!(results.procfile.as_deref(), Some("web: x"));
+        assert_eq!(results.releases, [(0, "a".to_owned()), (1, "b".to_owned())]);
+    }
+}

@@ -1,0 +1,788 @@
+//! Buildpack builds, end to end: a real `git push` over a real sshd of a repository without a
+//! Dockerfile, Heroku buildpacks run for real inside a container of a stack "build" image, the
+//! app's image made on a stack "run" image, pushed to a real registry, and run with docker.
+//!
+//! No image can be pulled and no buildpack fetched from the internet here: the stack images
+//! are a debootstrapped Debian (`scripts/base-image.sh`, cached), and the buildpacks are the
+//! small ones in tests/fixtures/buildpacks, made into git repositories at test time (served
+//! over git:// on loopback where a test needs URLs).
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use codebuilder_tests::*;
+
+const BUILDER_IMAGE: &str = "codebuilder-test/stack-build";
+const RUN_IMAGE: &str = "codebuilder-test/stack-run";
+const WEB: &str = "bin/busybox httpd -f -p \"$PORT\" -h \"$WEB_ROOT\"";
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Makes the stack images once per run; `base-image.sh` does nothing for an image that exists.
+fn stack_images() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        require_docker();
+        for image in [BUILDER_IMAGE, RUN_IMAGE] {
+            let out = Command::new("bash")
+                .arg(repo_root().join("scripts/base-image.sh"))
+                .arg(image)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "base-image.sh {image}: {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+    });
+}
+
+/// Copies of the test buildpacks, each a git repository with a tag `v1`, where the `git`
+/// user (sshd runs the build as git) can read them.
+struct Buildpacks {
+    dir: tempfile::TempDir,
+}
+
+impl Buildpacks {
+    fn new() -> Self {
+        let dir = shared_tempdir();
+        let fixtures = repo_root().join("tests/fixtures/buildpacks");
+        for name in ["busybox-web", "failing", "nothing"] {
+            let target = dir.path().join(name);
+            copy_tree(&fixtures.join(name), &target);
+            git_in(&target, &["init", "--quiet", "--initial-branch=main"]);
+            git_in(&target, &["config", "user.email", "bp@example.com"]);
+            git_in(&target, &["config", "user.name", "Buildpack"]);
+            git_in(&target, &["add", "-A"]);
+            git_in(&target, &["commit", "--quiet", "-m", "buildpack"]);
+            git_in(&target, &["tag", "v1"]);
+        }
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+            // Whatever mode the checkout gave them, a buildpack's programs are programs.
+            let mode = if from.ends_with("bin") { 0o755 } else { 0o644 };
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}
+
+fn git_in(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+}
+
+/// A codebuilder that builds with the test stack and `buildpacks` (CODEBUILDER_BUILDPACKS).
+fn server_for(registry: &Registry, buildpacks: &str, extra: &[(&str, &str)]) -> Server {
+    let address = registry.address();
+    let mut env = vec![
+        ("CODEBUILDER_REGISTRY", address.as_str()),
+        ("CODEBUILDER_DEPLOY", "none"),
+        ("CODEBUILDER_BUILD_NETWORK", "host"),
+        ("CODEBUILDER_BUILDER_IMAGE", BUILDER_IMAGE),
+        ("CODEBUILDER_RUN_IMAGE", RUN_IMAGE),
+        ("CODEBUILDER_BUILDPACKS", buildpacks),
+    ];
+    env.extend_from_slice(extra);
+    Server::start_with(&env)
+}
+
+/// A busybox-web app: the marker, the busybox it carries, a Procfile with web and worker.
+fn web_app(message: &str, extra: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let busybox = fs::read("/bin/busybox").expect("busybox-static is not installed");
+    let procfile =
+        format!("web: {WEB}\nworker: bin/busybox sh -c 'while true; do sleep 60; done'\n");
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("busybox-web.marker", b""),
+        ("busybox", &busybox),
+        ("Procfile", procfile.as_bytes()),
+        ("message", message.as_bytes()),
+    ];
+    files.extend_from_slice(extra);
+    make_repo("main", &files)
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..7]
+}
+
+/// Pushes main; returns whether it was accepted and git's output, without the blanks git
+/// pads `remote:` lines with.
+fn push(client: &Client, dir: &Path, app: &str) -> (bool, String) {
+    let out = client.git(dir, &["push", &client.url(app), "main"]);
+    let stderr: String = text(&out.stderr)
+        .lines()
+        .map(|line| format!("{}\n", line.trim_end()))
+        .collect();
+    (out.status.success(), stderr)
+}
+
+fn builds(server: &Server, app: &str) -> Vec<serde_json::Value> {
+    let out = server.build_cli(&["builds", app, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Containers (running or not) whose name has `-APP-`: a builder container is
+/// `codebuilder-build-APP-HASH`.
+fn builder_containers(app: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "--all", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .lines()
+        .filter(|name| name.starts_with(&format!("codebuilder-build-{app}-")))
+        .map(String::from)
+        .collect()
+}
+
+fn compiled_images(app: &str) -> String {
+    let out = Command::new("docker")
+        .args(["images", "--quiet", &format!("codebuilder-compiled/{app}")])
+        .output()
+        .unwrap();
+    text(&out.stdout).trim().to_owned()
+}
+
+fn inspect(image: &str, format: &str) -> serde_json::Value {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", format, image])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A container of `image` on the host network, removed on drop.
+struct Running(String);
+
+impl Running {
+    fn start(image: &str, port: u16) -> Self {
+        let name = format!("cbtest-{}-{port}", std::process::id());
+        let out = Command::new("docker")
+            .args([
+                "run",
+                "--detach",
+                "--rm",
+                "--network",
+                "host",
+                "--name",
+                &name,
+            ])
+            .args(["--env", &format!("PORT={port}"), image])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        Self(name)
+    }
+
+    fn logs(&self) -> String {
+        let out = Command::new("docker")
+            .args(["logs", &self.0])
+            .output()
+            .unwrap();
+        format!("{}{}", text(&out.stdout), text(&out.stderr))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "--force", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// GET / on loopback, retried while the app starts.
+fn page(port: u16) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match http_get(port, "/") {
+            Ok(body) => return Ok(body),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+#[test]
+fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_port() {
+    stack_images();
+    let bps = Buildpacks::new();
+    let registry = Registry::start();
+    // The first buildpack does not detect the app; the second does.
+    let list = format!("{},{}", bps.path("nothing"), bps.path("busybox-web"));
+    let server = server_for(&registry, &list, &[]);
+    let dev = server.add_user("dev", false);
+    // The app's config vars (HOME/config/APP/NAME) reach bin/compile as its ENV_DIR.
+    let config = server.home.path().join("config/bpweb");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(config.join("GREETING"), "hello from the config").unwrap();
+    let work = web_app("first push", &[]);
+    let sha = head(work.path());
+
+    let (ok, stderr) = push(&dev, work.path(), "bpweb");
+    assert!(ok, "push failed:\n{stderr}");
+    assert_eq!(
+        server.server_ref("bpweb", "refs/heads/main"),
+        Some(sha.clone())
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    for expected in [
+        format!(
+            "remote: -----> Building bpweb ({}) with buildpacks",
+            short(&sha)
+        ),
+        "remote: -----> Busybox web app detected".to_owned(),
+        "remote: -----> Installing busybox".to_owned(),
+        "remote: -----> Discovering process types".to_owned(),
+        "remote:        Procfile declares types -> web, worker".to_owned(),
+        format!("remote: -----> Making the image on {RUN_IMAGE}"),
+        format!(
+            "remote: -----> Pushing {}/bpweb:git-{}",
+            registry.address(),
+            short(&sha)
+        ),
+    ] {
+        assert!(
+            lines.contains(&expected.as_str()),
+            "no {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("remote:        cache miss: making dependencies"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("remote:        GREETING from ENV_DIR: hello from the config\n"),
+        "{stderr}"
+    );
+    // The buildpack's own headers are steps, never indented under another step.
+    assert!(!stderr.contains("       -----> "), "{stderr}");
+    let mut tags = registry.tags("bpweb");
+    tags.sort();
+    assert_eq!(tags, [format!("git-{}", short(&sha)), "latest".to_string()]);
+
+    // The Procfile's web command is the image's start command, through the launcher.
+    let image = format!("{}/bpweb:git-{}", registry.address(), short(&sha));
+    assert_eq!(
+        inspect(&image, "{{json .Config.Cmd}}"),
+        serde_json::json!([WEB])
+    );
+    assert_eq!(
+        inspect(&image, "{{json .Config.Entrypoint}}"),
+        serde_json::json!(["/codebuilder/launch"])
+    );
+    let env = inspect(&image, "{{json .Config.Env}}");
+    assert!(
+        env.as_array()
+            .unwrap()
+            .contains(&"BUSYBOX_WEB=ready".into()),
+        "bin/release's config var is missing: {env}"
+    );
+
+    // It serves on $PORT, with WEB_ROOT from .profile.d.
+    let port = free_port();
+    let running = Running::start(&image, port);
+    let body = page(port).unwrap_or_else(|e| panic!("{e}\n{}", running.logs()));
+    assert_eq!(body, "hello from first push\n");
+    drop(running);
+
+    // Nothing of the build is left: no builder container, no committed image.
+    assert_eq!(builder_containers("bpweb"), Vec::<String>::new());
+    assert_eq!(compiled_images("bpweb"), "");
+
+    // The second push finds the cache the first one filled.
+    fs::write(work.path().join("message"), "second push").unwrap();
+    let second = commit_all(work.path(), "second");
+    let (ok, stderr) = push(&dev, work.path(), "bpweb");
+    assert!(ok, "second push failed:\n{stderr}");
+    assert!(
+        stderr.contains("remote:        cache hit: reusing dependencies"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cache miss"), "{stderr}");
+    assert_eq!(server.server_ref("bpweb", "refs/heads/main"), Some(second));
+    let records = builds(&server, "bpweb");
+    assert_eq!(records.len(), 2);
+    assert!(
+        records.iter().all(|r| r["result"] == "succeeded"),
+        "{records:?}"
+    );
+    assert!(server.home.path().join("cache/bpweb").is_dir());
+}
+
+#[test]
+fn detect_and_compile_failures_reject_the_push_and_leave_refs_alone() {
+    stack_images();
+    let bps = Buildpacks::new();
+    let registry = Registry::start();
+
+    // No buildpack detects the app.
+    let server = server_for(&registry, &bps.path("nothing"), &[]);
+    let dev = server.add_user("dev", false);
+    let work = web_app("never built", &[]);
+    let (ok, stderr) = push(&dev, work.path(), "bpnone");
+    assert!(!ok, "{stderr}");
+    let last = stderr
+        .lines()
+        .find(|l| l.starts_with("remote: error: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{stderr}"));
+    assert_eq!(
+        last,
+        format!(
+            "remote: error: no buildpack detected this app (tried {}): add a Dockerfile, or a .buildpacks file with the git URL of the buildpack to use, commit, and push again",
+            bps.path("nothing")
+        )
+    );
+    assert!(stderr.contains("pre-receive hook declined"), "{stderr}");
+    assert_eq!(server.server_ref("bpnone", "refs/heads/main"), None);
+    assert_eq!(builder_containers("bpnone"), Vec::<String>::new());
+
+    // A failing compile, after a good build: the ref stays on the good one.
+    let list = format!("{},{}", bps.path("failing"), bps.path("busybox-web"));
+    let server = server_for(&registry, &list, &[]);
+    let dev = server.add_user("dev", false);
+    let work = web_app("good", &[]);
+    let (ok, stderr) = push(&dev, work.path(), "bpfail");
+    assert!(ok, "{stderr}");
+    let good = head(work.path());
+    fs::write(work.path().join("failing.marker"), "").unwrap();
+    let failing = commit_all(work.path(), "now the failing buildpack applies");
+    let (ok, stderr) = push(&dev, work.path(), "bpfail");
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("remote: -----> Failing on purpose\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("remote:        about to fail\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "error: bin/compile of buildpack {} failed: fix the app",
+            bps.path("failing")
+        )),
+        "{stderr}"
+    );
+    assert_eq!(server.server_ref("bpfail", "refs/heads/main"), Some(good));
+    assert!(!registry
+        .tags("bpfail")
+        .contains(&format!("git-{}", short(&failing))));
+    assert_eq!(builds(&server, "bpfail")[1]["result"], "failed");
+    assert_eq!(builder_containers("bpfail"), Vec::<String>::new());
+
+    // An app cannot name a local path: it would copy host files into its build.
+    fs::remove_file(work.path().join("failing.marker")).unwrap();
+    fs::write(
+        work.path().join(".buildpacks"),
+        format!("{}\n", bps.path("busybox-web")),
+    )
+    .unwrap();
+    commit_all(work.path(), "local buildpack");
+    let (ok, stderr) = push(&dev, work.path(), "bpfail");
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: .buildpacks line 1: \"{}\" is a local path, which only the operator's CODEBUILDER_BUILDPACKS may name",
+            bps.path("busybox-web")
+        )),
+        "{stderr}"
+    );
+}
+
+/// `git daemon` serving the test buildpacks on a loopback port: buildpacks by URL.
+struct GitDaemon {
+    port: u16,
+    child: Child,
+}
+
+impl GitDaemon {
+    fn start(base: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--listen=127.0.0.1",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start git daemon");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "git daemon did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { port, child }
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_buildpacks_file_overrides_the_default_and_pins_refs_of_cloned_buildpacks() {
+    stack_images();
+    let bps = Buildpacks::new();
+    // After v1, the busybox-web buildpack breaks: only a checkout of v1 builds.
+    let busybox = bps.dir.path().join("busybox-web");
+    fs::write(
+        busybox.join("bin/compile"),
+        "#!/bin/bash\necho 'main is broken'\nexit 9\n",
+    )
+    .unwrap();
+    git_in(&busybox, &["commit", "--quiet", "-am", "broken after v1"]);
+    let daemon = GitDaemon::start(bps.dir.path());
+    let registry = Registry::start();
+    // The operator's default would fail; the app's .buildpacks replaces it.
+    let server = server_for(&registry, &bps.path("failing"), &[]);
+    let dev = server.add_user("dev", false);
+    let list = format!(
+        "# tried in order, each one that detects the app compiles it\n{}\n{}#v1\n",
+        daemon.url("nothing"),
+        daemon.url("busybox-web")
+    );
+    let work = web_app(
+        "cloned",
+        &[(".buildpacks", list.as_bytes()), ("failing.marker", b"")],
+    );
+    let (ok, stderr) = push(&dev, work.path(), "bpclone");
+    assert!(ok, "{stderr}");
+    for expected in [
+        format!(
+            "remote: -----> Fetching buildpack {}",
+            daemon.url("nothing")
+        ),
+        format!(
+            "remote: -----> Fetching buildpack {}#v1",
+            daemon.url("busybox-web")
+        ),
+        format!(
+            "remote: -----> {} does not apply to this app (its bin/detect did not pass): skipped",
+            daemon.url("nothing")
+        ),
+        "remote: -----> Busybox web app detected".to_owned(),
+    ] {
+        assert!(
+            stderr.contains(&format!("{expected}\n")),
+            "no {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("main is broken"), "{stderr}");
+    assert!(!stderr.contains("Failing on purpose"), "{stderr}");
+    // Each URL and ref is cloned once into the home, and fetched again on the next build.
+    let cached = fs::read_dir(server.home.path().join("buildpacks"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join(".git").is_dir())
+        .count();
+    assert_eq!(cached, 2);
+    commit_all(work.path(), "again");
+    let (ok, stderr) = push(&dev, work.path(), "bpclone");
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("cache hit"), "{stderr}");
+
+    // Without the #v1 pin, the broken head of the buildpack is what runs.
+    let list = format!("{}\n", daemon.url("busybox-web"));
+    fs::write(work.path().join(".buildpacks"), list).unwrap();
+    let sha = commit_all(work.path(), "unpinned");
+    let (ok, stderr) = push(&dev, work.path(), "bpclone");
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("remote:        main is broken\n"),
+        "{stderr}"
+    );
+    assert_ne!(server.server_ref("bpclone", "refs/heads/main"), Some(sha));
+
+    // The app's BUILDPACK_URL config var wins over its .buildpacks file.
+    let config = server.home.path().join("config/bpclone");
+    fs::create_dir_all(&config).unwrap();
+    let pinned = format!("{}#v1", daemon.url("busybox-web"));
+    fs::write(config.join("BUILDPACK_URL"), format!("{pinned}\n")).unwrap();
+    let (ok, stderr) = push(&dev, work.path(), "bpclone");
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("remote: -----> Fetching buildpack {pinned}\n")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("main is broken"), "{stderr}");
+    fs::write(config.join("BUILDPACK_URL"), "/etc\n").unwrap();
+    commit_all(work.path(), "local path in the config");
+    let (ok, stderr) = push(&dev, work.path(), "bpclone");
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("error: the config var BUILDPACK_URL=\"/etc\" is a local path"),
+        "{stderr}"
+    );
+    fs::remove_file(config.join("BUILDPACK_URL")).unwrap();
+
+    // A URL that cannot be fetched is named, with the fix.
+    fs::write(
+        work.path().join(".buildpacks"),
+        format!("{}\n", daemon.url("missing")),
+    )
+    .unwrap();
+    commit_all(work.path(), "missing buildpack");
+    let (ok, stderr) = push(&dev, work.path(), "bpclone");
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: fetching buildpack {} failed (exit status: 128): check the buildpack's URL",
+            daemon.url("missing")
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_buildpack_build_over_its_time_limit_is_stopped_and_its_container_removed() {
+    stack_images();
+    let bps = Buildpacks::new();
+    let registry = Registry::start();
+    let server = server_for(
+        &registry,
+        &bps.path("busybox-web"),
+        &[("CODEBUILDER_BUILD_TIMEOUT", "8s")],
+    );
+    let dev = server.add_user("dev", false);
+    let work = web_app("slow", &[("compile-sleep", b"overtime")]);
+    let started = Instant::now();
+    let (ok, stderr) = push(&dev, work.path(), "bpslow");
+    assert!(!ok, "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the limit was not enforced"
+    );
+    assert!(
+        stderr.contains("remote:        started-overtime\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: the buildpack build took longer than 8s and was stopped: raise CODEBUILDER_BUILD_TIMEOUT"),
+        "{stderr}"
+    );
+    // The hook removed the container before it exited.
+    assert_eq!(builder_containers("bpslow"), Vec::<String>::new());
+    assert_eq!(server.server_ref("bpslow", "refs/heads/main"), None);
+    assert_eq!(builds(&server, "bpslow")[0]["result"], "failed");
+}
+
+#[test]
+fn a_client_that_disconnects_mid_compile_leaves_no_builder_container() {
+    stack_images();
+    let bps = Buildpacks::new();
+    let registry = Registry::start();
+    let server = server_for(&registry, &bps.path("busybox-web"), &[]);
+    let dev = server.add_user("dev", false);
+    let marker = format!("gone{}", std::process::id());
+    let work = web_app("disconnect", &[("compile-sleep", marker.as_bytes())]);
+    let mut command = dev.git_command(work.path(), &["push", &dev.url("bpgone"), "main"]);
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = command.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains(&format!("started-{marker}")) {
+        let mut line = Vec::new();
+        if stderr.read_until(b'\n', &mut line).unwrap() == 0 {
+            panic!("push ended before compile started:\n{seen}");
+        }
+        seen.push_str(&String::from_utf8_lossy(&line));
+    }
+    assert_eq!(builder_containers("bpgone").len(), 1, "{seen}");
+    // The developer's machine goes away: git and ssh die at once.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = child.wait();
+    let killed_at = Instant::now();
+    while !builder_containers("bpgone").is_empty() && killed_at.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        builder_containers("bpgone"),
+        Vec::<String>::new(),
+        "the builder container outlived the push by 5 s"
+    );
+    // The build's record says cancelled once the hook is done.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while builds(&server, "bpgone")[0]["result"] == "running" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(builds(&server, "bpgone")[0]["result"], "cancelled");
+    assert_eq!(server.server_ref("bpgone", "refs/heads/main"), None);
+}
+
+#[test]
+fn the_default_chart_runs_every_process_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("chart");
+    let out = Command::new(bin_dir().join("codebuilder-build"))
+        .args(["chart", "myapp"])
+        .arg(&chart)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let values = dir.path().join("values.json");
+    fs::write(
+        &values,
+        serde_json::json!({"processes": {
+            "web": {"command": WEB},
+            "worker": {"command": "bin/worker --queue \"a, b\""},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let out = Command::new("helm")
+        .arg("lint")
+        .arg(&chart)
+        .arg("--values")
+        .arg(&values)
+        .output()
+        .expect("helm is not installed: run scripts/deps.sh");
+    assert!(
+        out.status.success(),
+        "helm lint: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = Command::new("helm")
+        .args(["template", "myapp"])
+        .arg(&chart)
+        .args(["--namespace", "myapp", "--set", "replicas=2"])
+        .args(["--set-string", "image.repository=127.0.0.1:5000/myapp"])
+        .args(["--set-string", "image.tag=git-abc1234"])
+        .arg("--values")
+        .arg(&values)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let manifests = text(&out.stdout);
+    let documents: Vec<serde_json::Value> = manifests
+        .split("\n---")
+        .filter(|d| d.contains("kind:"))
+        .map(yaml_to_json)
+        .collect();
+    let deployments: Vec<&serde_json::Value> = documents
+        .iter()
+        .filter(|d| d["kind"] == "Deployment")
+        .collect();
+    assert_eq!(deployments.len(), 2, "{manifests}");
+    let web = deployments
+        .iter()
+        .find(|d| d["metadata"]["name"] == "myapp")
+        .unwrap();
+    let worker = deployments
+        .iter()
+        .find(|d| d["metadata"]["name"] == "myapp-worker")
+        .unwrap_or_else(|| panic!("no myapp-worker Deployment:\n{manifests}"));
+    assert_eq!(web["spec"]["replicas"], 2);
+    assert_eq!(worker["spec"]["replicas"], 0);
+    let container = &worker["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["name"], "worker");
+    assert_eq!(container["image"], "127.0.0.1:5000/myapp:git-abc1234");
+    assert_eq!(
+        container["args"],
+        serde_json::json!(["bin/worker --queue \"a, b\""])
+    );
+    // The web Deployment's selector and the Service's do not reach the worker's pods.
+    let worker_labels = &worker["spec"]["template"]["metadata"]["labels"];
+    let service = documents.iter().find(|d| d["kind"] == "Service").unwrap();
+    for selector in [
+        &web["spec"]["selector"]["matchLabels"],
+        &service["spec"]["selector"],
+    ] {
+        let matches = selector
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| &worker_labels[k] == v);
+        assert!(
+            !matches,
+            "{selector} selects the worker's pods {worker_labels}"
+        );
+    }
+    let mut validate = Command::new("/opt/codebuilder-venv/bin/kubernetes-validate")
+        .args(["--strict", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubernetes-validate is not installed: run scripts/deps.sh");
+    std::io::Write::write_all(&mut validate.stdin.take().unwrap(), manifests.as_bytes()).unwrap();
+    let out = validate.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// One rendered manifest as JSON, through python3's yaml (PyYAML ships with Debian's python3
+/// packages that kubernetes-validate needs).
+fn yaml_to_json(document: &str) -> serde_json::Value {
+    let out = run_with_stdin(
+        Command::new("/opt/codebuilder-venv/bin/python3").args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
+        ]),
+        document.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
