@@ -10,40 +10,9 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use codebuilder_tests::*;
-
-/// A web app that builds from scratch with a static busybox: no image pull needed. Its RUN
-/// step carries a nonce, so that docker's build cache never skips it.
-fn app_files(run_step: &str) -> Vec<(&'static str, Vec<u8>)> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nonce = format!(
-        "{}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let dockerfile = format!(
-        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"{run_step}; : {nonce}\"]\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"5000\", \"-h\", \"/\"]\n"
-    );
-    vec![
-        ("Dockerfile", dockerfile.into_bytes()),
-        (
-            "busybox",
-            fs::read("/bin/busybox").expect("busybox-static is not installed"),
-        ),
-    ]
-}
-
-fn repo_with(branch: &str, files: &[(&'static str, Vec<u8>)]) -> tempfile::TempDir {
-    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (*n, c.as_slice())).collect();
-    make_repo(branch, &borrowed)
-}
 
 /// A codebuilder whose builds push to `registry`; `deploy` is CODEBUILDER_DEPLOY.
 fn server_for(registry: &Registry, deploy: &str, extra: &[(&str, &str)]) -> Server {
@@ -66,16 +35,6 @@ fn unreachable_kubeconfig(dir: &Path) -> String {
     )
     .unwrap();
     path.display().to_string()
-}
-
-fn builds(server: &Server, app: &str) -> Vec<serde_json::Value> {
-    let out = server.build_cli(&["builds", app, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 /// Runs `git push` and returns each stderr line with the time it arrived.
@@ -119,10 +78,6 @@ fn joined(lines: &[(Duration, String)]) -> String {
         .map(|(_, l)| l.as_str())
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..7]
 }
 
 #[test]
@@ -415,12 +370,7 @@ fn deploy_to_an_unreachable_cluster_rejects_the_push_with_the_image_in_the_regis
 fn default_chart_lints_and_renders_valid_manifests() {
     let registry_free = tempfile::tempdir().unwrap();
     let dir = registry_free.path().join("chart");
-    let out = Command::new(bin_dir().join("codebuilder-build"))
-        .args(["chart", "myapp"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    write_default_chart("myapp", &dir);
     let out = Command::new("helm")
         .arg("lint")
         .arg(&dir)

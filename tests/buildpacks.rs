@@ -22,10 +22,6 @@ const BUILDER_IMAGE: &str = "codebuilder-test/stack-build";
 const RUN_IMAGE: &str = "codebuilder-test/stack-run";
 const WEB: &str = "bin/busybox httpd -f -p \"$PORT\" -h \"$WEB_ROOT\"";
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Makes the stack images once per run; `base-image.sh` does nothing for an image that exists.
 fn stack_images() {
     static DONE: OnceLock<()> = OnceLock::new();
@@ -131,10 +127,6 @@ fn web_app(message: &str, extra: &[(&str, &[u8])]) -> tempfile::TempDir {
     make_repo("main", &files)
 }
 
-fn short(sha: &str) -> &str {
-    &sha[..7]
-}
-
 /// Pushes main; returns whether it was accepted and git's output, without the blanks git
 /// pads `remote:` lines with.
 fn push(client: &Client, dir: &Path, app: &str) -> (bool, String) {
@@ -144,16 +136,6 @@ fn push(client: &Client, dir: &Path, app: &str) -> (bool, String) {
         .map(|line| format!("{}\n", line.trim_end()))
         .collect();
     (out.status.success(), stderr)
-}
-
-fn builds(server: &Server, app: &str) -> Vec<serde_json::Value> {
-    let out = server.build_cli(&["builds", app, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 /// Containers (running or not) whose name has `-APP-`: a builder container is
@@ -671,12 +653,7 @@ fn a_client_that_disconnects_mid_compile_leaves_no_builder_container() {
 fn the_default_chart_runs_every_process_type() {
     let dir = tempfile::tempdir().unwrap();
     let chart = dir.path().join("chart");
-    let out = Command::new(bin_dir().join("codebuilder-build"))
-        .args(["chart", "myapp"])
-        .arg(&chart)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    write_default_chart("myapp", &chart);
     let values = dir.path().join("values.json");
     fs::write(
         &values,

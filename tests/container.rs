@@ -30,10 +30,6 @@ const KUBERNETES_VALIDATE: &str = "/opt/codebuilder-venv/bin/kubernetes-validate
 /// The venv of kubernetes-validate, which has PyYAML: it turns codebuilder.yaml into JSON.
 const VENV_PYTHON: &str = "/opt/codebuilder-venv/bin/python";
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn output(command: &mut Command) -> Output {
     command
         .output()
@@ -62,7 +58,7 @@ fn build_image() -> Result<(), String> {
     // The Dockerfile copies target/release/codebuilder-*: make sure they are the current code.
     // A no-op (about a second) when nothing changed.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = output(Command::new(cargo).current_dir(root()).args([
+    let out = output(Command::new(cargo).current_dir(repo_root()).args([
         "build",
         "--release",
         "--workspace",
@@ -77,7 +73,7 @@ fn build_image() -> Result<(), String> {
     // `FROM debian:bookworm-slim`: imported from a cached debootstrap, never pulled.
     let out = output(
         Command::new("bash")
-            .current_dir(root())
+            .current_dir(repo_root())
             .arg("scripts/base-image.sh"),
     );
     if !out.status.success() {
@@ -91,7 +87,7 @@ fn build_image() -> Result<(), String> {
         .gid();
     let mut build = Command::new("docker");
     build
-        .current_dir(root())
+        .current_dir(repo_root())
         .args(["build", "--network", "host", "--tag", IMAGE])
         .args(["--build-arg", &format!("DOCKER_GID={socket_gid}")]);
     // Behind a TLS-intercepting proxy, helm's download from PyPI must trust its CA.
@@ -281,36 +277,6 @@ fn fingerprints(keys: &[String]) -> Vec<String> {
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
         .collect()
-}
-
-/// A web app that builds from scratch with a static busybox: no image pull needed. Its RUN
-/// step carries a nonce, so that docker's build cache never skips it.
-fn app_files(run_step: &str) -> Vec<(&'static str, Vec<u8>)> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nonce = format!(
-        "{}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let dockerfile = format!(
-        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"{run_step}; : {nonce}\"]\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"5000\", \"-h\", \"/\"]\n"
-    );
-    vec![
-        ("Dockerfile", dockerfile.into_bytes()),
-        (
-            "busybox",
-            fs::read("/bin/busybox").expect("busybox-static is not installed"),
-        ),
-    ]
-}
-
-fn repo_with(branch: &str, files: &[(&'static str, Vec<u8>)]) -> tempfile::TempDir {
-    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (*n, c.as_slice())).collect();
-    make_repo(branch, &borrowed)
 }
 
 fn short(sha: &str) -> &str {
@@ -605,7 +571,7 @@ fn builds_reach_the_engine_through_docker_host() {
 
 #[test]
 fn rootfs_sshd_config_carries_every_hardening_line() {
-    let path = root().join("rootfs/etc/ssh/sshd_config");
+    let path = repo_root().join("rootfs/etc/ssh/sshd_config");
     let config = fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = config
         .lines()
@@ -638,7 +604,7 @@ fn rootfs_sshd_config_carries_every_hardening_line() {
         .expect("no AuthorizedKeysCommand");
     let binary = command.split_whitespace().next().unwrap();
     assert_eq!(binary, "/usr/local/lib/codebuilder/codebuilder-keys");
-    let dockerfile = fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let dockerfile = fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
     assert!(dockerfile.contains("/usr/local/lib/codebuilder/"));
     assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/lib/codebuilder/codebuilder-sshd\"]"));
 }
@@ -648,7 +614,7 @@ fn manifests() -> Vec<Value> {
     let out = output(Command::new(VENV_PYTHON).args([
         "-c",
         "import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))",
-    ]).arg(root().join("codebuilder.yaml")));
+    ]).arg(repo_root().join("codebuilder.yaml")));
     assert!(
         out.status.success(),
         "cannot read codebuilder.yaml (scripts/deps.sh installs {VENV_PYTHON}): {}",
@@ -732,7 +698,10 @@ fn validate(input: &[u8], args: &[&str]) -> Output {
 
 #[test]
 fn codebuilder_yaml_is_valid_for_kubernetes() {
-    let out = validate(b"", &[root().join("codebuilder.yaml").to_str().unwrap()]);
+    let out = validate(
+        b"",
+        &[repo_root().join("codebuilder.yaml").to_str().unwrap()],
+    );
     assert!(
         out.status.success(),
         "kubernetes-validate --strict -k {KUBERNETES_VERSION} codebuilder.yaml:\n{}",
@@ -924,7 +893,7 @@ fn codebuilder_yaml_wires_the_pod_together() {
     // helm's kubeconfig is in the image.
     let kubeconfig = settings["KUBECONFIG"].trim_start_matches('/');
     assert!(
-        root().join("rootfs").join(kubeconfig).is_file(),
+        repo_root().join("rootfs").join(kubeconfig).is_file(),
         "rootfs/{kubeconfig} is missing"
     );
 }
@@ -934,12 +903,7 @@ fn the_default_chart_pulls_through_the_proxy_and_is_valid_for_kubernetes() {
     let pull = pull_registry(&manifests());
     let scratch = tempfile::tempdir().unwrap();
     let chart = scratch.path().join("chart");
-    let out = output(
-        Command::new(bin_dir().join("codebuilder-build"))
-            .args(["chart", "myapp"])
-            .arg(&chart),
-    );
-    assert!(out.status.success(), "{}", both(&out));
+    write_default_chart("myapp", &chart);
     // What the build runs, with the settings of codebuilder.yaml.
     let out = output(
         Command::new("helm")

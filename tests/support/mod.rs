@@ -9,6 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -487,4 +488,65 @@ pub fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
         bail!("GET {path}: {}", head.lines().next().unwrap_or(""));
     }
     Ok(body.to_owned())
+}
+
+/// A web app that builds from scratch with a static busybox: no image pull needed. Its RUN
+/// step carries a nonce, so that docker's build cache never skips it.
+pub fn app_files(run_step: &str) -> Vec<(&'static str, Vec<u8>)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nonce = format!(
+        "{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let dockerfile = format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"{run_step}; : {nonce}\"]\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"5000\", \"-h\", \"/\"]\n"
+    );
+    vec![
+        ("Dockerfile", dockerfile.into_bytes()),
+        (
+            "busybox",
+            fs::read("/bin/busybox").expect("busybox-static is not installed"),
+        ),
+    ]
+}
+
+pub fn repo_with(branch: &str, files: &[(&'static str, Vec<u8>)]) -> tempfile::TempDir {
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (*n, c.as_slice())).collect();
+    make_repo(branch, &borrowed)
+}
+
+/// The build records of `app`, oldest first (`codebuilder-build builds APP --json`).
+pub fn builds(server: &Server, app: &str) -> Vec<serde_json::Value> {
+    let out = server.build_cli(&["builds", app, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The short sha codebuilder tags images with.
+pub fn short(sha: &str) -> &str {
+    &sha[..7]
+}
+
+/// The root of this repository.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Writes codebuilder's default chart for `app` into `dir` (`codebuilder-build chart`).
+pub fn write_default_chart(app: &str, dir: &Path) {
+    let out = Command::new(bin_dir().join("codebuilder-build"))
+        .args(["chart", app])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
