@@ -494,7 +494,7 @@ fn pushes_to_one_app_wait_for_each_other_and_different_apps_build_in_parallel() 
     );
     let (_, loser) = results.iter().find(|(ok, _)| !*ok).unwrap();
     assert!(
-        loser.contains("Waiting for the build of shared that is already running"),
+        loser.contains("Waiting for the build of shared that is already running (build 2 of"),
         "{loser}"
     );
     assert!(

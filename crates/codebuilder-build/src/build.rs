@@ -56,11 +56,20 @@ impl Build<'_> {
     /// Runs the build under the app's lock and keeps its record. The error, if any, is one
     /// line with the cause and the fix.
     pub fn run(&self) -> anyhow::Result<BuildRecord> {
-        let _lock = AppLock::acquire(self.home, &self.app, self.output, &self.cancel)?;
+        let records = Records::new(self.home, &self.app);
+        let _lock = AppLock::acquire(self.home, &self.app, self.output, &self.cancel, || {
+            records.running().map(|r| {
+                format!(
+                    "build {} of {} by {}",
+                    r.number,
+                    &r.rev[..7.min(r.rev.len())],
+                    r.pusher
+                )
+            })
+        })?;
         if let Some((reference, old)) = &self.expected {
             self.check_unmoved(reference, old)?;
         }
-        let records = Records::new(self.home, &self.app);
         let (mut record, log) = records.start(&self.rev, &self.pusher)?;
         self.output.tee(log);
         let outcome = self.steps(&mut record);

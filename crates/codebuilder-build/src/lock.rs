@@ -16,13 +16,14 @@ pub struct AppLock {
 }
 
 impl AppLock {
-    /// Takes the app's build lock, telling the pusher when it has to wait for another build.
-    /// Gives up if `cancel` is set while waiting.
+    /// Takes the app's build lock, telling the pusher when it has to wait for another build
+    /// (`holder` describes that build, when it can). Gives up if `cancel` is set while waiting.
     pub fn acquire(
         home: &Home,
         app: &AppName,
         output: &Output,
         cancel: &AtomicBool,
+        holder: impl Fn() -> Option<String>,
     ) -> anyhow::Result<Self> {
         let dir = home.locks_dir();
         home.ensure_dir(&dir)
@@ -38,8 +39,9 @@ impl AppLock {
                 Err((returned, nix::errno::Errno::EWOULDBLOCK)) => {
                     file = returned;
                     if !told {
+                        let running = holder().map(|h| format!(" ({h})")).unwrap_or_default();
                         output.step(&format!(
-                            "Waiting for the build of {app} that is already running..."
+                            "Waiting for the build of {app} that is already running{running}..."
                         ));
                         told = true;
                     }

@@ -81,6 +81,15 @@ impl Records {
         Ok(records)
     }
 
+    /// The newest record still marked running: the build that holds the app's lock.
+    pub fn running(&self) -> Option<BuildRecord> {
+        self.list()
+            .ok()?
+            .into_iter()
+            .rev()
+            .find(|r| r.result == BuildResult::Running)
+    }
+
     /// Starts the next record (call with the app's build lock held). Earlier records still
     /// marked running belong to builds that died: they are marked interrupted.
     pub fn start(&self, rev: &str, pusher: &str) -> anyhow::Result<(BuildRecord, File)> {
