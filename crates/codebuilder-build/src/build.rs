@@ -166,10 +166,8 @@ impl Build<'_> {
         for tag in tags {
             docker_build.args(["--tag", tag]);
         }
-        docker_build.args([
-            "--label",
-            &format!("org.opencontainers.image.revision={}", self.rev),
-        ]);
+        // No --label: the classic builder runs each label as a step of its own, and the tag
+        // already names the revision.
         if let Some(network) = &settings.build_network {
             docker_build.args(["--network", network]);
         }

@@ -9,11 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
+use codebuilder_core::group::Group;
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::output::Output;
 
+/// How often a running step checks for cancel, timeout and silence; its end is seen at once.
 const POLL: Duration = Duration::from_millis(100);
 /// Time between SIGTERM and SIGKILL for a stopped step.
 const KILL_GRACE: Duration = Duration::from_secs(1);
@@ -89,7 +91,10 @@ impl StepContext<'_> {
             let mut child = match spawned {
                 Ok(child) => child,
                 Err(source) => {
-                    stop_group(group, &mut children);
+                    if let Some(id) = group {
+                        let started: Vec<Child> = children.into_iter().map(|(_, c)| c).collect();
+                        Group::new(id, started).stop(KILL_GRACE);
+                    }
                     return Err(StepError::Spawn { program, source });
                 }
             };
@@ -98,17 +103,15 @@ impl StepContext<'_> {
             children.push((program, child));
         }
         drop(writer);
+        let (programs, children): (Vec<String>, Vec<Child>) = children.into_iter().unzip();
+        let group = Group::new(
+            group.expect("a pipeline has at least one command"),
+            children,
+        );
         let last_output = AtomicU64::new(0);
         std::thread::scope(|scope| {
             scope.spawn(|| self.stream(reader, started, &last_output));
-            self.wait(
-                &mut children,
-                group,
-                started,
-                timeout,
-                &last_output,
-                activity,
-            )
+            self.wait(programs, &group, started, timeout, &last_output, activity)
         })
     }
 
@@ -135,33 +138,29 @@ impl StepContext<'_> {
         }
     }
 
+    /// Waits for the pipeline, stopping it on cancel or timeout, and printing a progress
+    /// line whenever it has been silent for a heartbeat.
     fn wait(
         &self,
-        children: &mut [(String, Child)],
-        group: Option<Pid>,
+        programs: Vec<String>,
+        group: &Group,
         started: Instant,
         timeout: Duration,
         last_output: &AtomicU64,
         activity: &str,
     ) -> Result<(), StepError> {
         let mut next_heartbeat = self.heartbeat;
-        loop {
-            let mut running = false;
-            for (_, child) in children.iter_mut() {
-                if child.try_wait().ok().flatten().is_none() {
-                    running = true;
-                }
-            }
-            if !running {
-                break;
+        let statuses = loop {
+            if let Some(statuses) = group.wait_timeout(POLL) {
+                break statuses;
             }
             if self.cancel.load(Ordering::Relaxed) {
-                stop_group(group, children);
+                group.stop(KILL_GRACE);
                 return Err(StepError::Cancelled);
             }
             let elapsed = started.elapsed();
             if elapsed > timeout {
-                stop_group(group, children);
+                group.stop(KILL_GRACE);
                 return Err(StepError::TimedOut(timeout.into()));
             }
             let silent_for =
@@ -171,19 +170,18 @@ impl StepContext<'_> {
                     .detail(&format!("... still {activity} ({}s)", elapsed.as_secs()));
                 next_heartbeat = elapsed + self.heartbeat;
             }
-            std::thread::sleep(POLL);
-        }
+        };
         // Report the first program that failed on its own: with `git archive | docker build`,
         // a broken archive explains the build's failure, but an archive cut off by SIGPIPE
         // only says that the build stopped reading.
         let mut failures = Vec::new();
-        for (program, child) in children.iter_mut() {
-            let status = child.wait().map_err(|source| StepError::Spawn {
+        for (program, status) in programs.into_iter().zip(statuses) {
+            let status = status.map_err(|source| StepError::Spawn {
                 program: program.clone(),
                 source,
             })?;
             if !status.success() {
-                failures.push((program.clone(), status));
+                failures.push((program, status));
             }
         }
         let broken_pipe = |status: &ExitStatus| status.signal() == Some(Signal::SIGPIPE as i32);
@@ -195,24 +193,6 @@ impl StepContext<'_> {
             return Err(StepError::Failed { program, status });
         }
         Ok(())
-    }
-}
-
-/// SIGTERM to the whole group, then SIGKILL to what is left, then reap.
-fn stop_group(group: Option<Pid>, children: &mut [(String, Child)]) {
-    let Some(group) = group else { return };
-    let _ = killpg(group, Signal::SIGTERM);
-    let deadline = Instant::now() + KILL_GRACE;
-    while Instant::now() < deadline
-        && children
-            .iter_mut()
-            .any(|(_, c)| c.try_wait().ok().flatten().is_none())
-    {
-        std::thread::sleep(POLL);
-    }
-    let _ = killpg(group, Signal::SIGKILL);
-    for (_, child) in children.iter_mut() {
-        let _ = child.wait();
     }
 }
 

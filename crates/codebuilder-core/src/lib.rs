@@ -2,6 +2,7 @@
 //! output passes through one of the validated types here first.
 
 pub mod fsutil;
+pub mod group;
 pub mod home;
 pub mod main_support;
 pub mod names;

@@ -8,15 +8,15 @@
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitCode};
+use std::process::{Child, Command, ExitCode, ExitStatus};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use codebuilder_core::group::Group;
 use codebuilder_core::{Home, KeyName, Settings};
 use codebuilder_keys::{commands, KeyStore};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::repo::{ensure_repo, hook_script, BUILD_BINARY};
@@ -125,28 +125,26 @@ fn run_git(
 }
 
 /// Waits for `child`, stopping its process group when the client hangs up or we are told to stop.
-fn supervise(mut child: Child) -> anyhow::Result<std::process::ExitStatus> {
+fn supervise(child: Child) -> anyhow::Result<ExitStatus> {
     let stop_requested = codebuilder_core::main_support::stop_flag()?;
-    let group = Pid::from_raw(i32::try_from(child.id()).context("child pid out of range")?);
-    let mut stopping_since: Option<Instant> = None;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status);
+    let id = Pid::from_raw(i32::try_from(child.id()).context("child pid out of range")?);
+    let group = Group::new(id, vec![child]);
+    let statuses = loop {
+        if let Some(statuses) = group.wait_timeout(WATCH_INTERVAL) {
+            break statuses;
         }
-        match stopping_since {
-            None if stop_requested.load(Ordering::Relaxed) || client_gone() => {
-                // Stop first, and write nothing on the way: the client's end is gone.
-                let _ = killpg(group, Signal::SIGTERM);
-                tracing::debug!("client disconnected: stopping git and the build");
-                stopping_since = Some(Instant::now());
-            }
-            Some(since) if since.elapsed() > STOP_GRACE => {
-                let _ = killpg(group, Signal::SIGKILL);
-            }
-            _ => {}
+        if stop_requested.load(Ordering::Relaxed) || client_gone() {
+            // Stop first, and write nothing on the way: the client's end is gone.
+            let statuses = group.stop(STOP_GRACE);
+            tracing::debug!("client disconnected: stopped git and the build");
+            break statuses;
         }
-        std::thread::sleep(WATCH_INTERVAL);
-    }
+    };
+    let status = statuses
+        .into_iter()
+        .next()
+        .context("git was not waited for")?;
+    Ok(status?)
 }
 
 /// True once the reader of our standard output (sshd) has closed it.
