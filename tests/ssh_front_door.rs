@@ -604,6 +604,9 @@ fn kill_during_add_leaves_a_readable_store() {
         );
     }
     assert_eq!(server.listed_keys().len(), 40);
+    // What killed writers left in the staging folder was swept by the next writer.
+    let staging = server.home.path().join("keys/tmp");
+    assert_eq!(fs::read_dir(staging).unwrap().count(), 0);
 }
 
 #[test]

@@ -9,17 +9,29 @@ use std::path::Path;
 /// Writes `contents` to `path` through a temporary file in the same directory, fsyncs it,
 /// renames it into place and fsyncs the directory.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    write_atomic_via(parent_of(path), path, contents, mode)
+}
+
+/// Like `write_atomic`, with the temporary file in `staging` (on the same filesystem as
+/// `path`): a writer killed mid-write leaves its debris there, where sweeping it is cheap,
+/// rather than among thousands of files.
+pub fn write_atomic_via(staging: &Path, path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let dir = parent_of(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(staging)?;
     tmp.write_all(contents)?;
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     sync_dir(dir)
+}
+
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Makes a rename or unlink in `dir` durable.

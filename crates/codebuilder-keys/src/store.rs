@@ -3,6 +3,7 @@
 //! ```text
 //! HOME/keys/fp/<sha256-hex>.json   one record per key: the truth
 //! HOME/keys/name/<name>            the hex fingerprint of the key of that name: an index
+//! HOME/keys/tmp/                    where writers stage files before renaming them in
 //! HOME/keys/.lock                  held (flock) by writers only
 //! ```
 //!
@@ -16,7 +17,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use codebuilder_core::fsutil::{remove_durably, write_atomic};
+use codebuilder_core::fsutil::{remove_durably, write_atomic_via};
 use codebuilder_core::{Home, KeyName};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -199,21 +200,23 @@ impl KeyStore {
     /// Takes the writers' lock; readers never wait for it.
     fn lock(&self) -> Result<Flock<File>, StoreError> {
         let dir = self.home.keys_dir();
-        for sub in [dir.clone(), dir.join("fp"), dir.join("name")] {
+        for sub in [
+            dir.clone(),
+            dir.join("fp"),
+            dir.join("name"),
+            dir.join("tmp"),
+        ] {
             self.home.ensure_dir(&sub).map_err(io_at(&sub))?;
         }
         let path = dir.join(".lock");
         let file = self.home.open_lock(&path).map_err(io_at(&path))?;
         let lock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, errno)| io_at(&path)(errno.into()))?;
-        // Writers only write under this lock, so a temporary file found now is what a writer
-        // killed mid-write left behind.
-        for sub in [dir.join("fp"), dir.join("name")] {
-            for entry in fs::read_dir(&sub).map_err(io_at(&sub))?.flatten() {
-                if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
+        // Writers stage their files in tmp/ and only under this lock, so whatever is in tmp/
+        // now is what a writer killed mid-write left behind.
+        let staging = dir.join("tmp");
+        for entry in fs::read_dir(&staging).map_err(io_at(&staging))?.flatten() {
+            let _ = fs::remove_file(entry.path());
         }
         Ok(lock)
     }
@@ -264,7 +267,8 @@ impl KeyStore {
     }
 
     fn write(&self, path: &PathBuf, contents: &[u8]) -> Result<(), StoreError> {
-        write_atomic(path, contents, 0o644).map_err(io_at(path))?;
+        let staging = self.home.keys_dir().join("tmp");
+        write_atomic_via(&staging, path, contents, 0o644).map_err(io_at(path))?;
         self.home.give_to_owner(path).map_err(io_at(path))
     }
 

@@ -70,6 +70,7 @@ pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
         home.keys_dir(),
         home.keys_dir().join("fp"),
         home.keys_dir().join("name"),
+        home.keys_dir().join("tmp"),
         home.repos_dir(),
         home.locks_dir(),
     ] {
