@@ -211,15 +211,7 @@ for size in small large; do
 done
 
 # --- 2. end to end ------------------------------------------------------------------------------
-# A registry of our own, on loopback, with no auth (see scripts/services.sh).
-REGISTRY_PORT=$(free_port)
-install -d -m 0755 "$WORK/registry"
-printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/data\nhttp:\n  addr: 127.0.0.1:%s\n' \
-  "$WORK/registry" "$REGISTRY_PORT" >"$WORK/registry/config.yml"
-docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 </dev/null &
-BENCH_PIDS+=($!)
-wait_for_port "$REGISTRY_PORT" "$!" "$WORK/registry/log"
-REGISTRY=127.0.0.1:$REGISTRY_PORT
+start_registry
 
 # codebuilder's sshd set up as an operator would (lib.sh's start_codebuilder passes no
 # settings): sessions get these through SetEnv.

@@ -27,15 +27,7 @@ done
 command -v docker-registry >/dev/null || die "docker-registry is missing: run scripts/deps.sh"
 [ -x /bin/busybox ] || die "/bin/busybox is missing: run scripts/deps.sh"
 
-# A registry of our own, on loopback, with no auth (see scripts/services.sh).
-REGISTRY_PORT=$(free_port)
-install -d -m 0755 "$WORK/registry"
-printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/data\nhttp:\n  addr: 127.0.0.1:%s\n' \
-  "$WORK/registry" "$REGISTRY_PORT" >"$WORK/registry/config.yml"
-docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 </dev/null &
-BENCH_PIDS+=($!)
-wait_for_port "$REGISTRY_PORT" "$!" "$WORK/registry/log"
-REGISTRY=127.0.0.1:$REGISTRY_PORT
+start_registry
 
 # The images the pushes leave in the engine go too (the registry's storage is below $WORK).
 remove_images() {

@@ -185,6 +185,21 @@ launch_vanilla() { # PORT
   LAUNCHED_PID=$!
 }
 
+# A registry of our own (Debian's docker-registry), on loopback, with no auth (see
+# scripts/services.sh); its storage is below $WORK. Sets REGISTRY.
+start_registry() {
+  local port
+  port=$(free_port)
+  install -d -m 0755 "$WORK/registry"
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/data\nhttp:\n  addr: 127.0.0.1:%s\n' \
+    "$WORK/registry" "$port" >"$WORK/registry/config.yml"
+  docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 </dev/null &
+  BENCH_PIDS+=($!)
+  wait_for_port "$port" "$!" "$WORK/registry/log"
+  # shellcheck disable=SC2034 # for the scripts that source this file
+  REGISTRY=127.0.0.1:$port
+}
+
 # --- results from hyperfine's JSON (seconds) ------------------------------------------------
 # "mean ± stddev" in ms of result number I.
 stat_ms() { # JSON I

@@ -664,31 +664,8 @@ fn the_default_chart_runs_every_process_type() {
         .to_string(),
     )
     .unwrap();
-    let out = Command::new("helm")
-        .arg("lint")
-        .arg(&chart)
-        .arg("--values")
-        .arg(&values)
-        .output()
-        .expect("helm is not installed: run scripts/deps.sh");
-    assert!(
-        out.status.success(),
-        "helm lint: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let out = Command::new("helm")
-        .args(["template", "myapp"])
-        .arg(&chart)
-        .args(["--namespace", "myapp", "--set", "replicas=2"])
-        .args(["--set-string", "image.repository=127.0.0.1:5000/myapp"])
-        .args(["--set-string", "image.tag=git-abc1234"])
-        .arg("--values")
-        .arg(&values)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let manifests = text(&out.stdout);
+    let values_arg = values.to_str().unwrap();
+    let manifests = render_chart(&chart, &["--values", values_arg, "--set", "replicas=2"]);
     let documents: Vec<serde_json::Value> = manifests
         .split("\n---")
         .filter(|d| d.contains("kind:"))
@@ -733,21 +710,7 @@ fn the_default_chart_runs_every_process_type() {
             "{selector} selects the worker's pods {worker_labels}"
         );
     }
-    let mut validate = Command::new("/opt/codebuilder-venv/bin/kubernetes-validate")
-        .args(["--strict", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubernetes-validate is not installed: run scripts/deps.sh");
-    std::io::Write::write_all(&mut validate.stdin.take().unwrap(), manifests.as_bytes()).unwrap();
-    let out = validate.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_valid_manifests(&manifests);
 }
 
 /// One rendered manifest as JSON, through python3's yaml (PyYAML ships with Debian's python3

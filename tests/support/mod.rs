@@ -550,3 +550,50 @@ pub fn write_default_chart(app: &str, dir: &Path) {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// `helm lint` and `helm template` of `chart` with the image codebuilder sets and `values`
+/// (extra helm arguments); returns the rendered manifests.
+pub fn render_chart(chart: &Path, values: &[&str]) -> String {
+    let image = [
+        "--set-string",
+        "image.repository=127.0.0.1:5000/myapp",
+        "--set-string",
+        "image.tag=git-abc1234",
+    ];
+    let out = Command::new("helm")
+        .arg("lint")
+        .arg(chart)
+        .args(values)
+        .output()
+        .expect("helm is not installed: run scripts/deps.sh");
+    assert!(
+        out.status.success(),
+        "helm lint: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = Command::new("helm")
+        .args(["template", "myapp"])
+        .arg(chart)
+        .args(["--namespace", "myapp"])
+        .args(image)
+        .args(values)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "helm template: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Checks `manifests` against the Kubernetes schemas (`kubernetes-validate --strict`).
+pub fn assert_valid_manifests(manifests: &str) {
+    let out = run_with_stdin(
+        Command::new("/opt/codebuilder-venv/bin/kubernetes-validate").args(["--strict", "-"]),
+        manifests.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "kubernetes-validate: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
