@@ -143,8 +143,4 @@ impl Records {
         }
         Ok(())
     }
-
-    pub fn log_path(&self, record: &BuildRecord) -> PathBuf {
-        self.dir.join(&record.log)
-    }
 }
