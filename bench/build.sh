@@ -213,19 +213,11 @@ done
 # --- 2. end to end ------------------------------------------------------------------------------
 start_registry
 
-# codebuilder's sshd set up as an operator would (lib.sh's start_codebuilder passes no
-# settings): sessions get these through SetEnv.
+# codebuilder's sshd set up as an operator would: sessions get these through SetEnv.
 CB_HOME=$WORK/home
 install -d -m 0755 "$CB_HOME"
-PORT=$(free_port)
-env -i PATH="$PATH" \
-  CODEBUILDER_REGISTRY="$REGISTRY" \
-  CODEBUILDER_DEPLOY=none \
-  CODEBUILDER_BUILD_NETWORK=host \
-  "$BIN/codebuilder-sshd" --home "$CB_HOME" --listen "127.0.0.1:$PORT" \
-  >"$CB_HOME/sshd.log" 2>&1 </dev/null &
-BENCH_PIDS+=($!)
-wait_for_port "$PORT" "$!" "$CB_HOME/sshd.log"
+start_codebuilder "$CB_HOME" CODEBUILDER_REGISTRY="$REGISTRY" CODEBUILDER_DEPLOY=none \
+  CODEBUILDER_BUILD_NETWORK=host
 "$BIN/codebuilder-keys" --home "$CB_HOME" add bench "$WORK/client/id.pub" >/dev/null
 
 # The app, twice (one clone per side, so that each side's commits are its own): busybox, a

@@ -46,18 +46,9 @@ chmod 0755 "$BUILDPACK"/bin/*
 # codebuilder's sshd for a home of its own, set up as an operator would.
 CB_HOME=$WORK/home
 install -d -m 0755 "$CB_HOME"
-PORT=$(free_port)
-env -i PATH="$PATH" \
-  CODEBUILDER_REGISTRY="$REGISTRY" \
-  CODEBUILDER_DEPLOY=none \
-  CODEBUILDER_BUILD_NETWORK=host \
-  CODEBUILDER_BUILDER_IMAGE="$BUILDER_IMAGE" \
-  CODEBUILDER_RUN_IMAGE="$RUN_IMAGE" \
-  CODEBUILDER_BUILDPACKS="$BUILDPACK" \
-  "$BIN/codebuilder-sshd" --home "$CB_HOME" --listen "127.0.0.1:$PORT" \
-  >"$CB_HOME/sshd.log" 2>&1 </dev/null &
-BENCH_PIDS+=($!)
-wait_for_port "$PORT" "$!" "$CB_HOME/sshd.log"
+start_codebuilder "$CB_HOME" CODEBUILDER_REGISTRY="$REGISTRY" CODEBUILDER_DEPLOY=none \
+  CODEBUILDER_BUILD_NETWORK=host CODEBUILDER_BUILDER_IMAGE="$BUILDER_IMAGE" \
+  CODEBUILDER_RUN_IMAGE="$RUN_IMAGE" CODEBUILDER_BUILDPACKS="$BUILDPACK"
 "$BIN/codebuilder-keys" --home "$CB_HOME" add bench "$WORK/client/id.pub" >/dev/null
 
 # The app: no Dockerfile, the busybox it serves, and the amount of compile work.

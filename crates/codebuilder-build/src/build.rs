@@ -357,7 +357,7 @@ fn helm_major_version(helm: &str) -> anyhow::Result<u32> {
 }
 
 /// Time left before `deadline`, at least a second: the build's time limit covers all steps.
-fn remaining(deadline: Instant) -> Duration {
+pub(crate) fn remaining(deadline: Instant) -> Duration {
     deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_secs(1))

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use codebuilder_core::{AppName, Home, Settings};
 
-use crate::build::explain;
+use crate::build::{explain, remaining};
 use crate::output::Output;
 use crate::runner::{StepContext, StepError};
 use config::ConfigVars;
@@ -51,9 +51,7 @@ impl BuildpackBuild<'_> {
     }
 
     fn remaining(&self) -> Duration {
-        self.deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_secs(1))
+        remaining(self.deadline)
     }
 
     /// Builds the image, tagged `tags`, and returns the app's process types for the deploy.

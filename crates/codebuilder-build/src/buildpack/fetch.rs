@@ -16,7 +16,7 @@ use codebuilder_core::Home;
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
-use crate::build::explain_step;
+use crate::build::{explain_step, remaining};
 use crate::runner::{StepContext, StepError};
 
 /// A buildpack's files, ready to be copied into the builder container. A cached clone stays
@@ -183,12 +183,12 @@ impl Git<'_> {
     }
 
     fn run(&self, command: Command) -> anyhow::Result<()> {
-        let remaining = self
-            .deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_secs(1));
         self.step
-            .run(vec![command], remaining, "fetching the buildpack")
+            .run(
+                vec![command],
+                remaining(self.deadline),
+                "fetching the buildpack",
+            )
             .map_err(|e| {
                 let e = match e {
                     StepError::TimedOut(_) => StepError::TimedOut(self.limit.into()),
