@@ -13,9 +13,9 @@ use codebuilder_core::{AppName, Home, Settings};
 use crate::buildpack::{BuildpackBuild, Processes};
 use crate::chart;
 use crate::lock::AppLock;
-use crate::output::Output;
 use crate::records::{now, BuildRecord, BuildResult, Records};
-use crate::runner::{StepContext, StepError};
+use codebuilder_process::runner::{StepContext, StepError};
+use codebuilder_process::{Output, QUICK};
 
 /// How long a step may stay silent before the pusher gets a progress line: well under the
 /// idle timeouts of common load balancers.
@@ -235,12 +235,9 @@ impl Build<'_> {
     }
 
     fn check_unmoved(&self, reference: &str, old: &str) -> anyhow::Result<()> {
-        let out = self
-            .git()
-            .args(["rev-parse", "--verify", "--quiet", reference])
-            .output()
-            .context("cannot run git")?;
-        let current = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let mut rev_parse = self.git();
+        rev_parse.args(["rev-parse", "--verify", "--quiet", reference]);
+        let current = codebuilder_process::run(rev_parse, QUICK)?.stdout_text();
         let unmoved = if old.bytes().all(|b| b == b'0') {
             current.is_empty()
         } else {
@@ -256,26 +253,21 @@ impl Build<'_> {
     /// Whether the pushed tree has `path` (objects may still sit in git's push quarantine,
     /// which the environment of the hook makes readable).
     fn tree_has(&self, path: &str) -> anyhow::Result<bool> {
-        let status = self
-            .git()
-            .args(["cat-file", "-e", &format!("{}:{path}", self.rev)])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .context("cannot run git")?;
-        Ok(status.success())
+        let mut cat_file = self.git();
+        cat_file.args(["cat-file", "-e", &format!("{}:{path}", self.rev)]);
+        Ok(codebuilder_process::run(cat_file, QUICK)?.success())
     }
 
     fn extract_chart(&self, dir: &Path) -> anyhow::Result<()> {
-        let output = self
-            .git()
-            .args(["archive", "--format=tar", &self.rev, "chart"])
-            .output()
-            .context("cannot run git")?;
-        if !output.status.success() {
+        let mut archive = self.git();
+        archive.args(["archive", "--format=tar", &self.rev, "chart"]);
+        let output = codebuilder_process::run(archive, QUICK)
+            .with_context(|| format!("cannot read chart/ from {}", self.short()))?;
+        if !output.success() {
             bail!(
                 "cannot read chart/ from {}: {}",
                 self.short(),
-                String::from_utf8_lossy(&output.stderr).trim()
+                output.stderr_text()
             );
         }
         let staging = dir.join(".extract");
@@ -327,20 +319,19 @@ impl Build<'_> {
 
     fn helm_revision(&self) -> Option<u64> {
         let app = self.app.as_str();
-        let output = Command::new(&self.settings.helm)
-            .args(["status", app, "--namespace", app, "--output", "json"])
-            .output()
-            .ok()?;
+        let mut status = Command::new(&self.settings.helm);
+        status.args(["status", app, "--namespace", app, "--output", "json"]);
+        let output = codebuilder_process::run(status, QUICK).ok()?;
         let status: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
         status.get("version")?.as_u64()
     }
 }
 
 fn helm_major_version(helm: &str) -> anyhow::Result<u32> {
-    let output = Command::new(helm)
-        .args(["version", "--template", "{{.Version}}"])
-        .output()
-        .with_context(|| format!("cannot run {helm}: is helm installed? (CODEBUILDER_HELM)"))?;
+    let mut version = Command::new(helm);
+    version.args(["version", "--template", "{{.Version}}"]);
+    let output = codebuilder_process::run(version, QUICK)
+        .context("is helm installed? (CODEBUILDER_HELM)")?;
     let version = String::from_utf8_lossy(&output.stdout);
     version
         .trim()

@@ -20,8 +20,8 @@ use anyhow::{anyhow, bail, Context};
 use codebuilder_core::{AppName, Home, Settings};
 
 use crate::build::{explain, remaining};
-use crate::output::Output;
-use crate::runner::{StepContext, StepError};
+use codebuilder_process::runner::{StepContext, StepError};
+use codebuilder_process::Output;
 use config::ConfigVars;
 use container::{Builder, ContainerSpec, Outcome};
 use fetch::Fetcher;

@@ -8,8 +8,8 @@ use codebuilder_core::{AppName, Home, Settings};
 
 use crate::build::Build;
 use crate::hook::{app_of_repo, has_branch, plan, read_updates};
-use crate::output::Output;
 use crate::records::Records;
+use codebuilder_process::Output;
 
 /// `codebuilder-build hook`: git's pre-receive hook, run inside the app's bare repository.
 pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
@@ -69,25 +69,22 @@ pub fn rerun(home: &Home, app: &str, rev: Option<&str>) -> anyhow::Result<()> {
     if wanted.starts_with('-') {
         bail!("{wanted:?} is not a revision");
     }
-    let resolved = Command::new("git")
-        .arg("--git-dir")
-        .arg(&repo)
-        .args([
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--end-of-options",
-            &format!("{wanted}^{{commit}}"),
-        ])
-        .output()
-        .context("cannot run git")?;
-    if !resolved.status.success() {
+    let mut rev_parse = Command::new("git");
+    rev_parse.arg("--git-dir").arg(&repo).args([
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        &format!("{wanted}^{{commit}}"),
+    ]);
+    let resolved = codebuilder_process::run(rev_parse, codebuilder_process::QUICK)?;
+    if !resolved.success() {
         bail!(
             "{} is not a commit of {app}",
             codebuilder_core::names::printable(&wanted)
         );
     }
-    let rev = String::from_utf8_lossy(&resolved.stdout).trim().to_owned();
+    let rev = resolved.stdout_text();
     let pusher = format!("rerun by {}", invoking_user());
     let output = Output::stdout();
     Build {

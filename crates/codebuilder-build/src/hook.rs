@@ -138,18 +138,14 @@ pub fn app_of_repo(repo: &Path, own_namespace: &str) -> anyhow::Result<AppName> 
 
 /// Whether the repository has the branch (before this push).
 pub fn has_branch(repo: &Path, branch: &str) -> bool {
-    Command::new("git")
-        .arg("--git-dir")
-        .arg(repo)
-        .args([
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("refs/heads/{branch}"),
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    let mut rev_parse = Command::new("git");
+    rev_parse.arg("--git-dir").arg(repo).args([
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        &format!("refs/heads/{branch}"),
+    ]);
+    codebuilder_process::run(rev_parse, codebuilder_process::QUICK).is_ok_and(|out| out.success())
 }
 
 #[cfg(test)]

@@ -9,6 +9,4 @@ pub mod chart;
 pub mod commands;
 pub mod hook;
 pub mod lock;
-pub mod output;
 pub mod records;
-pub mod runner;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use codebuilder_core::{AppName, Home};
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::output::Output;
+use codebuilder_process::Output;
 
 pub struct AppLock {
     _lock: Flock<File>,

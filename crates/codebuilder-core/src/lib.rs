@@ -2,7 +2,6 @@
 //! output passes through one of the validated types here first.
 
 pub mod fsutil;
-pub mod group;
 pub mod home;
 pub mod main_support;
 pub mod names;

@@ -60,23 +60,28 @@ pub fn ensure_repo(
 
 fn init_bare(dir: &Path, initial_branch: &str) -> anyhow::Result<()> {
     // An empty template: none of git's sample hooks, nothing but what we install.
-    let status = Command::new("git")
-        .args(["init", "--quiet", "--bare", "--template="])
+    let mut init = Command::new("git");
+    init.args(["init", "--quiet", "--bare", "--template="])
         .arg(format!("--initial-branch={initial_branch}"))
-        .arg(dir)
-        .status()
-        .context("cannot run git: is it installed?")?;
-    if !status.success() {
-        bail!("git init failed for {}", dir.display());
-    }
-    let status = Command::new("git")
+        .arg(dir);
+    git(init, "init", dir)?;
+    let mut config = Command::new("git");
+    config
         .arg("--git-dir")
         .arg(dir)
-        .args(["config", "receive.fsckObjects", "true"])
-        .status()
-        .context("cannot run git")?;
-    if !status.success() {
-        bail!("git config failed for {}", dir.display());
+        .args(["config", "receive.fsckObjects", "true"]);
+    git(config, "config", dir)
+}
+
+fn git(command: Command, what: &str, dir: &Path) -> anyhow::Result<()> {
+    let done = codebuilder_process::run(command, codebuilder_process::QUICK)
+        .context("is git installed?")?;
+    if !done.success() {
+        bail!(
+            "git {what} failed for {}: {}",
+            dir.display(),
+            done.stderr_text()
+        );
     }
     Ok(())
 }

@@ -52,13 +52,17 @@ fn generate(path: &Path, key_type: &str) -> anyhow::Result<()> {
     let aside = path.with_extension("new");
     let _ = fs::remove_file(&aside);
     let _ = fs::remove_file(aside.with_extension("new.pub"));
-    let status = Command::new("ssh-keygen")
+    let mut keygen = Command::new("ssh-keygen");
+    keygen
         .args(["-q", "-t", key_type, "-N", "", "-C", "codebuilder", "-f"])
-        .arg(&aside)
-        .status()
-        .context("cannot run ssh-keygen: is openssh-client installed?")?;
-    if !status.success() {
-        bail!("ssh-keygen failed to make a {key_type} host key");
+        .arg(&aside);
+    let keygen = codebuilder_process::run(keygen, codebuilder_process::QUICK)
+        .context("is openssh-client installed?")?;
+    if !keygen.success() {
+        bail!(
+            "ssh-keygen failed to make a {key_type} host key: {}",
+            keygen.stderr_text()
+        );
     }
     fs::rename(aside.with_extension("new.pub"), path.with_extension("pub"))?;
     fs::rename(&aside, path)?;

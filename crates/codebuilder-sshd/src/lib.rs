@@ -27,22 +27,15 @@ pub struct Options {
 /// Prepares everything, then replaces this process with `sshd -D -e`.
 pub fn run(options: &Options) -> anyhow::Result<()> {
     let config_path = prepare(options)?;
-    let check = Command::new(&options.sshd)
-        .arg("-t")
-        .arg("-f")
-        .arg(&config_path)
-        .output();
-    let check = check.with_context(|| {
-        format!(
-            "cannot run {}: is openssh-server installed?",
-            options.sshd.display()
-        )
-    })?;
-    if !check.status.success() {
+    let mut check = Command::new(&options.sshd);
+    check.arg("-t").arg("-f").arg(&config_path);
+    let check = codebuilder_process::run(check, codebuilder_process::QUICK)
+        .context("is openssh-server installed?")?;
+    if !check.success() {
         bail!(
             "sshd refuses the configuration {}: {}",
             config_path.display(),
-            String::from_utf8_lossy(&check.stderr).trim()
+            check.stderr_text()
         );
     }
     eprintln!(

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::ConfigVars;
 use super::fetch::Fetched;
-use crate::runner::{StepContext, StepError};
+use codebuilder_process::runner::{StepContext, StepError};
 
 const SCRIPT: &str = include_str!("builder.sh");
 /// Largest tar of results (Procfile, bin/release outputs) read back from the container.
@@ -136,15 +136,12 @@ impl<'a> Builder<'a> {
             .arg(spec.image)
             .args(["/codebuilder/builder.sh", spec.mode])
             .args(&spec.names);
-        let out = create
-            .stdout(Stdio::null())
-            .output()
-            .with_context(|| format!("cannot run {}", self.docker))?;
-        if !out.status.success() {
+        let out = codebuilder_process::run(create, codebuilder_process::QUICK)?;
+        if !out.success() {
             bail!(
                 "cannot create the builder container from {} ({}): check CODEBUILDER_BUILDER_IMAGE",
                 spec.image,
-                String::from_utf8_lossy(&out.stderr).trim()
+                out.stderr_text()
             );
         }
         Ok(())
@@ -180,31 +177,25 @@ impl<'a> Builder<'a> {
     /// Reads what the builder left in /codebuilder/out, within a size limit: the container's
     /// files are written by the buildpacks, so they are untrusted.
     pub fn results(&self) -> anyhow::Result<Results> {
-        let mut copy = self
-            .docker()
-            .args(["cp", &format!("{}:/codebuilder/out", self.name), "-"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot run {}", self.docker))?;
-        let mut archive = Vec::new();
-        let read = copy
-            .stdout
-            .take()
-            .map(|out| out.take(MAX_RESULTS + 1).read_to_end(&mut archive));
-        if archive.len() as u64 > MAX_RESULTS {
-            let _ = copy.kill();
-            let _ = copy.wait();
-            bail!("the buildpacks left more than {MAX_RESULTS} bytes of Procfile and bin/release output: fix the buildpack");
+        let too_large = || {
+            anyhow::anyhow!("the buildpacks left more than {MAX_RESULTS} bytes of Procfile and bin/release output: fix the buildpack")
+        };
+        let mut copy = self.docker();
+        copy.args(["cp", &format!("{}:/codebuilder/out", self.name), "-"]);
+        let out = match codebuilder_process::run(copy, codebuilder_process::QUICK) {
+            Err(codebuilder_process::RunError::TooMuchOutput { .. }) => return Err(too_large()),
+            other => other?,
+        };
+        if out.stdout.len() as u64 > MAX_RESULTS {
+            return Err(too_large());
         }
-        let out = copy.wait_with_output()?;
-        if !out.status.success() || !matches!(read, Some(Ok(_))) {
+        if !out.success() {
             bail!(
                 "cannot read the results of the build: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                out.stderr_text()
             );
         }
-        parse_results(&archive)
+        parse_results(&out.stdout)
     }
 
     /// Commits the container: its /app becomes the source of the final image.
@@ -215,12 +206,9 @@ impl<'a> Builder<'a> {
     }
 
     fn remove(&self) {
-        let _ = self
-            .docker()
-            .args(["rm", "--force", &self.name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let mut remove = self.docker();
+        remove.args(["rm", "--force", &self.name]);
+        let _ = codebuilder_process::run(remove, codebuilder_process::QUICK);
     }
 }
 
@@ -229,12 +217,9 @@ impl Drop for Builder<'_> {
     /// running here (killing `docker start` does not stop it), and is killed and removed.
     fn drop(&mut self) {
         self.remove();
-        let _ = self
-            .docker()
-            .args(["image", "rm", &self.compiled])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let mut remove_image = self.docker();
+        remove_image.args(["image", "rm", &self.compiled]);
+        let _ = codebuilder_process::run(remove_image, codebuilder_process::QUICK);
     }
 }
 

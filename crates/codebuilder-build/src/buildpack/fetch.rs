@@ -17,7 +17,7 @@ use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
 use crate::build::{explain_step, remaining};
-use crate::runner::{StepContext, StepError};
+use codebuilder_process::runner::{StepContext, StepError};
 
 /// A buildpack's files, ready to be copied into the builder container. A cached clone stays
 /// locked until then, so that a parallel build of another app cannot check out another ref
@@ -270,15 +270,16 @@ fn outside_git() -> Command {
 }
 
 fn rev_parse(dir: &Path, name: &str) -> Option<String> {
-    let out = outside_git()
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "--verify", "--quiet", "--end-of-options", name])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    let mut rev_parse = outside_git();
+    rev_parse.arg("-C").arg(dir).args([
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        name,
+    ]);
+    let out = codebuilder_process::run(rev_parse, codebuilder_process::QUICK).ok()?;
+    out.success().then(|| out.stdout_text())
 }
 
 /// A buildpack has at least `bin/detect` and `bin/compile` (the Heroku buildpack API).

@@ -72,33 +72,29 @@ fn escape_env(value: &str) -> String {
 
 /// Whether the Docker engine has `image` already (else it has to be pulled).
 pub fn image_present(docker: &str, image: &str) -> bool {
-    Command::new(docker)
-        .args(["image", "inspect", "--format", "{{.Id}}", image])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    let mut inspect = Command::new(docker);
+    inspect.args(["image", "inspect", "--format", "{{.Id}}", image]);
+    codebuilder_process::run(inspect, codebuilder_process::QUICK).is_ok_and(|out| out.success())
 }
 
 /// The run image's configured user, if it is not root: `/app` is handed to that user.
 pub fn run_image_user(docker: &str, run_image: &str) -> anyhow::Result<Option<String>> {
-    let out = Command::new(docker)
-        .args([
-            "image",
-            "inspect",
-            "--format",
-            "{{.Config.User}}",
-            run_image,
-        ])
-        .output()
-        .with_context(|| format!("cannot run {docker}"))?;
-    if !out.status.success() {
+    let mut inspect = Command::new(docker);
+    inspect.args([
+        "image",
+        "inspect",
+        "--format",
+        "{{.Config.User}}",
+        run_image,
+    ]);
+    let out = codebuilder_process::run(inspect, codebuilder_process::QUICK)?;
+    if !out.success() {
         anyhow::bail!(
             "cannot inspect the run image {run_image}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            out.stderr_text()
         );
     }
-    let user = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let user = out.stdout_text();
     if user.is_empty() || matches!(user.as_str(), "root" | "0" | "0:0" | "root:root") {
         return Ok(None);
     }

@@ -118,27 +118,23 @@ pub fn parse_list(text: &str) -> anyhow::Result<Vec<Buildpack>> {
 fn read_blob(repo: &Path, rev: &str, path: &str) -> anyhow::Result<Option<String>> {
     let object = format!("{rev}:{path}");
     let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("--git-dir")
-            .arg(repo)
-            .args(args)
-            .output()
-            .context("cannot run git")
+        let mut git = Command::new("git");
+        git.arg("--git-dir").arg(repo).args(args);
+        codebuilder_process::run(git, codebuilder_process::QUICK)
     };
     let kind = git(&["cat-file", "-t", &object])?;
-    if !kind.status.success() || kind.stdout.trim_ascii() != b"blob" {
+    if !kind.success() || kind.stdout_text() != "blob" {
         return Ok(None);
     }
-    let size = git(&["cat-file", "-s", &object])?;
-    let size: u64 = String::from_utf8_lossy(&size.stdout)
-        .trim()
+    let size: u64 = git(&["cat-file", "-s", &object])?
+        .stdout_text()
         .parse()
         .with_context(|| format!("cannot tell the size of {path}"))?;
     if size > MAX_LIST {
         bail!("{path} is larger than {MAX_LIST} bytes: list one buildpack URL per line");
     }
     let blob = git(&["cat-file", "blob", &object])?;
-    if !blob.status.success() {
+    if !blob.success() {
         bail!("cannot read {path} from the pushed tree");
     }
     String::from_utf8(blob.stdout)

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codebuilder_core::group::Group;
+use crate::group::Group;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 

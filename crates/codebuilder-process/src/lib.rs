@@ -1,0 +1,17 @@
+//! The one door for every program codebuilder runs (git, docker, helm, ssh-keygen, sshd):
+//! always an argument vector, never a shell string; always a process group of its own that is
+//! stopped as a whole; always a deadline; stdin closed unless input is given.
+//!
+//! - [`capture`] runs one command to its end and keeps its output (a `git rev-parse`, a
+//!   `docker image inspect`).
+//! - [`runner`] runs a build step's pipeline and streams its lines to the pusher through
+//!   [`output::Output`], stopping it on cancel or timeout.
+
+pub mod capture;
+pub mod group;
+pub mod output;
+pub mod runner;
+
+pub use capture::{run, run_with_input, Captured, RunError, QUICK};
+pub use output::Output;
+pub use runner::{StepContext, StepError};
