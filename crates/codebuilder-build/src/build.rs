@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Home, Settings};
+use codebuilder_deploy::{chart, Deploy, Release};
 
 use crate::buildpack::{BuildpackBuild, Processes};
-use crate::chart;
 use crate::lock::AppLock;
 use crate::records::{now, BuildRecord, BuildResult, Records};
 use codebuilder_process::runner::{StepContext, StepError};
@@ -20,8 +20,6 @@ use codebuilder_process::{Output, QUICK};
 /// How long a step may stay silent before the pusher gets a progress line: well under the
 /// idle timeouts of common load balancers.
 pub const HEARTBEAT: Duration = Duration::from_secs(20);
-/// Time helm gets beyond its own rollout timeout to give up and roll back by itself.
-const HELM_MARGIN: Duration = Duration::from_secs(60);
 
 pub struct Build<'a> {
     pub settings: &'a Settings,
@@ -217,19 +215,23 @@ impl Build<'_> {
             "Deploying release {} to namespace {app} with {source}",
             record.number
         ));
-        let mut helm = self.helm_upgrade(chart_dir.path(), short, &record.pusher, record.number)?;
-        if let Some(values) = &values {
-            helm.arg("--values").arg(values.path());
-        }
-        step.run(vec![helm], self.settings.deploy_timeout + HELM_MARGIN, "deploying").map_err(|e| {
-            explain(
-                e,
-                "helm upgrade",
-                "check that the cluster is reachable (KUBECONFIG) and that the app's pods become ready (a failed rollout is rolled back)",
-                "CODEBUILDER_DEPLOY_TIMEOUT",
-            )
+        let description = format!(
+            "codebuilder build {} of {short} by {}",
+            record.number, record.pusher
+        );
+        let deploy = Deploy {
+            settings: self.settings,
+            app,
+            output: self.output,
+            step,
+        };
+        let revision = deploy.run(&Release {
+            chart: chart_dir.path(),
+            values: values.iter().map(|v| v.path()).collect(),
+            image_tag: &format!("git-{short}"),
+            description: &description,
         })?;
-        record.helm_revision = self.helm_revision();
+        record.helm_revision = Some(revision);
         self.output.step(&format!("Done: {app} {short} is live"));
         Ok(())
     }
@@ -281,70 +283,6 @@ impl Build<'_> {
         std::fs::remove_dir_all(&staging)?;
         Ok(())
     }
-
-    fn helm_upgrade(
-        &self,
-        chart: &Path,
-        short: &str,
-        pusher: &str,
-        number: u64,
-    ) -> anyhow::Result<Command> {
-        let settings = self.settings;
-        let app = self.app.as_str();
-        let mut helm = Command::new(&settings.helm);
-        helm.args(["upgrade", "--install", app])
-            .arg(chart)
-            .args(["--namespace", app, "--create-namespace", "--wait"])
-            .args([
-                "--timeout",
-                &format!("{}s", settings.deploy_timeout.as_secs()),
-            ])
-            .args([
-                "--set-string",
-                &format!("image.repository={}/{app}", settings.pull_registry),
-            ])
-            .args(["--set-string", &format!("image.tag=git-{short}")])
-            .args([
-                "--description",
-                &format!("codebuilder build {number} of {short} by {pusher}"),
-            ]);
-        // A failed rollout goes back to the previous release; Helm 4 renamed the flag.
-        helm.arg(if helm_major_version(&settings.helm)? >= 4 {
-            "--rollback-on-failure"
-        } else {
-            "--atomic"
-        });
-        Ok(helm)
-    }
-
-    fn helm_revision(&self) -> Option<u64> {
-        let app = self.app.as_str();
-        let mut status = Command::new(&self.settings.helm);
-        status.args(["status", app, "--namespace", app, "--output", "json"]);
-        let output = codebuilder_process::run(status, QUICK).ok()?;
-        let status: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-        status.get("version")?.as_u64()
-    }
-}
-
-fn helm_major_version(helm: &str) -> anyhow::Result<u32> {
-    let mut version = Command::new(helm);
-    version.args(["version", "--template", "{{.Version}}"]);
-    let output = codebuilder_process::run(version, QUICK)
-        .context("is helm installed? (CODEBUILDER_HELM)")?;
-    let version = String::from_utf8_lossy(&output.stdout);
-    version
-        .trim()
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|major| major.parse().ok())
-        .ok_or_else(|| {
-            anyhow!(
-                "cannot tell the version of {helm} from {:?}",
-                version.trim()
-            )
-        })
 }
 
 /// Time left before `deadline`, at least a second: the build's time limit covers all steps.

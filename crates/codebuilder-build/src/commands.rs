@@ -118,7 +118,7 @@ pub fn write_chart(app: &str, dir: &std::path::Path) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    crate::chart::write_default(dir, &app, 1, "0000000")
+    codebuilder_deploy::chart::write_default(dir, &app, 1, "0000000")
 }
 
 /// `codebuilder-build builds APP [--json]`: the app's build records, oldest first.

@@ -5,7 +5,6 @@
 
 pub mod build;
 pub mod buildpack;
-pub mod chart;
 pub mod commands;
 pub mod hook;
 pub mod lock;

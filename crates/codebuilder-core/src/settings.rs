@@ -19,6 +19,8 @@ pub const VARIABLES: &[&str] = &[
     "CODEBUILDER_DEPLOY_TIMEOUT",
     "CODEBUILDER_DOCKER",
     "CODEBUILDER_HELM",
+    "CODEBUILDER_KUBECTL",
+    "CODEBUILDER_DEPLOY_VALUES",
     "CODEBUILDER_BUILD_NETWORK",
     "CODEBUILDER_KEEP_BUILDS",
     "CODEBUILDER_BUILDPACKS",
@@ -53,6 +55,11 @@ pub struct Settings {
     pub deploy_timeout: Duration,
     pub docker: String,
     pub helm: String,
+    /// kubectl, to tell the pusher why a rollout failed (pods' events and logs).
+    pub kubectl: String,
+    /// A values file the operator merges into every deploy (resources, nodeSelector,
+    /// tolerations, imagePullSecrets, hostNetwork, ...), before the build's own values.
+    pub deploy_values: Option<std::path::PathBuf>,
     pub build_network: Option<String>,
     pub keep_builds: usize,
     /// Read-only file of declared keys (a mounted ConfigMap or Secret).
@@ -176,6 +183,11 @@ impl Settings {
             deploy_timeout: duration("CODEBUILDER_DEPLOY_TIMEOUT", "5m")?,
             docker: word("CODEBUILDER_DOCKER", "docker", "a program name or path")?,
             helm: word("CODEBUILDER_HELM", "helm", "a program name or path")?,
+            kubectl: word("CODEBUILDER_KUBECTL", "kubectl", "a program name or path")?,
+            deploy_values: vars
+                .get("CODEBUILDER_DEPLOY_VALUES")
+                .filter(|v| !v.is_empty())
+                .map(Into::into),
             build_network,
             keep_builds,
             config_keys: vars

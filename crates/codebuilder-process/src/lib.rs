@@ -14,4 +14,4 @@ pub mod runner;
 
 pub use capture::{run, run_with_input, Captured, RunError, QUICK};
 pub use output::Output;
-pub use runner::{StepContext, StepError};
+pub use runner::{StepContext, StepError, Tail};

@@ -2,11 +2,12 @@
 //! own, streams their merged output line by line, and stops the whole group on timeout or
 //! cancel: nothing they started outlives the build.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, PipeReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::group::Group;
@@ -35,6 +36,32 @@ pub enum StepError {
     Cancelled,
 }
 
+/// The last lines a step printed, kept so that a failure can be explained from the tool's own
+/// words (helm's "forbidden" or "context deadline exceeded") after they were shown.
+#[derive(Default)]
+pub struct Tail {
+    lines: Mutex<VecDeque<String>>,
+}
+
+impl Tail {
+    /// How many lines are kept.
+    pub const LINES: usize = 40;
+
+    fn push(&self, line: &str) {
+        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() == Self::LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line.to_owned());
+    }
+
+    /// The kept lines, oldest first.
+    pub fn lines(&self) -> Vec<String> {
+        let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        lines.iter().cloned().collect()
+    }
+}
+
 /// Limits and signals every step of one build shares.
 pub struct StepContext<'a> {
     pub output: &'a Output,
@@ -55,6 +82,17 @@ impl StepContext<'_> {
         commands: Vec<Command>,
         timeout: Duration,
         activity: &str,
+    ) -> Result<(), StepError> {
+        self.run_keeping(commands, timeout, activity, &Tail::default())
+    }
+
+    /// [`StepContext::run`], keeping the last lines shown in `tail`.
+    pub fn run_keeping(
+        &self,
+        commands: Vec<Command>,
+        timeout: Duration,
+        activity: &str,
+        tail: &Tail,
     ) -> Result<(), StepError> {
         let started = Instant::now();
         let (reader, writer) = std::io::pipe().map_err(|source| StepError::Spawn {
@@ -110,13 +148,13 @@ impl StepContext<'_> {
         );
         let last_output = AtomicU64::new(0);
         std::thread::scope(|scope| {
-            scope.spawn(|| self.stream(reader, started, &last_output));
+            scope.spawn(|| self.stream(reader, started, &last_output, tail));
             self.wait(programs, &group, started, timeout, &last_output, activity)
         })
     }
 
     /// Copies the pipeline's output to the pusher, line by line, as it comes.
-    fn stream(&self, reader: PipeReader, started: Instant, last_output: &AtomicU64) {
+    fn stream(&self, reader: PipeReader, started: Instant, last_output: &AtomicU64, tail: &Tail) {
         let mut reader = BufReader::new(reader);
         let mut buffer = Vec::new();
         loop {
@@ -129,12 +167,12 @@ impl StepContext<'_> {
             let text = String::from_utf8_lossy(&buffer);
             // Progress bars redraw with \r; keep the last state of the line.
             let line = text.trim_end_matches(['\n', '\r']);
-            (self.show)(
-                self.output,
-                line.rsplit('\r')
-                    .find(|part| !part.is_empty())
-                    .unwrap_or(""),
-            );
+            let line = line
+                .rsplit('\r')
+                .find(|part| !part.is_empty())
+                .unwrap_or("");
+            tail.push(line);
+            (self.show)(self.output, line);
         }
     }
 
@@ -200,7 +238,6 @@ impl StepContext<'_> {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::sync::Mutex;
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -253,6 +290,15 @@ mod tests {
         assert_eq!(lines[1], "       two");
         assert!(lines[2].starts_with("       ... still testing ("), "{text}");
         assert_eq!(lines.last().unwrap(), &"       b");
+
+        let tail = Tail::default();
+        let script = format!("seq 1 {}", Tail::LINES + 5);
+        step.run_keeping(vec![sh(&script)], Duration::from_secs(10), "testing", &tail)
+            .unwrap();
+        let kept = tail.lines();
+        assert_eq!(kept.len(), Tail::LINES);
+        assert_eq!(kept.first().unwrap(), "6");
+        assert_eq!(kept.last().unwrap(), &(Tail::LINES + 5).to_string());
     }
 
     #[test]
@@ -318,15 +364,24 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        // Dead, or a zombie waiting for init to reap it.
-        let state = std::fs::read_to_string(format!("/proc/{background}/stat")).unwrap_or_default();
-        let state = state
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .chars()
-            .next();
+        // Dead, or a zombie waiting for init to reap it, once the signal has been delivered.
+        let state = || {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{background}/stat")).unwrap_or_default();
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .chars()
+                .next()
+        };
+        let signalled = Instant::now();
+        while !matches!(state(), None | Some('Z') | Some('X'))
+            && signalled.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let state = state();
         assert!(
             matches!(state, None | Some('Z') | Some('X')),
             "the background sleep survived: {state:?}"

@@ -1,0 +1,305 @@
+//! The helm commands a deploy runs, and what helm's answers mean.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use codebuilder_core::{AppName, Settings};
+use codebuilder_process::{run, QUICK};
+use serde::Deserialize;
+
+/// The helm of the settings, pointed at one app's release (named after the app, in the
+/// namespace of its name).
+pub(crate) struct Helm<'a> {
+    pub settings: &'a Settings,
+    pub app: &'a AppName,
+}
+
+/// Where a release stands, from `helm status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReleaseState {
+    pub revision: u64,
+    pub status: String,
+}
+
+impl ReleaseState {
+    /// A deploy that was interrupted (helm killed mid-`--wait`) leaves its release pending,
+    /// and helm then refuses every later operation as "another operation is in progress".
+    pub fn is_pending(&self) -> bool {
+        self.status.starts_with("pending-")
+    }
+}
+
+/// One revision of `helm history`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Revision {
+    pub revision: u64,
+    pub status: String,
+}
+
+#[derive(Deserialize)]
+struct Status {
+    version: u64,
+    info: StatusInfo,
+}
+
+#[derive(Deserialize)]
+struct StatusInfo {
+    status: String,
+}
+
+impl Helm<'_> {
+    fn command(&self) -> Command {
+        let mut helm = Command::new(&self.settings.helm);
+        helm.args(["--namespace", self.app.as_str()]);
+        helm
+    }
+
+    /// The release's state, or `None` when there is no release of the app yet. A cluster
+    /// that cannot be reached or refuses is an error naming the cause.
+    pub fn state(&self) -> anyhow::Result<Option<ReleaseState>> {
+        let mut status = self.command();
+        status.args(["status", self.app.as_str(), "--output", "json"]);
+        let out = run(status, QUICK).context("is helm installed? (CODEBUILDER_HELM)")?;
+        if !out.success() {
+            let said = out.stderr_text();
+            if said.contains("release: not found") {
+                return Ok(None);
+            }
+            bail!(
+                "{}",
+                explain_cluster_error(&said)
+                    .unwrap_or_else(|| format!("helm status failed: {}", last_error_line(&said)))
+            );
+        }
+        let status: Status =
+            serde_json::from_slice(&out.stdout).context("cannot read the output of helm status")?;
+        Ok(Some(ReleaseState {
+            revision: status.version,
+            status: status.info.status,
+        }))
+    }
+
+    /// The release's revisions, oldest first.
+    pub fn history(&self) -> anyhow::Result<Vec<Revision>> {
+        let mut history = self.command();
+        history.args(["history", self.app.as_str(), "--output", "json"]);
+        let out = run(history, QUICK)?;
+        if !out.success() {
+            bail!(
+                "helm history failed: {}",
+                last_error_line(&out.stderr_text())
+            );
+        }
+        serde_json::from_slice(&out.stdout).context("cannot read the output of helm history")
+    }
+
+    /// The last revision that was live: the one to go back to.
+    pub fn last_good(&self) -> anyhow::Result<Option<u64>> {
+        Ok(self
+            .history()?
+            .into_iter()
+            .rev()
+            .find(|r| matches!(r.status.as_str(), "deployed" | "superseded"))
+            .map(|r| r.revision))
+    }
+
+    /// `helm upgrade --install` waiting for the rollout. No `--rollback-on-failure`: on a
+    /// failure the pods that did not become ready are looked at first, then rolled back.
+    pub fn upgrade(
+        &self,
+        chart: &Path,
+        values: &[&Path],
+        image_tag: &str,
+        description: &str,
+    ) -> Command {
+        let settings = self.settings;
+        let app = self.app.as_str();
+        let mut helm = self.command();
+        helm.args(["upgrade", "--install", app])
+            .arg(chart)
+            .args(["--create-namespace", "--wait"])
+            .args(["--timeout", &seconds(settings.deploy_timeout)]);
+        for file in values {
+            helm.arg("--values").arg(file);
+        }
+        helm.args([
+            "--set-string",
+            &format!("image.repository={}/{app}", settings.pull_registry),
+        ])
+        .args(["--set-string", &format!("image.tag={image_tag}")])
+        .args(["--description", description]);
+        helm
+    }
+
+    /// `helm rollback` to `revision`, waiting for its pods.
+    pub fn rollback(&self, revision: u64) -> Command {
+        let mut helm = self.command();
+        helm.args([
+            "rollback",
+            self.app.as_str(),
+            &revision.to_string(),
+            "--wait",
+        ])
+        .args(["--timeout", &seconds(self.settings.deploy_timeout)]);
+        helm
+    }
+
+    /// `helm uninstall`, for a first install that never became ready: nothing is left
+    /// half-deployed, and the next push installs afresh.
+    pub fn uninstall(&self) -> Command {
+        let mut helm = self.command();
+        helm.args(["uninstall", self.app.as_str(), "--wait"])
+            .args(["--timeout", &seconds(self.settings.deploy_timeout)]);
+        helm
+    }
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{}s", duration.as_secs())
+}
+
+/// The line of helm's output that says what went wrong (`Error: ...`), or the last one.
+pub(crate) fn last_error_line(said: &str) -> String {
+    let lines: Vec<&str> = said
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("Error:"))
+        .or(lines.last())
+        .map(|l| l.trim_start_matches("Error:").trim().to_owned())
+        .unwrap_or_else(|| "no output".to_owned())
+}
+
+/// One line for the errors that are about the cluster rather than the app: a permission
+/// codebuilder's account lacks (naming it and where to grant it), or an API server that
+/// cannot be reached.
+pub(crate) fn explain_cluster_error(said: &str) -> Option<String> {
+    if let Some(forbidden) = said.lines().find_map(Forbidden::parse) {
+        return Some(forbidden.to_string());
+    }
+    let unreachable = [
+        "Kubernetes cluster unreachable",
+        "connection refused",
+        "no such host",
+        "i/o timeout",
+        "certificate signed by unknown authority",
+        "Unauthorized",
+    ];
+    if unreachable.iter().any(|marker| said.contains(marker)) {
+        return Some(format!(
+            "cannot reach the Kubernetes API server ({}): check KUBECONFIG and that the cluster is up",
+            last_error_line(said)
+        ));
+    }
+    None
+}
+
+/// The API server's "forbidden" answer, taken apart:
+/// `namespaces "myapp" is forbidden: User "system:serviceaccount:codebuilder:codebuilder"
+/// cannot patch resource "namespaces" in API group "" in the namespace "myapp"`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Forbidden {
+    user: String,
+    verb: String,
+    resource: String,
+    group: String,
+    namespace: Option<String>,
+}
+
+impl Forbidden {
+    fn parse(line: &str) -> Option<Self> {
+        let rest = &line[line.find("is forbidden: User \"")? + "is forbidden: User \"".len()..];
+        let (user, rest) = rest.split_once("\" cannot ")?;
+        let (verb, rest) = rest.split_once(" resource \"")?;
+        let (resource, rest) = rest.split_once('"')?;
+        let group = quoted_after(rest, "in API group \"").unwrap_or_default();
+        let namespace = quoted_after(rest, "in the namespace \"");
+        Some(Self {
+            user: user.to_owned(),
+            verb: verb.to_owned(),
+            resource: resource.to_owned(),
+            group,
+            namespace,
+        })
+    }
+}
+
+fn quoted_after(text: &str, marker: &str) -> Option<String> {
+    let rest = &text[text.find(marker)? + marker.len()..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+impl std::fmt::Display for Forbidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let resource = if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        };
+        let place = self
+            .namespace
+            .as_ref()
+            .map(|ns| format!(" in namespace {ns}"))
+            .unwrap_or_default();
+        write!(
+            f,
+            "the cluster refused: {} may not {} {resource}{place}: grant it (verb {}, resource {resource}) in the ClusterRole codebuilder-deployer of codebuilder.yaml",
+            self.user, self.verb, self.verb
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_names_the_permission_and_where_to_grant_it() {
+        let said = r#"Error: namespaces "myapp" is forbidden: User "system:serviceaccount:codebuilder:codebuilder" cannot patch resource "namespaces" in API group "" in the namespace "myapp""#;
+        assert_eq!(
+            explain_cluster_error(said).unwrap(),
+            "the cluster refused: system:serviceaccount:codebuilder:codebuilder may not patch namespaces in namespace myapp: grant it (verb patch, resource namespaces) in the ClusterRole codebuilder-deployer of codebuilder.yaml"
+        );
+        let said = r#"Error: UPGRADE FAILED: deployments.apps "x" is forbidden: User "u" cannot create resource "deployments" in API group "apps" at the cluster scope"#;
+        assert_eq!(
+            explain_cluster_error(said).unwrap(),
+            "the cluster refused: u may not create deployments.apps: grant it (verb create, resource deployments.apps) in the ClusterRole codebuilder-deployer of codebuilder.yaml"
+        );
+    }
+
+    #[test]
+    fn unreachable_clusters_point_at_kubeconfig() {
+        let said = "Error: Kubernetes cluster unreachable: Get \"https://127.0.0.1:1/version\": dial tcp 127.0.0.1:1: connect: connection refused";
+        let line = explain_cluster_error(said).unwrap();
+        assert!(
+            line.starts_with(
+                "cannot reach the Kubernetes API server (Kubernetes cluster unreachable: "
+            ),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("): check KUBECONFIG and that the cluster is up"),
+            "{line}"
+        );
+        assert_eq!(
+            explain_cluster_error("Error: chart requires kubeVersion"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_error_line_is_found_among_helm_output() {
+        assert_eq!(
+            last_error_line("Release \"a\" does not exist.\nError: UPGRADE FAILED: boom\n"),
+            "UPGRADE FAILED: boom"
+        );
+        assert_eq!(last_error_line("one\ntwo\n\n"), "two");
+        assert_eq!(last_error_line(""), "no output");
+    }
+}

@@ -1,0 +1,196 @@
+//! The deploy: `helm upgrade --install` of an app's image into the namespace of its name.
+//!
+//! - A release that an interrupted deploy left pending (helm killed during `--wait`) is
+//!   recovered first, instead of failing every later push with "another operation is in
+//!   progress".
+//! - When the cluster says no, one line names the permission codebuilder's account lacks, or
+//!   says the API server cannot be reached.
+//! - When the new pods do not become ready, the pusher first sees why (their events and last
+//!   log lines), then the previous release is rolled back and serves again.
+
+pub mod chart;
+mod diagnose;
+mod helm;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use codebuilder_core::{AppName, Settings};
+use codebuilder_process::{Output, StepContext, StepError, Tail};
+
+use crate::helm::{explain_cluster_error, last_error_line, Helm};
+
+/// Time helm gets beyond its own rollout timeout to give up by itself.
+const HELM_MARGIN: Duration = Duration::from_secs(60);
+
+/// What to deploy.
+pub struct Release<'a> {
+    pub chart: &'a Path,
+    /// Values files of the build (its process types), applied after the operator's.
+    pub values: Vec<&'a Path>,
+    pub image_tag: &'a str,
+    /// What made this release, as `helm history` shows it.
+    pub description: &'a str,
+}
+
+pub struct Deploy<'a> {
+    pub settings: &'a Settings,
+    pub app: &'a AppName,
+    pub output: &'a Output,
+    pub step: &'a StepContext<'a>,
+}
+
+impl Deploy<'_> {
+    fn helm(&self) -> Helm<'_> {
+        Helm {
+            settings: self.settings,
+            app: self.app,
+        }
+    }
+
+    /// Deploys `release` and returns its helm revision. The error is one line: the cause and
+    /// the fix.
+    pub fn run(&self, release: &Release) -> anyhow::Result<u64> {
+        let operator_values = self.operator_values()?;
+        let helm = self.helm();
+        if let Some(state) = helm.state()? {
+            if state.is_pending() {
+                self.recover(state.status.as_str())?;
+            }
+        }
+        let mut values: Vec<&Path> = operator_values.into_iter().collect();
+        values.extend(&release.values);
+        let upgrade = helm.upgrade(
+            release.chart,
+            &values,
+            release.image_tag,
+            release.description,
+        );
+        let tail = Tail::default();
+        let outcome = self.step.run_keeping(
+            vec![upgrade],
+            self.settings.deploy_timeout + HELM_MARGIN,
+            "deploying",
+            &tail,
+        );
+        match outcome {
+            Ok(()) => Ok(helm.state()?.map_or(0, |s| s.revision)),
+            Err(StepError::Failed { .. }) => Err(self.failed(&tail.lines().join("\n"))),
+            Err(StepError::TimedOut(limit)) => Err(anyhow!(
+                "helm upgrade took longer than {limit} and was stopped: the next push recovers the release; raise CODEBUILDER_DEPLOY_TIMEOUT if the app needs longer to start"
+            )),
+            Err(StepError::Cancelled) => Err(anyhow!(
+                "the deploy was cancelled: the push was interrupted; the next push recovers the release"
+            )),
+            Err(StepError::Spawn { program, source }) => Err(anyhow!(
+                "cannot run {program}: {source} (is helm installed? CODEBUILDER_HELM)"
+            )),
+        }
+    }
+
+    /// The operator's values file, checked before helm sees it.
+    fn operator_values(&self) -> anyhow::Result<Option<&Path>> {
+        let Some(file) = &self.settings.deploy_values else {
+            return Ok(None);
+        };
+        if let Err(e) = std::fs::File::open(file) {
+            bail!(
+                "cannot read the values file {} ({e}): fix CODEBUILDER_DEPLOY_VALUES",
+                file.display()
+            );
+        }
+        Ok(Some(file))
+    }
+
+    /// Puts a release left `pending-*` back to its last good revision, or removes a first
+    /// install that never finished.
+    fn recover(&self, status: &str) -> anyhow::Result<()> {
+        let helm = self.helm();
+        let app = self.app;
+        self.output.step(&format!(
+            "Recovering {app}: an interrupted deploy left its release {status}"
+        ));
+        let (command, what) = match helm.last_good()? {
+            Some(revision) => (
+                helm.rollback(revision),
+                format!("rolling back to revision {revision}"),
+            ),
+            None => (
+                helm.uninstall(),
+                "removing the unfinished first install".to_owned(),
+            ),
+        };
+        self.output.detail(&what);
+        let tail = Tail::default();
+        self.step
+            .run_keeping(vec![command], self.settings.deploy_timeout + HELM_MARGIN, "recovering", &tail)
+            .map_err(|e| {
+                anyhow!(
+                    "cannot recover the release of {app} left {status} ({e}: {}): run `helm rollback {app} -n {app}` by hand",
+                    last_error_line(&tail.lines().join("\n"))
+                )
+            })
+    }
+
+    /// Explains a failed `helm upgrade` and puts the previous release back.
+    fn failed(&self, said: &str) -> anyhow::Error {
+        if let Some(line) = explain_cluster_error(said) {
+            return anyhow!(line);
+        }
+        let app = self.app;
+        let diagnosis = diagnose::not_ready_pods(self.settings, app);
+        if !diagnosis.lines.is_empty() {
+            self.output.step(&format!("Why {app} is not ready"));
+            for line in &diagnosis.lines {
+                self.output.detail(line);
+            }
+        }
+        let restored = match self.roll_back() {
+            Ok(restored) => restored,
+            Err(e) => return e,
+        };
+        let cause = match diagnosis.reason {
+            Some(reason) => format!("the new release did not become ready ({reason})"),
+            None => format!("helm upgrade failed ({})", last_error_line(said)),
+        };
+        anyhow!("{cause}: {restored}; fix the app or its chart, commit, and push again")
+    }
+
+    /// Goes back to the last good revision after a failed upgrade; says what now runs.
+    fn roll_back(&self) -> Result<&'static str, anyhow::Error> {
+        let helm = self.helm();
+        let app = self.app;
+        let state = helm.state().map_err(|e| anyhow!("{e:#}"))?;
+        if state.as_ref().is_none_or(|s| s.status == "deployed") {
+            // Nothing was recorded (the chart did not render) or helm already went back.
+            return Ok("nothing was changed");
+        }
+        let (command, restored) = match helm.last_good()? {
+            Some(revision) => {
+                self.output
+                    .step(&format!("Rolling back {app} to revision {revision}"));
+                (
+                    helm.rollback(revision),
+                    "the previous release is serving again",
+                )
+            }
+            None => {
+                self.output.step(&format!(
+                    "Removing the first release of {app}, which never became ready"
+                ));
+                (helm.uninstall(), "nothing is deployed")
+            }
+        };
+        let tail = Tail::default();
+        self.step
+            .run_keeping(vec![command], self.settings.deploy_timeout + HELM_MARGIN, "rolling back", &tail)
+            .map_err(|e| {
+                anyhow!(
+                    "the deploy failed and so did the rollback ({e}: {}): run `helm rollback {app} -n {app}` by hand",
+                    last_error_line(&tail.lines().join("\n"))
+                )
+            })?;
+        Ok(restored)
+    }
+}
