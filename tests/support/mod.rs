@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+pub mod cluster;
+
 pub const BINARIES: &[&str] = &[
     "codebuilder-keys",
     "codebuilder-receive",

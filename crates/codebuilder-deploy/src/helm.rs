@@ -185,6 +185,7 @@ pub(crate) fn explain_cluster_error(said: &str) -> Option<String> {
     }
     let unreachable = [
         "Kubernetes cluster unreachable",
+        "kubernetes cluster unreachable",
         "connection refused",
         "no such host",
         "i/o timeout",
