@@ -25,6 +25,10 @@ APT_PACKAGES=(
   ca-certificates
   python3-venv     # Debian's python3 builds the venv; pyenv's lives under
                    # /root (mode 700), which the git user cannot reach
+  # scripts/cluster.sh: the test cluster, built from Debian's kubernetes source package
+  # (dpkg-source), with a static pause binary (gcc, libc6-dev), its own PKI (openssl), run on
+  # a private containerd + runc (docker.io pulls them in too).
+  dpkg-dev gcc libc6-dev openssl containerd runc
 )
 
 say() { echo "deps: $*"; }
