@@ -97,6 +97,7 @@ impl Build<'_> {
         };
         let settings = self.settings;
         let (app, short) = (&self.app, self.short());
+        crate::engine::check(&settings.docker)?;
         let image = format!("{}/{app}", settings.registry);
         let tagged = format!("{image}:git-{short}");
         let latest = format!("{image}:latest");

@@ -54,25 +54,55 @@ fn check_reachable(home: &Path, ssh_user: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A directory with nothing in it but a file system's `lost+found`.
+fn is_empty_volume(dir: &Path) -> anyhow::Result<bool> {
+    let mut entries =
+        fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    Ok(entries.all(|e| e.is_ok_and(|e| e.file_name() == "lost+found")))
+}
+
 /// Creates the home and its directories, owned by the ssh user so that sessions (which run
-/// as that user) can create repos and write build records.
+/// as that user) can create repos and write build records. The home itself is handed to the
+/// ssh user only when it is new or empty (a fresh volume): an existing directory with files
+/// in it keeps its owner, and only the directories codebuilder makes in it are the user's.
 pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
     let root = home.root();
+    let take_root = !root.exists() || is_empty_volume(root)?;
     fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
     check_reachable(root, ssh_user)?;
-    if nix::unistd::geteuid().is_root() {
-        let user = User::from_name(ssh_user)?
-            .with_context(|| format!("there is no user {ssh_user}: create it (useradd --create-home --shell /bin/sh {ssh_user}; usermod -p '*' {ssh_user})"))?;
-        chown(root, Some(user.uid), Some(user.gid))
-            .with_context(|| format!("cannot chown {}", root.display()))?;
+    let user = if nix::unistd::geteuid().is_root() {
+        Some(User::from_name(ssh_user)?
+            .with_context(|| format!("there is no user {ssh_user}: create it (useradd --create-home --shell /bin/sh {ssh_user}; usermod -p '*' {ssh_user})"))?)
+    } else {
+        None
+    };
+    let give = |dir: &Path| -> anyhow::Result<()> {
+        if let Some(user) = &user {
+            chown(dir, Some(user.uid), Some(user.gid))
+                .with_context(|| format!("cannot chown {}", dir.display()))?;
+        }
+        Ok(())
+    };
+    if take_root {
+        give(root)?;
+    }
+    for top in [
+        home.keys_dir(),
+        home.repos_dir(),
+        home.locks_dir(),
+        root.join("builds"),
+        root.join("buildpacks"),
+    ] {
+        if !top.is_dir() {
+            fs::create_dir(&top).with_context(|| format!("cannot create {}", top.display()))?;
+            fs::set_permissions(&top, fs::Permissions::from_mode(0o755))?;
+            give(&top)?;
+        }
     }
     for dir in [
-        home.keys_dir(),
         home.keys_dir().join("fp"),
         home.keys_dir().join("name"),
         home.keys_dir().join("tmp"),
-        home.repos_dir(),
-        home.locks_dir(),
     ] {
         home.ensure_dir(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
