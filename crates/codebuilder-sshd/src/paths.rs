@@ -113,3 +113,36 @@ pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
     fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs root and the `git` user (scripts/deps.sh makes it), like the end-to-end tests.
+    #[test]
+    fn only_a_new_or_empty_home_is_handed_to_the_ssh_user() {
+        let git = User::from_name("git").unwrap().expect("no git user");
+        let base = tempfile::tempdir().unwrap();
+        fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let owner = |p: &Path| fs::metadata(p).unwrap().uid();
+
+        let new = base.path().join("new");
+        prepare_home(&Home::new(&new), "git").unwrap();
+        assert_eq!(owner(&new), git.uid.as_raw());
+
+        let volume = base.path().join("volume");
+        fs::create_dir_all(volume.join("lost+found")).unwrap();
+        prepare_home(&Home::new(&volume), "git").unwrap();
+        assert_eq!(owner(&volume), git.uid.as_raw());
+
+        let used = base.path().join("used");
+        fs::create_dir(&used).unwrap();
+        fs::write(used.join("notes.txt"), "mine").unwrap();
+        prepare_home(&Home::new(&used), "git").unwrap();
+        assert_eq!(owner(&used), 0);
+        for dir in ["keys", "keys/fp", "repos", "locks", "builds", "buildpacks"] {
+            assert_eq!(owner(&used.join(dir)), git.uid.as_raw(), "{dir}");
+        }
+        assert_eq!(owner(&used.join("ssh")), 0);
+    }
+}
