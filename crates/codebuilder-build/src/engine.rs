@@ -13,6 +13,12 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(15);
 /// Where docker looks for the engine when DOCKER_HOST is not set.
 const DEFAULT_ENGINE: &str = "unix:///var/run/docker.sock";
 
+/// The error of a step that needed the engine: the engine's, if it stopped answering
+/// meanwhile (a failed build or push is then not the app's or the registry's fault).
+pub fn blame(docker: &str, step_error: anyhow::Error) -> anyhow::Error {
+    check(docker).err().unwrap_or(step_error)
+}
+
 /// Fails with one line naming the engine when `docker` cannot reach it.
 pub fn check(docker: &str) -> anyhow::Result<()> {
     let mut version = Command::new(docker);
