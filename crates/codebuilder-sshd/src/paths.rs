@@ -86,12 +86,15 @@ pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
     if take_root {
         give(root)?;
     }
+    // Every top-level directory sessions write in is made here: in a home the ssh user does
+    // not own, they can make nothing at the top themselves.
     for top in [
         home.keys_dir(),
         home.repos_dir(),
         home.locks_dir(),
         root.join("builds"),
         root.join("buildpacks"),
+        root.join("cache"),
     ] {
         if !top.is_dir() {
             fs::create_dir(&top).with_context(|| format!("cannot create {}", top.display()))?;
@@ -140,7 +143,15 @@ mod tests {
         fs::write(used.join("notes.txt"), "mine").unwrap();
         prepare_home(&Home::new(&used), "git").unwrap();
         assert_eq!(owner(&used), 0);
-        for dir in ["keys", "keys/fp", "repos", "locks", "builds", "buildpacks"] {
+        for dir in [
+            "keys",
+            "keys/fp",
+            "repos",
+            "locks",
+            "builds",
+            "buildpacks",
+            "cache",
+        ] {
             assert_eq!(owner(&used.join(dir)), git.uid.as_raw(), "{dir}");
         }
         assert_eq!(owner(&used.join("ssh")), 0);
