@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -591,4 +592,149 @@ fn a_build_over_its_time_limit_is_stopped_and_rejected() {
         "the build's container still runs"
     );
     assert_eq!(builds(&server, "overtime")[0]["result"], "failed");
+}
+
+/// What git printed, line by line, without the padding git adds to the remote's lines.
+fn remote_lines(stderr: &[u8]) -> Vec<String> {
+    text(stderr)
+        .lines()
+        .map(|line| line.trim_end().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_shallow_push_is_refused_before_anything_is_built() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let dev = server.add_user("dev", false);
+    let full = repo_with("main", &app_files("echo shallow"));
+    fs::write(full.path().join("second"), "2").unwrap();
+    commit_all(full.path(), "second");
+    let clones = tempfile::tempdir().unwrap();
+    let shallow = clones.path().join("shallow");
+    let out = Command::new("git")
+        .args(["clone", "--quiet", "--depth", "1"])
+        .arg(format!("file://{}", full.path().display()))
+        .arg(&shallow)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sha = head(&shallow);
+
+    let out = dev.git(&shallow, &["push", &dev.url("shallowapp"), "main"]);
+    assert!(!out.status.success());
+    let lines = remote_lines(&out.stderr);
+    let errors: Vec<_> = lines
+        .iter()
+        .filter(|l| l.starts_with("remote: error"))
+        .collect();
+    assert_eq!(
+        errors,
+        ["remote: error: refs/heads/main was pushed from a shallow clone, and git here keeps only whole histories: run 'git fetch --unshallow', then push again"],
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("Building")), "{lines:?}");
+    assert_eq!(registry.tags("shallowapp"), Vec::<String>::new());
+    assert!(!server.repo("shallowapp").exists());
+    assert!(!server.home.path().join("builds/shallowapp").exists());
+
+    // The hint works.
+    let out = Command::new("git")
+        .current_dir(&shallow)
+        .args(["fetch", "--quiet", "--unshallow"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = dev.git(&shallow, &["push", &dev.url("shallowapp"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(registry
+        .tags("shallowapp")
+        .contains(&format!("git-{}", short(&sha))));
+
+    // A shallow clone of the app itself pushes: the server has the history it stops at.
+    let ci = clones.path().join("ci");
+    let out = dev
+        .git_command(clones.path(), &["clone", "--quiet", "--depth", "1"])
+        .arg(dev.url("shallowapp"))
+        .arg(&ci)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for args in [
+        &["config", "user.email", "ci@example.com"][..],
+        &["config", "user.name", "CI"],
+    ] {
+        assert!(Command::new("git")
+            .current_dir(&ci)
+            .args(args)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let next = commit_all(&ci, "from ci");
+    let out = dev.git(&ci, &["push", &dev.url("shallowapp"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        server.server_ref("shallowapp", "refs/heads/main"),
+        Some(next)
+    );
+}
+
+#[test]
+fn an_unreachable_docker_engine_is_named_as_the_cause() {
+    require_docker();
+    let registry = Registry::start();
+    let dead = shared_tempdir();
+    let socket = dead.path().join("docker.sock");
+    // A socket anyone may connect to, that no engine listens on any more.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o777)).unwrap();
+    let engine = format!("unix://{}", socket.display());
+    let server = server_for(&registry, "none", &[("DOCKER_HOST", &engine)]);
+    let dev = server.add_user("dev", false);
+    let work = repo_with("main", &app_files("echo never"));
+    let out = dev.git(work.path(), &["push", &dev.url("noengine"), "main"]);
+    assert!(!out.status.success());
+    let lines = remote_lines(&out.stderr);
+    let errors: Vec<_> = lines
+        .iter()
+        .filter(|l| l.starts_with("remote: error"))
+        .collect();
+    assert_eq!(
+        errors,
+        [&format!("remote: error: the Docker engine at {engine} does not answer: is dockerd running? start it, or set DOCKER_HOST to a running engine")],
+        "{lines:?}"
+    );
+    assert_eq!(server.server_ref("noengine", "refs/heads/main"), None);
+    assert_eq!(registry.tags("noengine"), Vec::<String>::new());
+    let records = builds(&server, "noengine");
+    assert_eq!(records[0]["result"], "failed");
+}
+
+#[test]
+fn a_master_only_app_deploys_from_master_and_clones_check_it_out() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let dev = server.add_user("dev", false);
+    let work = repo_with("master", &app_files("echo master"));
+    let sha = head(work.path());
+    let out = dev.git(work.path(), &["push", &dev.url("legacy"), "master"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(registry
+        .tags("legacy")
+        .contains(&format!("git-{}", short(&sha))));
+    let clones = tempfile::tempdir().unwrap();
+    let clone = clones.path().join("legacy");
+    let out = dev
+        .git_command(clones.path(), &["clone", "--quiet"])
+        .arg(dev.url("legacy"))
+        .arg(&clone)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    assert!(clone.join("Dockerfile").is_file());
+    assert_eq!(head(&clone), sha);
 }

@@ -408,6 +408,20 @@ fn detect_and_compile_failures_reject_the_push_and_leave_refs_alone() {
         )),
         "{stderr}"
     );
+
+    // Nor a host that git decodes into an ssh option.
+    fs::write(
+        work.path().join(".buildpacks"),
+        "ssh://%2DoProxyCommand=id/bp\n",
+    )
+    .unwrap();
+    commit_all(work.path(), "percent-encoded host");
+    let (ok, stderr) = push(&dev, work.path(), "bpfail");
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("error: .buildpacks line 1: \"ssh://%2DoProxyCommand=id/bp\" has a host or user that is percent-encoded or starts with '-': write the plain host name\n"),
+        "{stderr}"
+    );
 }
 
 /// `git daemon` serving the test buildpacks on a loopback port: buildpacks by URL.

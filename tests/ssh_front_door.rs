@@ -661,3 +661,320 @@ fn declared_keys_from_a_read_only_file_log_in_and_cannot_be_removed_over_ssh() {
         .status
         .success());
 }
+
+/// What git printed, line by line, without the padding git adds to the remote's lines.
+fn remote_lines(stderr: &[u8]) -> Vec<String> {
+    text(stderr)
+        .lines()
+        .map(|line| line.trim_end().to_owned())
+        .collect()
+}
+
+/// `base64` of `bytes`, or the bytes of `text` (coreutils' base64).
+fn base64(bytes: &[u8], decode: bool) -> Vec<u8> {
+    let mut command = Command::new("base64");
+    command.arg(if decode { "-d" } else { "-w0" });
+    let out = run_with_stdin(&mut command, bytes);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    out.stdout
+}
+
+/// The length-prefixed strings of an ssh wire-format blob.
+fn wire_strings(blob: &[u8]) -> Vec<Vec<u8>> {
+    let mut strings = Vec::new();
+    let mut rest = blob;
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        strings.push(rest[4..4 + len].to_vec());
+        rest = &rest[4 + len..];
+    }
+    strings
+}
+
+fn wire(strings: &[&[u8]]) -> Vec<u8> {
+    strings
+        .iter()
+        .flat_map(|s| {
+            let mut part = (s.len() as u32).to_be_bytes().to_vec();
+            part.extend_from_slice(s);
+            part
+        })
+        .collect()
+}
+
+/// The `SHA256:...` fingerprint `ssh-keygen -lf` prints for a public key file.
+fn keygen_fingerprint(path: &std::path::Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).split(' ').nth(1).unwrap().to_owned()
+}
+
+#[test]
+fn every_openssh_key_type_is_accepted_and_an_ecdsa_host_key_is_served() {
+    let server = Server::start();
+    for (name, keygen) in [
+        ("ed", &["-t", "ed25519"][..]),
+        ("ec256", &["-t", "ecdsa", "-b", "256"]),
+        ("ec384", &["-t", "ecdsa", "-b", "384"]),
+        ("ec521", &["-t", "ecdsa", "-b", "521"]),
+        ("rsa", &["-t", "rsa", "-b", "2048"]),
+    ] {
+        let client = Client::with_key(server.port, keygen);
+        let out = server.keys(&["add", name], client.public_key().as_bytes());
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let fingerprint = keygen_fingerprint(&client.dir.path().join("id.pub"));
+        assert!(
+            text(&out.stdout).contains(&fingerprint),
+            "{name}: {}",
+            text(&out.stdout)
+        );
+        // Logged in: the forced command answers.
+        let out = client.ssh(&["git-upload-pack", "'nothing-here'"], b"");
+        assert_eq!(
+            text(&out.stderr),
+            "error: app nothing-here does not exist: push to it first\n",
+            "{name}"
+        );
+    }
+
+    // Security keys cannot sign here: their public keys, written from the wire format, are
+    // stored and found by sshd's lookup.
+    let ecdsa = Client::with_key(0, &["-t", "ecdsa", "-b", "256"]);
+    let ecdsa_blob = base64(
+        ecdsa.public_key().split(' ').nth(1).unwrap().as_bytes(),
+        true,
+    );
+    let point = wire_strings(&ecdsa_blob)[2].clone();
+    let ed = Client::new(0);
+    let ed_blob = base64(ed.public_key().split(' ').nth(1).unwrap().as_bytes(), true);
+    let ed_key = wire_strings(&ed_blob)[1].clone();
+    let keys_dir = tempfile::tempdir().unwrap();
+    for (name, key_type, blob) in [
+        (
+            "sk-ed",
+            "sk-ssh-ed25519@openssh.com",
+            wire(&[b"sk-ssh-ed25519@openssh.com", &ed_key, b"ssh:"]),
+        ),
+        (
+            "sk-ec",
+            "sk-ecdsa-sha2-nistp256@openssh.com",
+            wire(&[
+                b"sk-ecdsa-sha2-nistp256@openssh.com",
+                b"nistp256",
+                &point,
+                b"ssh:",
+            ]),
+        ),
+    ] {
+        let data = text(&base64(&blob, false));
+        let file = keys_dir.path().join(format!("{name}.pub"));
+        fs::write(&file, format!("{key_type} {data} me@token\n")).unwrap();
+        let out = server.keys(&["add", name, file.to_str().unwrap()], b"");
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            format!(
+                "added key {name} ({key_type} {})\n",
+                keygen_fingerprint(&file)
+            )
+        );
+        let out = server.keys(&["authorized-keys", "git", key_type, &data], b"");
+        assert!(
+            text(&out.stdout).ends_with(&format!("--user {name}\" {key_type} {data}\n")),
+            "{name}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+
+    // A key saved with a byte order mark is the key; an RFC 4716 key is explained.
+    let bom = Client::new(server.port);
+    let out = server.keys(
+        &["add", "bom"],
+        format!("\u{feff}{}", bom.public_key()).as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(bom
+        .ssh(&["git-upload-pack", "'x'"], b"")
+        .stderr
+        .starts_with(b"error: app x does not exist"));
+    let out = Command::new("ssh-keygen")
+        .args(["-e", "-f"])
+        .arg(bom.dir.path().join("id.pub"))
+        .output()
+        .unwrap();
+    let out = server.keys(&["add", "rfc"], &out.stdout);
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stderr),
+        "error: this key is in the RFC 4716 (SSH2) form: convert it to one line with 'ssh-keygen -i -f FILE' and add that line\n"
+    );
+
+    // The server's ECDSA host key, for clients that know no newer type (JSch).
+    let client = Client::new(server.port);
+    let out = server.keys(&["add", "jsch"], client.public_key().as_bytes());
+    assert!(out.status.success());
+    let mut command = Command::new("ssh");
+    command
+        .args(client.ssh_options())
+        .args(["-o", "HostKeyAlgorithms=ecdsa-sha2-nistp256"])
+        .args(["git@127.0.0.1", "git-upload-pack 'x'"]);
+    let out = run_with_stdin(&mut command, b"");
+    assert_eq!(
+        text(&out.stderr),
+        "error: app x does not exist: push to it first\n"
+    );
+    let served = fs::read_to_string(server.home.path().join("ssh/ssh_host_ecdsa_key.pub")).unwrap();
+    assert!(served.starts_with("ecdsa-sha2-nistp256 "), "{served}");
+}
+
+#[test]
+fn input_that_is_not_utf8_gets_one_line_never_a_panic() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let server = Server::start();
+    let alice = server.add_user("alice", false);
+    let mut command = Command::new("ssh");
+    command
+        .args(alice.ssh_options())
+        .arg("git@127.0.0.1")
+        .arg(OsStr::from_bytes(b"git-upload-pack 'a\xff'"));
+    let out = run_with_stdin(&mut command, b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: the command contains control characters or non-ASCII text\n"
+    );
+
+    let mut command = Command::new("ssh");
+    command
+        .args(alice.ssh_options())
+        .arg("-o")
+        .arg(OsStr::from_bytes(b"SetEnv=GIT_PROTOCOL=version=2\xff"))
+        .args(["git@127.0.0.1", "git-upload-pack 'nothing'"]);
+    let out = run_with_stdin(&mut command, b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: app nothing does not exist: push to it first\n"
+    );
+    assert!(!server.log().contains("panicked"));
+}
+
+#[test]
+fn sixteen_simultaneous_pushes_all_get_in() {
+    let server = Server::start();
+    let dev = server.add_user("dev", false);
+    let repos: Vec<_> = (0..16)
+        .map(|i| make_repo(&format!("ci{i}"), &[("f", format!("{i}").as_bytes())]))
+        .collect();
+    let pushes: Vec<_> = repos
+        .iter()
+        .enumerate()
+        .map(|(i, repo)| {
+            dev.git_command(
+                repo.path(),
+                &[
+                    "push",
+                    &dev.url(&format!("burst{}", i % 4)),
+                    &format!("ci{i}"),
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for (i, push) in pushes.into_iter().enumerate() {
+        let out = push.wait_with_output().unwrap();
+        assert!(out.status.success(), "push {i}: {}", text(&out.stderr));
+        assert!(server
+            .server_ref(&format!("burst{}", i % 4), &format!("refs/heads/ci{i}"))
+            .is_some());
+    }
+}
+
+#[test]
+fn pushes_of_nothing_leave_no_repository_and_refused_refs_are_named() {
+    let server = Server::start();
+    let dev = server.add_user("dev", false);
+    let repos = server.home.path().join("repos");
+    let listed = || -> Vec<String> {
+        fs::read_dir(&repos)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    // A bare connection, a dry run and a clone of nothing.
+    dev.ssh(&["git-receive-pack 'ghost'"], b"");
+    let work = make_repo("feature", &[("f", b"1")]);
+    let out = dev.git(
+        work.path(),
+        &["push", "--dry-run", &dev.url("ghost"), "feature"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = dev.git(work.path(), &["ls-remote", &dev.url("ghost")]);
+    assert!(!out.status.success());
+    assert_eq!(listed(), Vec::<String>::new());
+
+    // A branch or tag named HEAD.
+    for spec in ["feature:refs/heads/HEAD", "feature:refs/tags/HEAD"] {
+        let out = dev.git(work.path(), &["push", &dev.url("ghost"), spec]);
+        assert!(!out.status.success());
+        let reference = spec.split(':').nth(1).unwrap();
+        let lines = remote_lines(&out.stderr);
+        assert!(
+            lines.contains(&format!("remote: error: {reference} cannot be pushed: git reads HEAD as the checked-out commit, not as a branch or tag; rename it")),
+            "{lines:?}"
+        );
+    }
+    assert_eq!(listed(), Vec::<String>::new());
+
+    // A deleted branch is reported as deleted.
+    let out = dev.git(
+        work.path(),
+        &["push", &dev.url("kept"), "feature", "feature:other"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(listed(), ["kept.git"]);
+    let out = dev.git(work.path(), &["push", &dev.url("kept"), ":other"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = remote_lines(&out.stderr);
+    assert!(
+        lines.contains(&"remote: -----> Deleted refs/heads/other".to_string()),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("Stored")), "{lines:?}");
+    assert_eq!(server.server_ref("kept", "refs/heads/other"), None);
+    assert!(server.server_ref("kept", "refs/heads/feature").is_some());
+}
+
+#[test]
+fn an_existing_home_keeps_its_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let home = shared_tempdir();
+    fs::write(home.path().join("notes.txt"), "the operator's").unwrap();
+    let server = Server::start_in(home, &[]);
+    let root = fs::metadata(server.home.path()).unwrap();
+    assert_eq!((root.uid(), root.gid()), (0, 0));
+    assert_eq!(
+        fs::metadata(server.home.path().join("notes.txt"))
+            .unwrap()
+            .uid(),
+        0
+    );
+    let git_uid = fs::metadata(server.home.path().join("repos"))
+        .unwrap()
+        .uid();
+    assert_ne!(git_uid, 0);
+    // Sessions still work in it.
+    let dev = server.add_user("dev", false);
+    let work = make_repo("feature", &[("f", b"1")]);
+    let out = dev.git(work.path(), &["push", &dev.url("app"), "feature"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -109,7 +109,11 @@ impl Server {
 
     /// Starts with extra `CODEBUILDER_*` settings, as an operator would set them.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
-        let home = shared_tempdir();
+        Self::start_in(shared_tempdir(), env)
+    }
+
+    /// Starts with `home` as it is: new, empty, or with files of its own.
+    pub fn start_in(home: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
         let mut server = Self {
             home,
             port: 0,
@@ -277,13 +281,20 @@ pub struct Client {
 
 impl Client {
     pub fn new(port: u16) -> Self {
+        Self::with_key(port, &["-t", "ed25519"])
+    }
+
+    /// A client whose key `ssh-keygen KEYGEN_ARGS` makes (`-t ecdsa -b 384`, ...).
+    pub fn with_key(port: u16, keygen_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "test@client", "-f"])
+            .args(["-q", "-N", "", "-C", "test@client"])
+            .args(keygen_args)
+            .arg("-f")
             .arg(dir.path().join("id"))
             .status()
             .unwrap();
-        assert!(status.success());
+        assert!(status.success(), "ssh-keygen {keygen_args:?}");
         Self { dir, port }
     }
 

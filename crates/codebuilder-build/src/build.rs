@@ -95,12 +95,14 @@ impl Build<'_> {
         };
         let settings = self.settings;
         let (app, short) = (&self.app, self.short());
+        crate::engine::check(&settings.docker)?;
         let image = format!("{}/{app}", settings.registry);
         let tagged = format!("{image}:git-{short}");
         let latest = format!("{image}:latest");
         // A Dockerfile wins; without one, buildpacks build the app.
         let processes = if self.tree_has("Dockerfile")? {
-            self.dockerfile_build(&step, &[&tagged, &latest])?;
+            self.dockerfile_build(&step, &[&tagged, &latest])
+                .map_err(|e| crate::engine::blame(&settings.docker, e))?;
             None
         } else {
             let repo = self.repo();
@@ -113,9 +115,14 @@ impl Build<'_> {
                 step: &step,
                 deadline,
             };
-            Some(buildpacks.run(&[&tagged, &latest])?)
+            Some(
+                buildpacks
+                    .run(&[&tagged, &latest])
+                    .map_err(|e| crate::engine::blame(&settings.docker, e))?,
+            )
         };
-        self.push(&step, deadline, &[&tagged, &latest])?;
+        self.push(&step, deadline, &[&tagged, &latest])
+            .map_err(|e| crate::engine::blame(&settings.docker, e))?;
         record.image = Some(tagged.clone());
         if settings.deploy == DeployMode::None {
             self.output.step(&format!(

@@ -7,7 +7,9 @@ use anyhow::{bail, Context};
 use codebuilder_core::{AppName, Home, Settings};
 
 use crate::build::Build;
-use crate::hook::{app_of_repo, has_branch, plan, read_updates};
+use crate::hook::{
+    app_of_repo, check_whole_history, has_branch, plan, point_head_at, read_updates,
+};
 use crate::records::Records;
 use codebuilder_process::Output;
 
@@ -18,9 +20,9 @@ pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
     let repo = std::env::current_dir().context("cannot tell which repository the hook runs in")?;
     let app = app_of_repo(&repo, &settings.namespace)?;
     let updates = read_updates(input)?;
-    let plan = plan(&updates, &settings, |branch| {
-        has_branch(&home.repo(&app), branch)
-    })?;
+    let app_repo = home.repo(&app);
+    let plan = plan(&updates, &settings, |branch| has_branch(&app_repo, branch))?;
+    check_whole_history(&app_repo, &updates)?;
     let output = Output::stdout();
     for name in &plan.stored {
         output.step(&format!(
@@ -28,21 +30,29 @@ pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
             plan.deploy_branch
         ));
     }
-    let Some(deploy) = plan.deploy else {
-        return Ok(());
-    };
-    let pusher = std::env::var("CODEBUILDER_PUSHER").unwrap_or_else(|_| "unknown".into());
-    let build = Build {
-        settings: &settings,
-        home,
-        app,
-        expected: Some((deploy.name.clone(), deploy.old.clone())),
-        rev: deploy.new,
-        pusher,
-        output: &output,
-        cancel,
-    };
-    build.run()?;
+    for name in &plan.deleted {
+        output.step(&format!("Deleted {name}"));
+    }
+    if let Some(deploy) = plan.deploy {
+        let pusher = std::env::var("CODEBUILDER_PUSHER").unwrap_or_else(|_| "unknown".into());
+        Build {
+            settings: &settings,
+            home,
+            app,
+            expected: Some((deploy.name.clone(), deploy.old.clone())),
+            rev: deploy.new,
+            pusher,
+            output: &output,
+            cancel,
+        }
+        .run()?;
+    }
+    // An app that deploys from master: clones check out master, not a missing main.
+    if plan.deploy_branch != settings.deploy_branch {
+        if let Err(e) = point_head_at(&app_repo, &plan.deploy_branch) {
+            tracing::warn!("{e:#}");
+        }
+    }
     Ok(())
 }
 

@@ -71,6 +71,8 @@ pub struct Plan {
     pub deploy_branch: String,
     /// Other refs that are stored without a build.
     pub stored: Vec<String>,
+    /// Refs the push deletes.
+    pub deleted: Vec<String>,
 }
 
 /// Applies the ref rules: only branches and tags; the deploy branch cannot be deleted; the
@@ -82,11 +84,17 @@ pub fn plan(
     existing_branch: impl Fn(&str) -> bool,
 ) -> anyhow::Result<Plan> {
     for update in updates {
-        if !(update.name.starts_with("refs/heads/") || update.name.starts_with("refs/tags/")) {
-            bail!(
-                "{} cannot be pushed: only branches and tags are accepted",
-                codebuilder_core::names::printable(&update.name)
-            );
+        let name = codebuilder_core::names::printable(&update.name);
+        let short = update
+            .name
+            .strip_prefix("refs/heads/")
+            .or_else(|| update.name.strip_prefix("refs/tags/"));
+        match short {
+            None => bail!("{name} cannot be pushed: only branches and tags are accepted"),
+            Some("HEAD") => bail!(
+                "{name} cannot be pushed: git reads HEAD as the checked-out commit, not as a branch or tag; rename it"
+            ),
+            Some(_) => {}
         }
     }
     let pushed = |branch: &str| {
@@ -109,6 +117,7 @@ pub fn plan(
         deploy: None,
         deploy_branch: deploy_branch.to_owned(),
         stored: Vec::new(),
+        deleted: Vec::new(),
     };
     for update in updates {
         if update.name == deploy_ref {
@@ -118,6 +127,8 @@ pub fn plan(
                 );
             }
             plan.deploy = Some(update.clone());
+        } else if update.is_delete() {
+            plan.deleted.push(update.name.clone());
         } else {
             plan.stored.push(update.name.clone());
         }
@@ -134,6 +145,46 @@ pub fn app_of_repo(repo: &Path, own_namespace: &str) -> anyhow::Result<AppName> 
     let name =
         name.with_context(|| format!("{} is not an app repository (APP.git)", repo.display()))?;
     Ok(AppName::parse(name, own_namespace)?)
+}
+
+/// Refuses a push whose history git will not store: one from a shallow clone, whose oldest
+/// commits name parents that were never sent. git keeps such objects in the push's quarantine
+/// and only refuses the refs after this hook ("shallow update not allowed"), so without this
+/// check the hook would build and deploy what git then drops.
+pub fn check_whole_history(repo: &Path, updates: &[RefUpdate]) -> anyhow::Result<()> {
+    for update in updates.iter().filter(|u| !u.is_delete()) {
+        let mut rev_list = Command::new("git");
+        rev_list.arg("--git-dir").arg(repo).args([
+            "rev-list",
+            "--quiet",
+            &update.new,
+            "--not",
+            "--all",
+        ]);
+        if !codebuilder_process::run(rev_list, codebuilder_process::QUICK)?.success() {
+            bail!(
+                "{} was pushed from a shallow clone, and git here keeps only whole histories: run 'git fetch --unshallow', then push again",
+                codebuilder_core::names::printable(&update.name)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Points HEAD at `branch`, so that clones of an app that deploys from it check it out.
+pub fn point_head_at(repo: &Path, branch: &str) -> anyhow::Result<()> {
+    let mut symbolic_ref = Command::new("git");
+    symbolic_ref
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["symbolic-ref", "HEAD", &format!("refs/heads/{branch}")])
+        // git forbids ref updates from a push's quarantine; HEAD names no object of it.
+        .env_remove("GIT_QUARANTINE_PATH");
+    let done = codebuilder_process::run(symbolic_ref, codebuilder_process::QUICK)?;
+    if !done.success() {
+        bail!("cannot point HEAD at {branch}: {}", done.stderr_text());
+    }
+    Ok(())
 }
 
 /// Whether the repository has the branch (before this push).
@@ -223,8 +274,21 @@ mod tests {
             "refs/pull/1/head",
             "HEAD",
             "refs/remotes/origin/main",
+            "refs/heads/HEAD",
+            "refs/tags/HEAD",
         ] {
             assert!(plan(&[update(Z, A, name)], &s, none).is_err(), "{name}");
         }
+        let p = plan(
+            &[
+                update(A, Z, "refs/heads/feature"),
+                update(Z, B, "refs/tags/v1"),
+            ],
+            &s,
+            |b| b == "main",
+        )
+        .unwrap();
+        assert_eq!(p.deleted, vec!["refs/heads/feature".to_string()]);
+        assert_eq!(p.stored, vec!["refs/tags/v1".to_string()]);
     }
 }

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod buildpack;
 pub mod commands;
+pub mod engine;
 pub mod hook;
 pub mod lock;
 pub mod records;

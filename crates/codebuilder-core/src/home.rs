@@ -50,8 +50,8 @@ impl Home {
     }
 
     /// Creates `dir` (and its parents) world-readable. When run as root (an admin through
-    /// `kubectl exec`), hands new directories to the owner of the home, so that the
-    /// unprivileged ssh user can still write where it must.
+    /// `kubectl exec`), hands new directories to the owner of the directory they are made in,
+    /// so that the unprivileged ssh user can still write where it must.
     pub fn ensure_dir(&self, dir: &Path) -> io::Result<()> {
         if dir.is_dir() {
             return Ok(());
@@ -96,12 +96,14 @@ impl Home {
         }
     }
 
-    /// Hands `path` to the owner of the home when we are root and they differ.
+    /// Hands `path` to the owner of the directory it is in, when we are root and they differ.
+    /// The home's own directories belong to the ssh user (`codebuilder-sshd` makes them), the
+    /// home itself keeps the owner it had if it existed before.
     pub fn give_to_owner(&self, path: &Path) -> io::Result<()> {
         if !nix::unistd::geteuid().is_root() {
             return Ok(());
         }
-        let owner = fs::metadata(&self.root)?;
+        let owner = fs::metadata(path.parent().unwrap_or(&self.root))?;
         let current = fs::symlink_metadata(path)?;
         if current.uid() != owner.uid() || current.gid() != owner.gid() {
             std::os::unix::fs::lchown(path, Some(owner.uid()), Some(owner.gid()))?;

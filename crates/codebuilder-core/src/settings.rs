@@ -82,8 +82,11 @@ pub struct SettingsError {
 }
 
 impl Settings {
+    /// Reads the settings from the environment. Other variables may hold any bytes (a
+    /// client's, a shell's): they are not ours and are left alone; one of ours that is not
+    /// UTF-8 is refused.
     pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_vars(&std::env::vars().collect())
+        Self::from_vars(&ours(std::env::vars_os())?)
     }
 
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, SettingsError> {
@@ -201,6 +204,28 @@ impl Settings {
     }
 }
 
+/// The variables of `VARIABLES` among `vars`, each checked to be UTF-8.
+fn ours(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<HashMap<String, String>, SettingsError> {
+    let mut found = HashMap::new();
+    for (name, value) in vars {
+        let Some(variable) = VARIABLES
+            .iter()
+            .find(|v| name.as_encoded_bytes() == v.as_bytes())
+        else {
+            continue;
+        };
+        let value = value.into_string().map_err(|value| SettingsError {
+            variable,
+            value: value.to_string_lossy().into_owned(),
+            expected: "UTF-8 text",
+        })?;
+        found.insert((*variable).to_owned(), value);
+    }
+    Ok(found)
+}
+
 /// Who named a buildpack, which decides what it may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -244,6 +269,10 @@ pub enum BuildpackUrlError {
     UnsupportedScheme,
     #[error("has no host")]
     NoHost,
+    #[error(
+        "has a host or user that is percent-encoded or starts with '-': write the plain host name"
+    )]
+    BadHost,
     #[error("is a local path, which only the operator's CODEBUILDER_BUILDPACKS may name")]
     LocalNotAllowed,
     #[error("is a tarball: only git URLs of buildpacks are supported")]
@@ -329,9 +358,13 @@ fn check_git_url(url: &str) -> Result<(), BuildpackUrlError> {
         .ok_or(BuildpackUrlError::UnsupportedScheme)?;
     let authority = rest.split('/').next().unwrap_or("");
     let host = authority.rsplit('@').next().unwrap_or("");
-    // A host that starts with `-` would reach ssh as an option.
-    if host.is_empty() || host.starts_with(['-', ':']) {
+    if host.is_empty() || host.starts_with(':') {
         return Err(BuildpackUrlError::NoHost);
+    }
+    // A user or host that starts with `-` would reach ssh as an option, and git decodes
+    // `%2D` into `-` before it calls ssh: no percent-encoding in the authority at all.
+    if authority.starts_with('-') || host.starts_with('-') || authority.contains('%') {
+        return Err(BuildpackUrlError::BadHost);
     }
     if [".tgz", ".tar.gz", ".tar", ".zip"]
         .iter()
@@ -458,7 +491,12 @@ mod tests {
             ("ext::sh -c touch% /tmp/pwned", BadCharacter),
             ("--upload-pack=touch /tmp/x", BadCharacter),
             ("-uhttps://x", UnsupportedScheme),
-            ("ssh://-oProxyCommand=x/bp", NoHost),
+            ("ssh://-oProxyCommand=x/bp", BadHost),
+            ("ssh://%2DoProxyCommand=x/bp", BadHost),
+            ("ssh://%2doProxyCommand=x/bp", BadHost),
+            ("https://git%40x@%2Dx/bp", BadHost),
+            ("ssh://-oProxyCommand=x@example.com/bp", BadHost),
+            ("git://exa%6Dple.com/bp", BadHost),
             ("https:///bp", NoHost),
             ("https://x/bp.git#--orphan", BadReference),
             ("https://x/bp.git#a..b", BadReference),
@@ -499,6 +537,30 @@ mod tests {
             let err = Settings::from_vars(&vars(&[(k, v)])).unwrap_err();
             assert!(err.to_string().starts_with(k), "{err}");
         }
+    }
+
+    #[test]
+    fn only_our_variables_are_read_and_they_must_be_utf8() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let bytes = |b: &[u8]| OsString::from_vec(b.to_vec());
+        let environment = vec![
+            (
+                bytes(b"SSH_ORIGINAL_COMMAND"),
+                bytes(b"git-upload-pack 'a\xff'"),
+            ),
+            (bytes(b"GIT_PROTOCOL"), bytes(b"version=\xff")),
+            (bytes(b"\xfe"), bytes(b"x")),
+            (bytes(b"CODEBUILDER_DEPLOY"), bytes(b"none")),
+        ];
+        let found = ours(environment.into_iter()).unwrap();
+        assert_eq!(found, vars(&[("CODEBUILDER_DEPLOY", "none")]));
+        let err = ours([(bytes(b"CODEBUILDER_REGISTRY"), bytes(b"reg\xff:5000"))].into_iter())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "CODEBUILDER_REGISTRY=\"reg\u{fffd}:5000\" is not valid: UTF-8 text"
+        );
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub enum KeyError {
     Malformed(String),
     #[error("this is not a public key: paste one line such as 'ssh-ed25519 AAAA... you@host'")]
     NotAKey,
+    #[error("this key is in the RFC 4716 (SSH2) form: convert it to one line with 'ssh-keygen -i -f FILE' and add that line")]
+    Rfc4716,
 }
 
 /// One acceptable public key, in canonical form.
@@ -57,10 +59,15 @@ pub struct PublicKeyEntry {
 }
 
 impl PublicKeyEntry {
-    /// Parses what a user pastes: one line `TYPE BASE64 [COMMENT]`, surrounding blank lines allowed.
+    /// Parses what a user pastes: one line `TYPE BASE64 [COMMENT]`, surrounding blank lines
+    /// allowed, and the byte order mark some Windows editors put first.
     pub fn parse_text(text: &str) -> Result<Self, KeyError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         if text.contains("PRIVATE KEY") {
             return Err(KeyError::PrivateKey);
+        }
+        if text.contains("---- BEGIN SSH2 PUBLIC KEY ----") {
+            return Err(KeyError::Rfc4716);
         }
         let mut lines = text
             .lines()
@@ -227,6 +234,57 @@ mod tests {
         assert_eq!(
             fingerprint_to_hex(&key.fingerprint()).unwrap(),
             key.fingerprint_hex()
+        );
+    }
+
+    /// Each type an OpenSSH user may have, with the fingerprint `ssh-keygen -lf` prints for it.
+    /// The two security-key lines were written from their wire format (type, key, "ssh:").
+    const EVERY_TYPE: &[(&str, &str)] = &[
+        (ED25519, "SHA256:7PfG+CQNEIZ2WnpeJvdjwT5T5SU8r7LQb7G6Lt49RzQ"),
+        (
+            "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPpteXZO5E/33yd78KkAH6a+Z62W/+LSl/jbVkrZOa3of4f65qMNwsCUUN6HdUqg+YpGtcPaRMlZeb9yU4M0qdY= c",
+            "SHA256:zfAs5J9ItnG6Cn5qUhVS69EhpkLjdj5QqkKr4EWvSNY",
+        ),
+        (
+            "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBHlyJqEJtFXSefmdUQezGPA66yBqHUQKMI/9Vm/SDALccxqjpc5byzuQ3Mbyr1KWLY0UZjPAJP4lp9tf3dc/mS2uABiudBJs/Knz7aZsIwmOA0mUt2dScMO2FNyE+1IcbQ== c",
+            "SHA256:JpfdnF1ZIPFzstEfnQX4BjooYfnG0pAGrgkUskwSQnc",
+        ),
+        (
+            "ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBAH+PdDMQrrro9ldBZWVnApHgfJJTWFe7fN2w5k9lY9lGOmpyS5wEp+NafHKIauDT7oqMPr6g+zIu0EpYP7omhOhkAFrDoggaxyBMgDH3iJiQ/mBYydAU/7cNdiXvkxxZYKGEBhLAgVw930Pg/5r5C1F8Y2yvUdZr6XGQRxRFKVdb56DzA== c",
+            "SHA256:TgjGMnTux+WwQqiW8yoXOqexZL4CrvIFlDJcLXDvOZE",
+        ),
+        (
+            "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIN5Z04v93e8zqPpJzI9/bmL3plM9SUlV28HtcUsE0mX/AAAABHNzaDo= c",
+            "SHA256:Hh2TqlU/7/+RHokhwZ3ZqaGQ/iBNDAF1493EFACyw8A",
+        ),
+        (
+            "sk-ecdsa-sha2-nistp256@openssh.com AAAAInNrLWVjZHNhLXNoYTItbmlzdHAyNTZAb3BlbnNzaC5jb20AAAAIbmlzdHAyNTYAAABBBPpteXZO5E/33yd78KkAH6a+Z62W/+LSl/jbVkrZOa3of4f65qMNwsCUUN6HdUqg+YpGtcPaRMlZeb9yU4M0qdYAAAAEc3NoOg== c",
+            "SHA256:6gFKfeyEZvQCIsWn0R87+P6fetE+UXsfG/WPWIlCF5o",
+        ),
+    ];
+
+    #[test]
+    fn every_openssh_key_type_is_accepted_with_ssh_keygens_fingerprint() {
+        for (line, fingerprint) in EVERY_TYPE {
+            let key = PublicKeyEntry::parse_text(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(key.key_type(), line.split(' ').next().unwrap());
+            assert_eq!(key.base64(), line.split(' ').nth(1).unwrap());
+            assert_eq!(key.fingerprint(), *fingerprint, "{line}");
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored_and_rfc_4716_is_explained() {
+        let key = PublicKeyEntry::parse_text(&format!("\u{feff}{ED25519}\n")).unwrap();
+        assert_eq!(
+            key.fingerprint(),
+            "SHA256:7PfG+CQNEIZ2WnpeJvdjwT5T5SU8r7LQb7G6Lt49RzQ"
+        );
+        let rfc4716 = "---- BEGIN SSH2 PUBLIC KEY ----\nComment: \"256-bit ECDSA\"\nAAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPpteXZO5E/33yd78K\nkAH6a+Z62W/+LSl/jbVkrZOa3of4f65qMNwsCUUN6HdUqg+YpGtcPaRMlZeb9yU4M0qdY=\n---- END SSH2 PUBLIC KEY ----\n";
+        assert_eq!(PublicKeyEntry::parse_text(rfc4716), Err(KeyError::Rfc4716));
+        assert_eq!(
+            KeyError::Rfc4716.to_string(),
+            "this key is in the RFC 4716 (SSH2) form: convert it to one line with 'ssh-keygen -i -f FILE' and add that line"
         );
     }
 

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use codebuilder_core::fsutil::write_atomic;
 use codebuilder_core::{AppName, Home};
 use codebuilder_keys::authorized::quotable_path;
+use nix::fcntl::{Flock, FlockArg};
 
 /// Name of the hook binary, installed beside `codebuilder-receive`.
 pub const BUILD_BINARY: &str = "codebuilder-build";
@@ -56,6 +57,70 @@ pub fn ensure_repo(
     }
     install_hook(&repo, hook)?;
     Ok(repo)
+}
+
+/// A push session's hold on an app's repository. Every push holds it (shared) from before
+/// the repository is made until git is done; the last one out removes a repository that
+/// holds no ref, so that a connection that pushed nothing (or whose every ref was refused)
+/// leaves no empty `APP.git` behind.
+pub struct RepoUse {
+    lock: Flock<fs::File>,
+    repo: PathBuf,
+}
+
+impl RepoUse {
+    pub fn enter(home: &Home, app: &AppName) -> anyhow::Result<Self> {
+        let dir = home.locks_dir();
+        home.ensure_dir(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(format!("{app}.repo"));
+        let file = home
+            .open_lock(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let lock = Flock::lock(file, FlockArg::LockShared)
+            .map_err(|(_, errno)| errno)
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+        Ok(Self {
+            lock,
+            repo: home.repo(app),
+        })
+    }
+
+    /// Lets go, and removes the repository if it has no ref and no other push is in it.
+    pub fn leave(self) {
+        let Ok(file) = self.lock.unlock() else {
+            return;
+        };
+        let Ok(_alone) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+            return;
+        };
+        if let Err(e) = remove_if_empty(&self.repo) {
+            tracing::warn!("cannot remove the empty {}: {e:#}", self.repo.display());
+        }
+    }
+}
+
+fn remove_if_empty(repo: &Path) -> anyhow::Result<()> {
+    if !repo.is_dir() {
+        return Ok(());
+    }
+    let mut refs = Command::new("git");
+    refs.arg("--git-dir")
+        .arg(repo)
+        .args(["for-each-ref", "--count=1", "--format=%(refname)"]);
+    let refs = codebuilder_process::run(refs, codebuilder_process::QUICK)?;
+    if !refs.success() || !refs.stdout.is_empty() {
+        return Ok(());
+    }
+    // Renamed aside first, so that no one ever sees half a repository.
+    let parent = repo.parent().context("a repository has a parent")?;
+    let aside = tempfile::Builder::new()
+        .prefix(".gone-")
+        .tempdir_in(parent)?;
+    let target = aside.path().join("repo");
+    fs::rename(repo, &target)?;
+    tracing::debug!("removed {}: nothing was pushed to it", repo.display());
+    Ok(())
 }
 
 fn init_bare(dir: &Path, initial_branch: &str) -> anyhow::Result<()> {

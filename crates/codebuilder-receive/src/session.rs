@@ -19,7 +19,7 @@ use codebuilder_process::group::Group;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
-use crate::repo::{ensure_repo, hook_script, BUILD_BINARY};
+use crate::repo::{ensure_repo, hook_script, RepoUse, BUILD_BINARY};
 use crate::request::{parse_request, Request};
 
 /// How long the process group gets between SIGTERM and SIGKILL.
@@ -45,13 +45,16 @@ pub fn serve(home: &Home, user: &str, command: Option<&str>) -> anyhow::Result<E
     match request {
         Request::ReceivePack(app) => {
             let build = sibling(BUILD_BINARY)?;
+            let using = RepoUse::enter(home, &app)?;
             let repo = ensure_repo(
                 home,
                 &app,
                 &hook_script(&build, home.root())?,
                 &settings.deploy_branch,
             )?;
-            run_git("receive-pack", &repo, home, &user)
+            let code = run_git("receive-pack", &repo, home, &user);
+            using.leave();
+            code
         }
         Request::UploadPack(app) => {
             let repo = home.repo(&app);

@@ -10,7 +10,9 @@ use anyhow::{bail, Context};
 use codebuilder_core::fsutil::write_atomic;
 use codebuilder_core::Home;
 
-const KEY_TYPES: &[&str] = &["ed25519", "rsa"];
+/// Served in this order. ECDSA is there for clients that know nothing newer (JSch: older
+/// JGit/EGit, Jenkins); a home made before it was added gets it at its next start.
+const KEY_TYPES: &[&str] = &["ed25519", "ecdsa", "rsa"];
 
 /// Returns the host key files sshd should use. Keys in `provided` (a read-only Secret
 /// mount) are the server's identity, and only they are served: they are copied into the home
@@ -83,7 +85,19 @@ mod tests {
         let home = Home::new(dir.path());
         fs::create_dir_all(home.ssh_dir()).unwrap();
         let first = ensure(&home, None).unwrap();
-        assert_eq!(first.len(), 2);
+        let names: Vec<_> = first.iter().map(|p| p.file_name().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "ssh_host_ed25519_key",
+                "ssh_host_ecdsa_key",
+                "ssh_host_rsa_key"
+            ]
+        );
+        // A home from before ECDSA was served gets that key, and keeps the others.
+        fs::remove_file(&first[1]).unwrap();
+        assert_eq!(ensure(&home, None).unwrap(), first);
+        assert!(first[1].is_file());
         let ed25519 = fs::read(&first[0]).unwrap();
         assert_eq!(ensure(&home, None).unwrap(), first);
         assert_eq!(

@@ -54,25 +54,58 @@ fn check_reachable(home: &Path, ssh_user: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A directory with nothing in it but a file system's `lost+found`.
+fn is_empty_volume(dir: &Path) -> anyhow::Result<bool> {
+    let mut entries =
+        fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    Ok(entries.all(|e| e.is_ok_and(|e| e.file_name() == "lost+found")))
+}
+
 /// Creates the home and its directories, owned by the ssh user so that sessions (which run
-/// as that user) can create repos and write build records.
+/// as that user) can create repos and write build records. The home itself is handed to the
+/// ssh user only when it is new or empty (a fresh volume): an existing directory with files
+/// in it keeps its owner, and only the directories codebuilder makes in it are the user's.
 pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
     let root = home.root();
+    let take_root = !root.exists() || is_empty_volume(root)?;
     fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
     check_reachable(root, ssh_user)?;
-    if nix::unistd::geteuid().is_root() {
-        let user = User::from_name(ssh_user)?
-            .with_context(|| format!("there is no user {ssh_user}: create it (useradd --create-home --shell /bin/sh {ssh_user}; usermod -p '*' {ssh_user})"))?;
-        chown(root, Some(user.uid), Some(user.gid))
-            .with_context(|| format!("cannot chown {}", root.display()))?;
+    let user = if nix::unistd::geteuid().is_root() {
+        Some(User::from_name(ssh_user)?
+            .with_context(|| format!("there is no user {ssh_user}: create it (useradd --create-home --shell /bin/sh {ssh_user}; usermod -p '*' {ssh_user})"))?)
+    } else {
+        None
+    };
+    let give = |dir: &Path| -> anyhow::Result<()> {
+        if let Some(user) = &user {
+            chown(dir, Some(user.uid), Some(user.gid))
+                .with_context(|| format!("cannot chown {}", dir.display()))?;
+        }
+        Ok(())
+    };
+    if take_root {
+        give(root)?;
+    }
+    // Every top-level directory sessions write in is made here: in a home the ssh user does
+    // not own, they can make nothing at the top themselves.
+    for top in [
+        home.keys_dir(),
+        home.repos_dir(),
+        home.locks_dir(),
+        root.join("builds"),
+        root.join("buildpacks"),
+        root.join("cache"),
+    ] {
+        if !top.is_dir() {
+            fs::create_dir(&top).with_context(|| format!("cannot create {}", top.display()))?;
+            fs::set_permissions(&top, fs::Permissions::from_mode(0o755))?;
+            give(&top)?;
+        }
     }
     for dir in [
-        home.keys_dir(),
         home.keys_dir().join("fp"),
         home.keys_dir().join("name"),
         home.keys_dir().join("tmp"),
-        home.repos_dir(),
-        home.locks_dir(),
     ] {
         home.ensure_dir(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -82,4 +115,45 @@ pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
     fs::create_dir_all(&ssh).with_context(|| format!("cannot create {}", ssh.display()))?;
     fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs root and the `git` user (scripts/deps.sh makes it), like the end-to-end tests.
+    #[test]
+    fn only_a_new_or_empty_home_is_handed_to_the_ssh_user() {
+        let git = User::from_name("git").unwrap().expect("no git user");
+        let base = tempfile::tempdir().unwrap();
+        fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let owner = |p: &Path| fs::metadata(p).unwrap().uid();
+
+        let new = base.path().join("new");
+        prepare_home(&Home::new(&new), "git").unwrap();
+        assert_eq!(owner(&new), git.uid.as_raw());
+
+        let volume = base.path().join("volume");
+        fs::create_dir_all(volume.join("lost+found")).unwrap();
+        prepare_home(&Home::new(&volume), "git").unwrap();
+        assert_eq!(owner(&volume), git.uid.as_raw());
+
+        let used = base.path().join("used");
+        fs::create_dir(&used).unwrap();
+        fs::write(used.join("notes.txt"), "mine").unwrap();
+        prepare_home(&Home::new(&used), "git").unwrap();
+        assert_eq!(owner(&used), 0);
+        for dir in [
+            "keys",
+            "keys/fp",
+            "repos",
+            "locks",
+            "builds",
+            "buildpacks",
+            "cache",
+        ] {
+            assert_eq!(owner(&used.join(dir)), git.uid.as_raw(), "{dir}");
+        }
+        assert_eq!(owner(&used.join("ssh")), 0);
+    }
 }
