@@ -412,7 +412,6 @@ fn the_image_builds_pushes_and_keeps_its_state_across_containers() {
     let mut expected = vec![
         format!("git-{}", short(&first_sha)),
         format!("git-{}", short(&second_sha)),
-        "latest".to_string(),
     ];
     expected.sort();
     assert_eq!(tags, expected);

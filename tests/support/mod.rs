@@ -92,6 +92,10 @@ pub fn shared_tempdir() -> tempfile::TempDir {
     dir
 }
 
+/// Debian bookworm's docker CLI (docker.io 20.10), the one the image ships: BuildKit is
+/// built in. A newer CLI earlier on the PATH would need the buildx plugin.
+pub const DEBIAN_DOCKER: &str = "/usr/bin/docker";
+
 /// A private codebuilder: its own home and sshd on a free loopback port.
 pub struct Server {
     pub home: tempfile::TempDir,
@@ -105,16 +109,21 @@ impl Server {
         Self::start_with(&[])
     }
 
-    /// Starts with extra `CODEBUILDER_*` settings, as an operator would set them.
+    /// Starts with extra `CODEBUILDER_*` settings, as an operator would set them. Builds use
+    /// the docker CLI the image ships ([`DEBIAN_DOCKER`]) unless CODEBUILDER_DOCKER is given.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
         let home = shared_tempdir();
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !env.iter().any(|(k, _)| k == "CODEBUILDER_DOCKER") {
+            env.push(("CODEBUILDER_DOCKER".into(), DEBIAN_DOCKER.into()));
+        }
         let mut server = Self {
             home,
             port: 0,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env,
             sshd: None,
         };
         server.launch();

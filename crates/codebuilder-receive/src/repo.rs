@@ -11,6 +11,8 @@ use codebuilder_core::fsutil::write_atomic;
 use codebuilder_core::{AppName, Home};
 use codebuilder_keys::authorized::quotable_path;
 
+const ADVERTISE_PUSH_OPTIONS: &str = "receive.advertisePushOptions";
+
 /// Name of the hook binary, installed beside `codebuilder-receive`.
 pub const BUILD_BINARY: &str = "codebuilder-build";
 
@@ -26,7 +28,8 @@ pub fn hook_script(build: &Path, home: &Path) -> anyhow::Result<String> {
 /// Returns the app's repository, creating it if this is its first push. Two first pushes
 /// racing each other both succeed: each builds a repository aside and renames it into
 /// place, and the loser discards its own. The hook is rewritten when it differs, so that an
-/// upgrade that moves the binaries keeps old repositories working.
+/// upgrade that moves the binaries keeps old repositories working, and push options are
+/// advertised in repositories made before they were.
 pub fn ensure_repo(
     home: &Home,
     app: &AppName,
@@ -55,7 +58,33 @@ pub fn ensure_repo(
         }
     }
     install_hook(&repo, hook)?;
+    advertise_push_options(&repo)?;
     Ok(repo)
+}
+
+/// `git push -o OPTION` needs the repository to advertise push options.
+fn advertise_push_options(repo: &Path) -> anyhow::Result<()> {
+    let get = || {
+        let mut get = Command::new("git");
+        get.arg("--git-dir")
+            .arg(repo)
+            .args(["config", "--get", ADVERTISE_PUSH_OPTIONS]);
+        codebuilder_process::run(get, codebuilder_process::QUICK)
+            .map(|out| out.stdout_text() == "true")
+            .context("is git installed?")
+    };
+    if get()? {
+        return Ok(());
+    }
+    let mut set = Command::new("git");
+    set.arg("--git-dir")
+        .arg(repo)
+        .args(["config", ADVERTISE_PUSH_OPTIONS, "true"]);
+    // Another push may be setting it at the same time: what matters is that it is set.
+    match git(set, "config", repo) {
+        Err(_) if get()? => Ok(()),
+        other => other,
+    }
 }
 
 fn init_bare(dir: &Path, initial_branch: &str) -> anyhow::Result<()> {
@@ -70,6 +99,12 @@ fn init_bare(dir: &Path, initial_branch: &str) -> anyhow::Result<()> {
         .arg("--git-dir")
         .arg(dir)
         .args(["config", "receive.fsckObjects", "true"]);
+    git(config, "config", dir)?;
+    let mut config = Command::new("git");
+    config
+        .arg("--git-dir")
+        .arg(dir)
+        .args(["config", ADVERTISE_PUSH_OPTIONS, "true"]);
     git(config, "config", dir)
 }
 
