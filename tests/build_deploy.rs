@@ -26,17 +26,6 @@ fn server_for(registry: &Registry, deploy: &str, extra: &[(&str, &str)]) -> Serv
     Server::start_with(&env)
 }
 
-/// A kubeconfig for a cluster that refuses connections (nothing listens on port 1).
-fn unreachable_kubeconfig(dir: &Path) -> String {
-    let path = dir.join("kubeconfig");
-    fs::write(
-        &path,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
-    )
-    .unwrap();
-    path.display().to_string()
-}
-
 /// Runs `git push` and returns each stderr line with the time it arrived.
 fn push_timed(client: &Client, dir: &Path, args: &[&str]) -> (bool, Vec<(Duration, String)>) {
     let started = Instant::now();

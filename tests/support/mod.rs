@@ -606,3 +606,14 @@ pub fn assert_valid_manifests(manifests: &str) {
         text(&out.stderr)
     );
 }
+
+/// A kubeconfig for a cluster that refuses connections (nothing listens on port 1).
+pub fn unreachable_kubeconfig(dir: &Path) -> String {
+    let path = dir.join("kubeconfig");
+    fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+    )
+    .unwrap();
+    path.display().to_string()
+}
