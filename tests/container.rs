@@ -805,6 +805,24 @@ fn codebuilder_yaml_wires_the_pod_together() {
                 .any(|m| m["name"] == v["name"])
     });
     assert_ne!(storage, state);
+    // The engine's data (images, BuildKit's cache) is a claim of its own, so the layer cache
+    // survives a restart of the pod.
+    let engine_data = dind["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == "/var/lib/docker")
+        .and_then(|m| m["name"].as_str())
+        .expect("nothing is mounted at the engine's /var/lib/docker");
+    let engine_claim = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == engine_data)
+        .and_then(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+        .expect("the engine's data is not a PersistentVolumeClaim");
+    object(&docs, "PersistentVolumeClaim", engine_claim);
+    assert!(![claim, storage.as_str()].contains(&engine_claim));
 
     // The engine: dind, privileged, plain TCP on loopback only, where DOCKER_HOST points.
     assert_eq!(settings["DOCKER_HOST"], "tcp://127.0.0.1:2375");
