@@ -360,7 +360,11 @@ fn the_image_builds_pushes_and_keeps_its_state_across_containers() {
         first.logs()
     );
     assert!(
-        text(&out.stderr).contains("remote:        built in the container"),
+        // The RUN step's line, in BuildKit's plain output: `#4 0.039 built in the container`.
+        text(&out.stderr)
+            .lines()
+            .any(|l| l.starts_with("remote:        #")
+                && l.trim_end().ends_with(" built in the container")),
         "{}",
         text(&out.stderr)
     );
