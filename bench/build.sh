@@ -2,13 +2,14 @@
 # Benchmarks the build (DESIGN.md, "Performance targets"; issue 5, "Benchmarks"):
 #
 # 1. Build context: `codebuilder-build rerun APP` (the same pipeline the pre-receive hook runs:
-#    lock, record, `git archive REV | docker build -`, two `docker push`) on repositories of
+#    lock, record, `git archive REV | docker build -`, one `docker push`) on repositories of
 #    SMALL_MB and LARGE_MB of incompressible files. CODEBUILDER_DOCKER is bench/build/fake-docker,
 #    which drains the context and pushes nothing, so only codebuilder's own cost is measured.
 #    Targets: peak RSS of the codebuilder-build process flat in repo size and at most 30 MB at
 #    the large size; wall time at most 1.1x `git archive --format=tar REV | cat >/dev/null`.
 # 2. End to end: a push through codebuilder-sshd until the image is in a loopback registry,
-#    against `git archive | docker build - && docker push` by hand, same app, same run.
+#    against `git archive | docker build - && docker push` by hand, same app, same run, both
+#    with BuildKit and Debian's docker CLI (DOCKER, default /usr/bin/docker).
 #    Every timed run builds a new commit whose change is copied before the RUN step, so
 #    docker's cache never skips the work. Target: at most 1.15x.
 #
@@ -29,6 +30,7 @@ RSS_RUNS=${RSS_RUNS:-3}       # sampled runs per repository; the highest peak is
 E2E_RUNS=${E2E_RUNS:-6}       # per side, one run of each per round
 TIMELINE_RUNS=${TIMELINE_RUNS:-3}  # extra untimed runs with stamped output, per case
 RUN_MB=${RUN_MB:-100}         # MB the app's RUN step hashes: about a second of work
+DOCKER=${DOCKER:-/usr/bin/docker}  # a docker CLI with BuildKit built in (Debian's docker.io)
 
 FAKE_DOCKER=$REPO_DIR/bench/build/fake-docker
 APP=benchapp
@@ -217,7 +219,7 @@ start_registry
 CB_HOME=$WORK/home
 install -d -m 0755 "$CB_HOME"
 start_codebuilder "$CB_HOME" CODEBUILDER_REGISTRY="$REGISTRY" CODEBUILDER_DEPLOY=none \
-  CODEBUILDER_BUILD_NETWORK=host
+  CODEBUILDER_BUILD_NETWORK=host CODEBUILDER_DOCKER="$DOCKER"
 "$BIN/codebuilder-keys" --home "$CB_HOME" add bench "$WORK/client/id.pub" >/dev/null
 
 # The app, twice (one clone per side, so that each side's commits are its own): busybox, a
@@ -255,7 +257,7 @@ SH
 chmod 0755 "$WORK/next.sh"
 
 cb_cmd="GIT_SSH_COMMAND='$SSH_CMD' git -C $WORK/app-cb push ssh://git@127.0.0.1:$PORT/$APP main >$WORK/cb.log 2>&1"
-manual_cmd="cd $WORK/app-manual && tag=git-\$(cat $WORK/app-manual.tag) && git archive --format=tar HEAD | docker build --network host -t $REGISTRY/manual:\$tag - >$WORK/manual.log 2>&1 && docker push $REGISTRY/manual:\$tag >>$WORK/manual.log 2>&1"
+manual_cmd="cd $WORK/app-manual && tag=git-\$(cat $WORK/app-manual.tag) && git archive --format=tar HEAD | DOCKER_BUILDKIT=1 $DOCKER build --progress=plain --network host -t $REGISTRY/manual:\$tag - >$WORK/manual.log 2>&1 && $DOCKER push $REGISTRY/manual:\$tag >>$WORK/manual.log 2>&1"
 
 # One untimed run per side first: codebuilder creates the app's repository, docker caches
 # the busybox layer and the registry holds it, as after any earlier deploy.
@@ -282,10 +284,11 @@ tags "$APP" | jq -e --arg t "$cb_tag" '.tags | index($t)' >/dev/null ||
   die "$REGISTRY/$APP has no tag $cb_tag"
 tags manual | jq -e --arg t "$manual_tag" '.tags | index($t)' >/dev/null ||
   die "$REGISTRY/manual has no tag $manual_tag"
-# Only the busybox layer may come from docker's cache: the RUN step ran.
+# The RUN step ran (BuildKit prints its number with DONE, not CACHED).
 for side in cb manual; do
-  cached=$(grep -c 'Using cache' "$WORK/$side.log" || true)
-  [ "$cached" -eq 1 ] || { cat "$WORK/$side.log" >&2; die "$side: $cached cached steps, expected 1 (COPY busybox)"; }
+  step=$(grep -oE '#[0-9]+ \[3/3\] RUN' "$WORK/$side.log" | head -n 1 | cut -d' ' -f1)
+  grep -qE "^(remote: +)?$step DONE" "$WORK/$side.log" ||
+    { cat "$WORK/$side.log" >&2; die "$side: the RUN step did not run"; }
 done
 
 say "timeline of the end-to-end runs ($TIMELINE_RUNS stamped runs per side)"
@@ -295,24 +298,21 @@ for _ in $(seq 1 "$TIMELINE_RUNS"); do
   stamped "$out" env GIT_SSH_COMMAND="$SSH_CMD" \
     git -C "$WORK/app-cb" push "ssh://git@127.0.0.1:$PORT/$APP" main
   start=$(at "$out" START) building=$(at "$out" '^remote: -----> Building')
-  tagged=$(at "$out" '^remote: +Successfully tagged .*:latest')
+  built=$(at "$out" "^remote: +$(grep -oE '#[0-9]+ \[3/3\] RUN' "$out" | head -n 1 | cut -d' ' -f1) DONE")
   pushing=$(at "$out" '^remote: -----> Pushing')
-  digest1=$(at "$out" '^remote: .*: digest: sha256:' 1)
-  digest2=$(at "$out" '^remote: .*: digest: sha256:' 2)
-  done_at=$(at "$out" '^remote: -----> Done')
+  digest=$(at "$out" '^remote: .*: digest: sha256:')
   end=$(at "$out" END)
   phase cb.connect "$start" "$building"
-  phase cb.build "$building" "$tagged"
-  phase cb.gap "$tagged" "$pushing"
-  phase cb.push "$pushing" "$digest1"
-  phase cb.push2 "$digest1" "$digest2"
-  phase cb.end "$digest2" "$end"
+  phase cb.build "$building" "$built"
+  phase cb.gap "$built" "$pushing"
+  phase cb.push "$pushing" "$digest"
+  phase cb.end "$digest" "$end"
   phase cb.total "$start" "$end"
 
   out=$WORK/timeline-manual
   "$WORK/next.sh" "$WORK/app-manual"
   tag=git-$(cat "$WORK/app-manual.tag")
-  stamped "$out" sh -c "cd $WORK/app-manual && git archive --format=tar HEAD | docker build --network host -t $REGISTRY/manual:$tag - && echo '== built ==' && docker push $REGISTRY/manual:$tag"
+  stamped "$out" sh -c "cd $WORK/app-manual && git archive --format=tar HEAD | DOCKER_BUILDKIT=1 $DOCKER build --progress=plain --network host -t $REGISTRY/manual:$tag - && echo '== built ==' && $DOCKER push $REGISTRY/manual:$tag"
   start=$(at "$out" START) built=$(at "$out" '^== built ==$') end=$(at "$out" END)
   phase manual.build "$start" "$built"
   phase manual.push "$built" "$end"
@@ -326,7 +326,7 @@ echo
 echo "### Build context"
 echo
 echo "\`codebuilder-build --home HOME rerun $APP\` (lock, record, \`git archive REV | docker build -\`,"
-echo "two \`docker push\`) with CODEBUILDER_DOCKER=bench/build/fake-docker (\`build\` drains stdin,"
+echo "one \`docker push\`) with CODEBUILDER_DOCKER=bench/build/fake-docker (\`build\` drains stdin,"
 echo "\`push\` does nothing) and CODEBUILDER_DEPLOY=none, against"
 echo "\`git --git-dir REPO archive --format=tar REV | cat >/dev/null\` on the same bare repository"
 echo "(packed, on $DATA_FS). Files from /dev/urandom (incompressible). Mean ± stddev (median) in ms"
@@ -348,7 +348,7 @@ echo "| phase | small | large |"
 echo "|---|---|---|"
 echo "| start → \`-----> Building\` (settings, lock, build record, \`git cat-file\`) | $(phase_median small.start) | $(phase_median large.start) |"
 echo "| \`Building\` → \`Pushing\`: \`git archive \\| docker build -\` (stub) until the next step starts | $(phase_median small.build) | $(phase_median large.build) |"
-echo "| \`Pushing\` → \`Done\`: two \`docker push\` (stub) | $(phase_median small.push) | $(phase_median large.push) |"
+echo "| \`Pushing\` → \`Done\`: one \`docker push\` (stub) | $(phase_median small.push) | $(phase_median large.push) |"
 echo "| \`Done\` → exit (record saved, old ones pruned) | $(phase_median small.end) | $(phase_median large.end) |"
 echo "| total | $(phase_median small.total) | $(phase_median large.total) |"
 echo
@@ -380,8 +380,9 @@ echo "App: FROM scratch, COPY busybox, COPY src, RUN hashing src and $RUN_MB MB 
 echo "$APP_MB MB tree. Each run builds a new commit that changes src/ (so the RUN step runs; checked),"
 echo "and pushes it to a docker-registry on loopback. codebuilder: \`git push\` over ssh to"
 echo "codebuilder-sshd (CODEBUILDER_DEPLOY=none, CODEBUILDER_BUILD_NETWORK=host), which builds and"
-echo "pushes the tags git-SHA and latest. By hand: \`git archive --format=tar HEAD | docker build"
-echo "--network host -t REG/manual:TAG - && docker push REG/manual:TAG\`. $E2E_RUNS interleaved rounds"
+echo "pushes the tag git-SHA. By hand: \`git archive --format=tar HEAD | DOCKER_BUILDKIT=1 docker build"
+echo "--progress=plain --network host -t REG/manual:TAG - && docker push REG/manual:TAG\`, with the same"
+echo "docker CLI ($DOCKER, $($DOCKER --version | cut -d, -f1)). $E2E_RUNS interleaved rounds"
 echo "of one run per side; mean ± stddev (median) in ms; the verdict uses the ratio of medians."
 echo
 echo "| runs | by hand | codebuilder push | difference (median) | ratio (mean) | ratio (median) | target ≤ 1.15× |"
@@ -396,10 +397,9 @@ echo
 echo "| phase | codebuilder | by hand |"
 echo "|---|---|---|"
 echo "| ssh connect, refs, pack sent, hook started (→ \`-----> Building\`) | $(phase_median cb.connect) | – |"
-echo "| \`git archive \\| docker build -\` (→ last tag line; by hand: → docker build exits) | $(phase_median cb.build) | $(phase_median manual.build) |"
-echo "| after docker build's last line until the next step starts (→ \`-----> Pushing\`) | $(phase_median cb.gap) | – |"
+echo "| \`git archive \\| docker build -\` (→ the RUN step's DONE line; by hand: → docker build exits) | $(phase_median cb.build) | $(phase_median manual.build) |"
+echo "| from the RUN step's DONE (exporting the image) until the next step starts (→ \`-----> Pushing\`) | $(phase_median cb.gap) | – |"
 echo "| \`docker push\` of the git-SHA tag (→ its digest line; by hand: → docker push exits) | $(phase_median cb.push) | $(phase_median manual.push) |"
-echo "| second \`docker push\` (latest), from the first's digest line to its own | $(phase_median cb.push2) | – |"
 echo "| then \`-----> Done\`, ref update, end of git push | $(phase_median cb.end) | – |"
 echo "| total | $(phase_median cb.total) | $(phase_median manual.total) |"
 echo

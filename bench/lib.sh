@@ -164,11 +164,13 @@ launch_codebuilder() { # PORT
 
 # Starts the same /usr/sbin/sshd with the config codebuilder-sshd wrote for CB_HOME, changed
 # only where it must: AuthorizedKeysFile KEYS_FILE instead of the AuthorizedKeysCommand, and
-# its own port. Same host keys, ciphers, hardening and user. Sets PORT.
-start_vanilla() { # NAME CB_HOME KEYS_FILE
+# its own port. Same host keys, ciphers and hardening; the user is git unless USER is given.
+# Sets PORT.
+start_vanilla() { # NAME CB_HOME KEYS_FILE [USER]
   LAUNCH_DIR="$WORK/vanilla-$1"
   LAUNCH_HOME=$2
   LAUNCH_KEYS=$3
+  LAUNCH_USER=${4:-}
   install -d -m 0755 "$LAUNCH_DIR"
   start_listener "$LAUNCH_DIR/sshd.log" launch_vanilla
 }
@@ -178,6 +180,9 @@ launch_vanilla() { # PORT
     -e '/^AuthorizedKeysCommand/d' -e '/^SetEnv /d' \
     -e "s|^AuthorizedKeysFile none\$|AuthorizedKeysFile $LAUNCH_KEYS|" \
     "$LAUNCH_HOME/ssh/sshd_config" >"$config"
+  if [ -n "$LAUNCH_USER" ]; then
+    sed -i "s|^AllowUsers .*|AllowUsers $LAUNCH_USER|" "$config"
+  fi
   grep -qx "AuthorizedKeysFile $LAUNCH_KEYS" "$config" ||
     die "codebuilder's sshd_config has no 'AuthorizedKeysFile none' line to replace"
   /usr/sbin/sshd -t -f "$config" || die "sshd refuses $config"

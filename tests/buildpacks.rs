@@ -279,7 +279,7 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
     assert!(!stderr.contains("       -----> "), "{stderr}");
     let mut tags = registry.tags("bpweb");
     tags.sort();
-    assert_eq!(tags, [format!("git-{}", short(&sha)), "latest".to_string()]);
+    assert_eq!(tags, [format!("git-{}", short(&sha))]);
 
     // The Procfile's web command is the image's start command, through the launcher.
     let image = format!("{}/bpweb:git-{}", registry.address(), short(&sha));

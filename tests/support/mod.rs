@@ -94,6 +94,10 @@ pub fn shared_tempdir() -> tempfile::TempDir {
     dir
 }
 
+/// Debian bookworm's docker CLI (docker.io 20.10), the one the image ships: BuildKit is
+/// built in. A newer CLI earlier on the PATH would need the buildx plugin.
+pub const DEBIAN_DOCKER: &str = "/usr/bin/docker";
+
 /// A private codebuilder: its own home and sshd on a free loopback port.
 pub struct Server {
     pub home: tempfile::TempDir,
@@ -112,15 +116,20 @@ impl Server {
         Self::start_in(shared_tempdir(), env)
     }
 
-    /// Starts with `home` as it is: new, empty, or with files of its own.
+    /// Starts with `home` as it is: new, empty, or with files of its own. Builds use the
+    /// docker CLI the image ships ([`DEBIAN_DOCKER`]) unless CODEBUILDER_DOCKER is given.
     pub fn start_in(home: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !env.iter().any(|(k, _)| k == "CODEBUILDER_DOCKER") {
+            env.push(("CODEBUILDER_DOCKER".into(), DEBIAN_DOCKER.into()));
+        }
         let mut server = Self {
             home,
             port: 0,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env,
             sshd: None,
         };
         server.launch();
@@ -609,4 +618,15 @@ pub fn assert_valid_manifests(manifests: &str) {
         text(&out.stdout),
         text(&out.stderr)
     );
+}
+
+/// A kubeconfig for a cluster that refuses connections (nothing listens on port 1).
+pub fn unreachable_kubeconfig(dir: &Path) -> String {
+    let path = dir.join("kubeconfig");
+    fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+    )
+    .unwrap();
+    path.display().to_string()
 }

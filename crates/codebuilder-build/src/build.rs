@@ -11,8 +11,10 @@ use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Home, Settings};
 use codebuilder_deploy::{chart, Deploy, Release};
 
+use crate::buildkit::{self, Progress};
 use crate::buildpack::{BuildpackBuild, Processes};
 use crate::lock::AppLock;
+use crate::options::PushOptions;
 use crate::records::{now, BuildRecord, BuildResult, Records};
 use codebuilder_process::runner::{StepContext, StepError};
 use codebuilder_process::{Output, QUICK};
@@ -34,6 +36,8 @@ pub struct Build<'a> {
     /// For a push: the ref and the value it had when the push began. Checked once the lock
     /// is held, so that a push that waited for another one does not deploy over it.
     pub expected: Option<(String, String)>,
+    /// What the pusher asked for with `git push -o`.
+    pub options: PushOptions,
 }
 
 impl Build<'_> {
@@ -56,14 +60,7 @@ impl Build<'_> {
     pub fn run(&self) -> anyhow::Result<BuildRecord> {
         let records = Records::new(self.home, &self.app);
         let _lock = AppLock::acquire(self.home, &self.app, self.output, &self.cancel, || {
-            records.running().map(|r| {
-                format!(
-                    "build {} of {} by {}",
-                    r.number,
-                    &r.rev[..7.min(r.rev.len())],
-                    r.pusher
-                )
-            })
+            records.describe_running()
         })?;
         if let Some((reference, old)) = &self.expected {
             self.check_unmoved(reference, old)?;
@@ -96,15 +93,18 @@ impl Build<'_> {
         let settings = self.settings;
         let (app, short) = (&self.app, self.short());
         crate::engine::check(&settings.docker)?;
-        let image = format!("{}/{app}", settings.registry);
-        let tagged = format!("{image}:git-{short}");
-        let latest = format!("{image}:latest");
+        // One tag, one push: the chart and rollbacks name images by revision, so nothing
+        // needs a `latest` that would cost a second push.
+        let tagged = format!("{}/{app}:git-{short}", settings.registry);
         // A Dockerfile wins; without one, buildpacks build the app.
         let processes = if self.tree_has("Dockerfile")? {
-            self.dockerfile_build(&step, &[&tagged, &latest])
+            self.dockerfile_build(&step, &tagged)
                 .map_err(|e| crate::engine::blame(&settings.docker, e))?;
             None
         } else {
+            if self.options.no_cache {
+                self.output.step(&format!("no-cache: buildpack builds keep their cache; empty it with builds:cache:purge {app}"));
+            }
             let repo = self.repo();
             let buildpacks = BuildpackBuild {
                 settings,
@@ -117,48 +117,50 @@ impl Build<'_> {
             };
             Some(
                 buildpacks
-                    .run(&[&tagged, &latest])
+                    .run(&[&tagged])
                     .map_err(|e| crate::engine::blame(&settings.docker, e))?,
             )
         };
-        self.push(&step, deadline, &[&tagged, &latest])
+        self.push(&step, deadline, &tagged)
             .map_err(|e| crate::engine::blame(&settings.docker, e))?;
         record.image = Some(tagged.clone());
-        if settings.deploy == DeployMode::None {
+        let skipped = if settings.deploy == DeployMode::None {
+            Some("CODEBUILDER_DEPLOY=none")
+        } else if self.options.skip_deploy {
+            Some("deploy skipped: git push -o skip-deploy")
+        } else {
+            None
+        };
+        if let Some(reason) = skipped {
             self.output.step(&format!(
-                "Done: {app} {short} is in the registry as {tagged} (CODEBUILDER_DEPLOY=none)"
+                "Done: {app} {short} is in the registry as {tagged} ({reason})"
             ));
             return Ok(());
         }
         self.deploy(&step, record, processes.as_ref())
     }
 
-    /// `docker push` of each tag, the first one named to the pusher.
-    fn push(&self, step: &StepContext, deadline: Instant, tags: &[&str]) -> anyhow::Result<()> {
+    /// `docker push` of the image's one tag.
+    fn push(&self, step: &StepContext, deadline: Instant, reference: &str) -> anyhow::Result<()> {
         let settings = self.settings;
-        self.output.step(&format!(
-            "Pushing {}",
-            tags.first().copied().unwrap_or_default()
-        ));
-        for reference in tags {
-            let mut push = Command::new(&settings.docker);
-            push.args(["push", reference]);
-            step.run(vec![push], remaining(deadline), "pushing").map_err(|e| {
-                explain(
-                    e,
-                    "docker push",
-                    &format!("check that the registry {} is running and reachable (CODEBUILDER_REGISTRY)", settings.registry),
-                    "CODEBUILDER_BUILD_TIMEOUT",
-                )
-            })?;
-        }
-        Ok(())
+        self.output.step(&format!("Pushing {reference}"));
+        let mut push = Command::new(&settings.docker);
+        push.args(["push", reference]);
+        step.run(vec![push], remaining(deadline), "pushing").map_err(|e| {
+            explain(
+                e,
+                "docker push",
+                &format!("check that the registry {} is running and reachable (CODEBUILDER_REGISTRY)", settings.registry),
+                "CODEBUILDER_BUILD_TIMEOUT",
+            )
+        })
     }
 
-    /// `git archive REV | docker build -`: the pushed tree streams into the build, never
-    /// checked out on disk.
-    fn dockerfile_build(&self, step: &StepContext, tags: &[&str]) -> anyhow::Result<()> {
+    /// `git archive REV | docker build -` with BuildKit: the pushed tree streams into the
+    /// build as a tar, never checked out on disk.
+    fn dockerfile_build(&self, step: &StepContext, tag: &str) -> anyhow::Result<()> {
         let settings = self.settings;
+        buildkit::check_cli(&settings.docker)?;
         self.output.step(&format!(
             "Building {} ({}) with Dockerfile",
             self.app,
@@ -167,28 +169,31 @@ impl Build<'_> {
         let mut archive = self.git();
         archive.args(["archive", "--format=tar", &self.rev]);
         let mut docker_build = Command::new(&settings.docker);
-        docker_build.arg("build");
-        for tag in tags {
-            docker_build.args(["--tag", tag]);
+        docker_build
+            .env("DOCKER_BUILDKIT", "1")
+            .args(["build", "--progress=plain", "--tag", tag]);
+        if self.options.no_cache {
+            docker_build.arg("--no-cache");
         }
-        // No --label: the classic builder runs each label as a step of its own, and the tag
-        // already names the revision.
         if let Some(network) = &settings.build_network {
             docker_build.args(["--network", network]);
         }
         docker_build.arg("-");
-        step.run(
+        let mut progress = Progress::new(self.options.verbose);
+        let built = step.run_lines(
             vec![archive, docker_build],
             settings.build_timeout,
             "building",
-        )
-        .map_err(|e| {
-            explain(
+            &mut |line| progress.show(self.output, line),
+        );
+        built.map_err(|e| match progress.missing_frontend() {
+            Some(image) => anyhow!("the Dockerfile's `# syntax=` line needs the frontend image {image}, which the builder cannot pull: remove the line (the built-in frontend runs RUN --mount and multi-stage builds), or make the image reachable"),
+            None => explain(
                 e,
                 "docker build",
                 "fix the Dockerfile or the code, commit, and push again",
                 "CODEBUILDER_BUILD_TIMEOUT",
-            )
+            ),
         })
     }
 

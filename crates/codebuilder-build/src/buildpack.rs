@@ -118,7 +118,7 @@ impl BuildpackBuild<'_> {
 
     /// `HOME/cache/APP`, as an absolute path the Docker engine can mount.
     fn cache_dir(&self) -> anyhow::Result<PathBuf> {
-        let dir = self.home.root().join("cache").join(self.app.as_str());
+        let dir = self.home.cache_dir(self.app);
         self.home
             .ensure_dir(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;

@@ -10,12 +10,16 @@ use crate::build::Build;
 use crate::hook::{
     app_of_repo, check_whole_history, has_branch, plan, point_head_at, read_updates,
 };
+use crate::lock::AppLock;
+use crate::options::PushOptions;
 use crate::records::Records;
 use codebuilder_process::Output;
 
 /// `codebuilder-build hook`: git's pre-receive hook, run inside the app's bare repository.
 pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
+    // Before anything runs: an unknown option refuses the whole push.
+    let options = PushOptions::from_env()?;
     let cancel = codebuilder_core::main_support::stop_flag()?;
     let repo = std::env::current_dir().context("cannot tell which repository the hook runs in")?;
     let app = app_of_repo(&repo, &settings.namespace)?;
@@ -44,6 +48,7 @@ pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
             pusher,
             output: &output,
             cancel,
+            options,
         }
         .run()?;
     }
@@ -106,6 +111,7 @@ pub fn rerun(home: &Home, app: &str, rev: Option<&str>) -> anyhow::Result<()> {
         output: &output,
         cancel,
         expected: None,
+        options: PushOptions::default(),
     }
     .run()?;
     Ok(())
@@ -164,5 +170,40 @@ pub fn builds(home: &Home, app: &str, json: bool, out: &mut dyn Write) -> anyhow
             r.pusher
         )?;
     }
+    Ok(())
+}
+
+/// `codebuilder-build cache purge APP` (and `ssh git@HOST builds:cache:purge APP`): empties
+/// APP's buildpack cache, after any running build of APP, so that its next build starts cold.
+pub fn cache_purge(home: &Home, app: &str) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let app = AppName::parse(app, &settings.namespace)?;
+    if !home.repo(&app).is_dir() {
+        bail!("app {app} does not exist: nothing was ever pushed to it");
+    }
+    let cancel = codebuilder_core::main_support::stop_flag()?;
+    let output = Output::stdout();
+    let records = Records::new(home, &app);
+    let _lock = AppLock::acquire(home, &app, &output, &cancel, || records.describe_running())?;
+    let cache = home.cache_dir(&app);
+    if !cache.is_dir() {
+        output.step(&format!("The build cache of {app} is already empty"));
+        return Ok(());
+    }
+    // Moved aside first, so that the cache is gone at once even if removing it takes a while.
+    let parent = cache
+        .parent()
+        .context("the cache has no parent directory")?;
+    let aside = tempfile::Builder::new()
+        .prefix(".purged-")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot write in {}", parent.display()))?;
+    std::fs::rename(&cache, aside.path().join(app.as_str()))
+        .with_context(|| format!("cannot move {} aside", cache.display()))?;
+    let path = aside.path().to_owned();
+    aside
+        .close()
+        .with_context(|| format!("cannot remove {}", path.display()))?;
+    output.step(&format!("Emptied the build cache of {app}"));
     Ok(())
 }

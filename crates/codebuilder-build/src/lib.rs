@@ -4,9 +4,11 @@
 //! built and deployed last.
 
 pub mod build;
+pub mod buildkit;
 pub mod buildpack;
 pub mod commands;
 pub mod engine;
 pub mod hook;
 pub mod lock;
+pub mod options;
 pub mod records;

@@ -25,12 +25,21 @@ enum Command {
     Rerun { app: String, rev: Option<String> },
     /// Write the default chart for APP into DIR: a start for the app's own chart/ folder.
     Chart { app: String, dir: PathBuf },
+    /// The apps' build caches.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// List APP's builds.
     Builds {
         app: String,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Empty APP's buildpack cache: its next build starts cold.
+    Purge { app: String },
 }
 
 fn main() -> ExitCode {
@@ -41,6 +50,7 @@ fn main() -> ExitCode {
             Command::Hook => commands::hook(&home, io::stdin().lock())?,
             Command::Rerun { app, rev } => commands::rerun(&home, &app, rev.as_deref())?,
             Command::Chart { app, dir } => commands::write_chart(&app, &dir)?,
+            Command::Cache(CacheCommand::Purge { app }) => commands::cache_purge(&home, &app)?,
             Command::Builds { app, json } => {
                 commands::builds(&home, &app, json, &mut io::stdout().lock())?
             }

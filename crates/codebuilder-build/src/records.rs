@@ -82,6 +82,18 @@ impl Records {
     }
 
     /// The newest record still marked running: the build that holds the app's lock.
+    /// `build 3 of abc1234 by alice`: the running build, for whoever waits for the app's lock.
+    pub fn describe_running(&self) -> Option<String> {
+        self.running().map(|r| {
+            format!(
+                "build {} of {} by {}",
+                r.number,
+                &r.rev[..7.min(r.rev.len())],
+                r.pusher
+            )
+        })
+    }
+
     pub fn running(&self) -> Option<BuildRecord> {
         self.list()
             .ok()?

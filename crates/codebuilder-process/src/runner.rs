@@ -83,16 +83,36 @@ impl StepContext<'_> {
         timeout: Duration,
         activity: &str,
     ) -> Result<(), StepError> {
-        self.run_keeping(commands, timeout, activity, &Tail::default())
+        self.run_lines(commands, timeout, activity, &mut |line| {
+            (self.show)(self.output, line);
+            true
+        })
     }
 
-    /// [`StepContext::run`], keeping the last lines shown in `tail`.
+    /// [`run`](Self::run), keeping the last lines shown in `tail`.
     pub fn run_keeping(
         &self,
         commands: Vec<Command>,
         timeout: Duration,
         activity: &str,
         tail: &Tail,
+    ) -> Result<(), StepError> {
+        self.run_lines(commands, timeout, activity, &mut |line| {
+            tail.push(line);
+            (self.show)(self.output, line);
+            true
+        })
+    }
+
+    /// Like [`run`](Self::run), with each line of output handed to `lines`, which shows it
+    /// (or folds it) and says whether the pusher saw something: only what is shown counts
+    /// against the heartbeat's silence.
+    pub fn run_lines(
+        &self,
+        commands: Vec<Command>,
+        timeout: Duration,
+        activity: &str,
+        lines: &mut (dyn FnMut(&str) -> bool + Send),
     ) -> Result<(), StepError> {
         let started = Instant::now();
         let (reader, writer) = std::io::pipe().map_err(|source| StepError::Spawn {
@@ -148,32 +168,9 @@ impl StepContext<'_> {
         );
         let last_output = AtomicU64::new(0);
         std::thread::scope(|scope| {
-            scope.spawn(|| self.stream(reader, started, &last_output, tail));
+            scope.spawn(|| stream(reader, started, &last_output, lines));
             self.wait(programs, &group, started, timeout, &last_output, activity)
         })
-    }
-
-    /// Copies the pipeline's output to the pusher, line by line, as it comes.
-    fn stream(&self, reader: PipeReader, started: Instant, last_output: &AtomicU64, tail: &Tail) {
-        let mut reader = BufReader::new(reader);
-        let mut buffer = Vec::new();
-        loop {
-            buffer.clear();
-            match reader.read_until(b'\n', &mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            last_output.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-            let text = String::from_utf8_lossy(&buffer);
-            // Progress bars redraw with \r; keep the last state of the line.
-            let line = text.trim_end_matches(['\n', '\r']);
-            let line = line
-                .rsplit('\r')
-                .find(|part| !part.is_empty())
-                .unwrap_or("");
-            tail.push(line);
-            (self.show)(self.output, line);
-        }
     }
 
     /// Waits for the pipeline, stopping it on cancel or timeout, and printing a progress
@@ -231,6 +228,34 @@ impl StepContext<'_> {
             return Err(StepError::Failed { program, status });
         }
         Ok(())
+    }
+}
+
+/// Hands the pipeline's output to `lines`, line by line, as it comes.
+fn stream(
+    reader: PipeReader,
+    started: Instant,
+    last_output: &AtomicU64,
+    lines: &mut (dyn FnMut(&str) -> bool + Send),
+) {
+    let mut reader = BufReader::new(reader);
+    let mut buffer = Vec::new();
+    loop {
+        buffer.clear();
+        match reader.read_until(b'\n', &mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&buffer);
+        // Progress bars redraw with \r; keep the last state of the line.
+        let line = text.trim_end_matches(['\n', '\r']);
+        let last_state = line
+            .rsplit('\r')
+            .find(|part| !part.is_empty())
+            .unwrap_or("");
+        if lines(last_state) {
+            last_output.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
     }
 }
 

@@ -12,6 +12,8 @@ use codebuilder_core::{AppName, Home};
 use codebuilder_keys::authorized::quotable_path;
 use nix::fcntl::{Flock, FlockArg};
 
+const ADVERTISE_PUSH_OPTIONS: &str = "receive.advertisePushOptions";
+
 /// Name of the hook binary, installed beside `codebuilder-receive`.
 pub const BUILD_BINARY: &str = "codebuilder-build";
 
@@ -27,7 +29,8 @@ pub fn hook_script(build: &Path, home: &Path) -> anyhow::Result<String> {
 /// Returns the app's repository, creating it if this is its first push. Two first pushes
 /// racing each other both succeed: each builds a repository aside and renames it into
 /// place, and the loser discards its own. The hook is rewritten when it differs, so that an
-/// upgrade that moves the binaries keeps old repositories working.
+/// upgrade that moves the binaries keeps old repositories working, and push options are
+/// advertised in repositories made before they were.
 pub fn ensure_repo(
     home: &Home,
     app: &AppName,
@@ -56,6 +59,7 @@ pub fn ensure_repo(
         }
     }
     install_hook(&repo, hook)?;
+    advertise_push_options(&repo)?;
     Ok(repo)
 }
 
@@ -123,6 +127,31 @@ fn remove_if_empty(repo: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `git push -o OPTION` needs the repository to advertise push options.
+fn advertise_push_options(repo: &Path) -> anyhow::Result<()> {
+    let get = || {
+        let mut get = Command::new("git");
+        get.arg("--git-dir")
+            .arg(repo)
+            .args(["config", "--get", ADVERTISE_PUSH_OPTIONS]);
+        codebuilder_process::run(get, codebuilder_process::QUICK)
+            .map(|out| out.stdout_text() == "true")
+            .context("is git installed?")
+    };
+    if get()? {
+        return Ok(());
+    }
+    let mut set = Command::new("git");
+    set.arg("--git-dir")
+        .arg(repo)
+        .args(["config", ADVERTISE_PUSH_OPTIONS, "true"]);
+    // Another push may be setting it at the same time: what matters is that it is set.
+    match git(set, "config", repo) {
+        Err(_) if get()? => Ok(()),
+        other => other,
+    }
+}
+
 fn init_bare(dir: &Path, initial_branch: &str) -> anyhow::Result<()> {
     // An empty template: none of git's sample hooks, nothing but what we install.
     let mut init = Command::new("git");
@@ -135,6 +164,12 @@ fn init_bare(dir: &Path, initial_branch: &str) -> anyhow::Result<()> {
         .arg("--git-dir")
         .arg(dir)
         .args(["config", "receive.fsckObjects", "true"]);
+    git(config, "config", dir)?;
+    let mut config = Command::new("git");
+    config
+        .arg("--git-dir")
+        .arg(dir)
+        .args(["config", ADVERTISE_PUSH_OPTIONS, "true"]);
     git(config, "config", dir)
 }
 

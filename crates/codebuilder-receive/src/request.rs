@@ -17,6 +17,18 @@ pub enum Request {
     KeysList { json: bool },
     /// Admin: `keys:remove NAME|SHA256:FP`.
     KeysRemove { key: String },
+    /// `builds:cache:purge APP`: empty the app's buildpack cache.
+    CachePurge(AppName),
+}
+
+impl Request {
+    /// The app the request acts on, if it acts on one.
+    pub fn app(&self) -> Option<&AppName> {
+        match self {
+            Self::ReceivePack(app) | Self::UploadPack(app) | Self::CachePurge(app) => Some(app),
+            Self::KeysAdd { .. } | Self::KeysList { .. } | Self::KeysRemove { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +39,7 @@ pub enum RequestError {
     TooLong,
     #[error("the command contains control characters or non-ASCII text")]
     BadCharacters,
-    #[error("command {0:?} is not allowed: only git push, git clone/fetch and the admin keys:add, keys:list, keys:remove are")]
+    #[error("command {0:?} is not allowed: only git push, git clone/fetch, builds:cache:purge and the admin keys:add, keys:list, keys:remove are")]
     NotAllowed(String),
     #[error("{verb} takes {expected}")]
     BadArguments {
@@ -94,6 +106,13 @@ pub fn parse_request(command: Option<&str>, own_namespace: &str) -> Result<Reque
             verb: "keys:remove",
             expected: "one key NAME or SHA256:FINGERPRINT",
         }),
+        ("builds:cache:purge", [app]) => {
+            Ok(Request::CachePurge(AppName::parse(app, own_namespace)?))
+        }
+        ("builds:cache:purge", _) => Err(RequestError::BadArguments {
+            verb: "builds:cache:purge",
+            expected: "one APP",
+        }),
         _ => Err(RequestError::NotAllowed(shown())),
     }
 }
@@ -155,6 +174,10 @@ mod tests {
             Ok(Request::UploadPack(app("x")))
         );
         assert_eq!(parse("keys:list"), Ok(Request::KeysList { json: false }));
+        assert_eq!(
+            parse("builds:cache:purge myapp"),
+            Ok(Request::CachePurge(app("myapp")))
+        );
         assert_eq!(
             parse("keys:list --json"),
             Ok(Request::KeysList { json: true })
@@ -228,6 +251,13 @@ mod tests {
             "keys:list --all",
             "keys:remove",
             "keys:nuke",
+            "builds:cache:purge",
+            "builds:cache:purge a b",
+            "builds:cache:purge ../a",
+            "builds:cache:purge 'a'",
+            "builds:cache:purge codebuilder",
+            "builds:cache:purge -a",
+            "builds:cache:clear a",
             "git status",
             "git receive-pack",
             "git -c core.sshCommand=x upload-pack 'a'",

@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use codebuilder_core::{Home, KeyName, Settings};
-use codebuilder_keys::{commands, KeyStore};
+use codebuilder_core::{AppName, Home, KeyName, Settings};
+use codebuilder_keys::{commands, KeyRecord, KeyStore};
 use codebuilder_process::group::Group;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
@@ -36,6 +36,9 @@ pub fn serve(home: &Home, user: &str, command: Option<&str>) -> anyhow::Result<E
         .with_context(|| format!("key {user} has been removed"))?;
     let request = parse_request(command, &settings.namespace)?;
     tracing::info!(%user, ?request, "ssh request");
+    if let Some(app) = request.app() {
+        authorize_app(&record, app)?;
+    }
     let require_admin = || -> anyhow::Result<()> {
         if !record.admin {
             bail!("key {user} is not an admin key: only admins can manage keys (codebuilder-keys add --admin)");
@@ -55,6 +58,14 @@ pub fn serve(home: &Home, user: &str, command: Option<&str>) -> anyhow::Result<E
             let code = run_git("receive-pack", &repo, home, &user);
             using.leave();
             code
+        }
+        Request::CachePurge(app) => {
+            let mut purge = Command::new(sibling(BUILD_BINARY)?);
+            purge
+                .arg("--home")
+                .arg(home.root())
+                .args(["cache", "purge", app.as_str()]);
+            run_supervised(purge, BUILD_BINARY)
         }
         Request::UploadPack(app) => {
             let repo = home.repo(&app);
@@ -115,10 +126,22 @@ fn run_git(
             command.env_remove("GIT_PROTOCOL");
         }
     }
+    run_supervised(command, "git")
+}
+
+/// Whether the key may act on `app` (push, fetch, purge its cache): the one place where
+/// access to apps is decided. Every key reaches every app; admin rights are for keys.
+fn authorize_app(_record: &KeyRecord, _app: &AppName) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Runs `command` in a process group of its own, stopped when the client goes away; its
+/// exit status is the session's.
+fn run_supervised(mut command: Command, program: &str) -> anyhow::Result<ExitCode> {
     command.process_group(0);
     let child = command
         .spawn()
-        .context("cannot run git: is it installed?")?;
+        .with_context(|| format!("cannot run {program}: is it installed?"))?;
     let status = supervise(child)?;
     Ok(match status.code() {
         Some(0) => ExitCode::SUCCESS,
