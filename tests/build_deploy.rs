@@ -733,3 +733,90 @@ fn a_master_only_app_deploys_from_master_and_clones_check_it_out() {
     assert!(clone.join("Dockerfile").is_file());
     assert_eq!(head(&clone), sha);
 }
+
+#[test]
+fn a_killed_hook_leaves_no_build_running_and_the_next_push_builds() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let dev = server.add_user("dev", false);
+    let marker = format!("killed{}", std::process::id());
+    let work = repo_with(
+        "main",
+        &app_files(&format!(
+            "echo st''arted-{marker}; sleep 120; echo {marker}"
+        )),
+    );
+    let mut push = dev.git_command(work.path(), &["push", &dev.url("hookkill"), "main"]);
+    push.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = push.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = Vec::new();
+        if stderr.read_until(b'\n', &mut line).unwrap() == 0 {
+            panic!("push ended before the build started:\n{seen}");
+        }
+        seen.push_str(&String::from_utf8_lossy(&line));
+        if seen.contains(&format!("started-{marker}")) {
+            break;
+        }
+    }
+    // The hook dies without a chance to clean up (the OOM killer, an operator's kill -9).
+    let hook = Command::new("pgrep")
+        .args(["-f", &format!("{}.*hook", server.home.path().display())])
+        .output()
+        .unwrap();
+    let hooks: Vec<i32> = text(&hook.stdout)
+        .lines()
+        .map(|pid| pid.trim().parse().unwrap())
+        .collect();
+    assert!(!hooks.is_empty(), "no hook runs:\n{seen}");
+    for pid in hooks {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let killed_at = Instant::now();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    assert!(!child.wait().unwrap().success(), "{seen}{rest}");
+
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(killed_at.elapsed()));
+    let builds_left = Command::new("pgrep")
+        .args([
+            "-f",
+            &format!("build --tag {}/hookkill", registry.address()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&builds_left.stdout).trim(),
+        "",
+        "docker build still runs 5 s after the hook was killed"
+    );
+    assert!(
+        !process_outlives(&marker, Duration::ZERO),
+        "the build's RUN step still runs 5 s after the hook was killed"
+    );
+    let lock = server.home.path().join("locks/hookkill.lock");
+    let status = Command::new("flock")
+        .arg("-n")
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the app's lock is still held");
+    assert_eq!(server.server_ref("hookkill", "refs/heads/main"), None);
+
+    // The next push builds at once.
+    write_files(
+        work.path(),
+        &[("Dockerfile", app_files("echo next").remove(0).1.as_slice())],
+    );
+    let sha = commit_all(work.path(), "next");
+    let out = dev.git(work.path(), &["push", &dev.url("hookkill"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(server.server_ref("hookkill", "refs/heads/main"), Some(sha));
+}

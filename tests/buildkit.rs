@@ -2,7 +2,6 @@
 //! sshd, the machine's Docker Engine and a real registry.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
 use codebuilder_tests::*;
@@ -361,35 +360,39 @@ fn builds_cache_purge_empties_the_apps_cache() {
     let (ok, stderr) = push(&dev, work.path(), "purgeapp", &[]);
     assert!(ok, "{stderr}");
 
-    // What a buildpack build leaves, owned as the build leaves it.
-    let cache = server.home.path().join("cache/purgeapp");
-    fs::create_dir_all(cache.join("vendor/lib")).unwrap();
-    fs::write(cache.join("vendor/lib/dep.so"), "x").unwrap();
-    fs::write(cache.join("stamp"), "x").unwrap();
-    let owner = fs::metadata(server.home.path()).unwrap();
-    for path in [
-        server.home.path().join("cache"),
-        cache.clone(),
-        cache.join("vendor"),
-        cache.join("vendor/lib"),
-        cache.join("vendor/lib/dep.so"),
-        cache.join("stamp"),
-    ] {
-        std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
-    }
+    // The cache a buildpack build of the app keeps: an engine volume named after the app and
+    // the home.
+    let digest = Command::new("sh")
+        .arg("-c")
+        .arg("printf %s \"$1\" | sha256sum")
+        .arg("sh")
+        .arg(server.home.path())
+        .output()
+        .unwrap();
+    let volume = format!("codebuilder-cache-purgeapp-{}", &text(&digest.stdout)[..12]);
+    let volume_exists = || {
+        Command::new("docker")
+            .args(["volume", "inspect", &volume])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let create = || {
+        let out = Command::new("docker")
+            .args(["volume", "create", &volume])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    create();
     let out = dev.ssh(&["builds:cache:purge", "purgeapp"], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
         "-----> Emptied the build cache of purgeapp\n"
     );
-    assert!(!cache.exists());
-    assert_eq!(
-        fs::read_dir(server.home.path().join("cache"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert!(!volume_exists());
     let out = dev.ssh(&["builds:cache:purge", "purgeapp"], b"");
     assert_eq!(
         text(&out.stdout),
@@ -397,10 +400,10 @@ fn builds_cache_purge_empties_the_apps_cache() {
     );
 
     // The same from the command line, as through kubectl exec.
-    fs::create_dir_all(cache.join("x")).unwrap();
+    create();
     let out = server.build_cli(&["cache", "purge", "purgeapp"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(!cache.exists());
+    assert!(!volume_exists());
     let out = dev.ssh(&["builds:cache:purge", "../x"], b"");
     assert!(!out.status.success());
     assert!(

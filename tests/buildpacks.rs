@@ -53,7 +53,7 @@ impl Buildpacks {
     fn new() -> Self {
         let dir = shared_tempdir();
         let fixtures = repo_root().join("tests/fixtures/buildpacks");
-        for name in ["busybox-web", "failing", "nothing"] {
+        for name in ["busybox-web", "failing", "nothing", "hostile"] {
             let target = dir.path().join(name);
             copy_tree(&fixtures.join(name), &target);
             git_in(&target, &["init", "--quiet", "--initial-branch=main"]);
@@ -327,7 +327,146 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
         records.iter().all(|r| r["result"] == "succeeded"),
         "{records:?}"
     );
-    assert!(server.home.path().join("cache/bpweb").is_dir());
+    // The cache is a volume of the engine, not a folder of the home.
+    assert!(!server.home.path().join("cache").exists());
+    let volume = cache_volume("bpweb");
+    remove_volume(&volume);
+}
+
+/// The cache volume of `app` (`codebuilder-cache-APP-HASH`); test apps have unique names.
+fn cache_volume(app: &str) -> String {
+    let out = Command::new("docker")
+        .args(["volume", "ls", "--quiet"])
+        .output()
+        .unwrap();
+    let volumes: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter(|name| name.starts_with(&format!("codebuilder-cache-{app}-")))
+        .map(String::from)
+        .collect();
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    volumes[0].clone()
+}
+
+fn remove_volume(volume: &str) {
+    let out = Command::new("docker")
+        .args(["volume", "rm", volume])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Every path below `dir` (symlinks not followed), with its metadata.
+fn walk(dir: &Path, found: &mut Vec<(std::path::PathBuf, fs::Metadata)>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            walk(&path, found);
+        }
+        found.push((path, meta));
+    }
+}
+
+/// Whether `nobody` can reach `path` at all (`stat` as uid and gid 65534).
+fn nobody_can_stat(path: &Path) -> bool {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "stat"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn a_hostile_buildpack_cannot_leave_a_set_id_file_device_or_symlink_on_the_host() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    stack_images();
+    let bps = Buildpacks::new();
+    let daemon = GitDaemon::start(bps.dir.path());
+    let registry = Registry::start();
+    let server = server_for(&registry, &bps.path("nothing"), &[]);
+    let dev = server.add_user("dev", false);
+    let list = format!("{}\n{}\n", daemon.url("hostile"), daemon.url("busybox-web"));
+    let work = web_app(
+        "hostile",
+        &[(".buildpacks", list.as_bytes()), ("hostile.marker", b"")],
+    );
+    let (ok, stderr) = push(&dev, work.path(), "bphostile");
+    assert!(ok, "{stderr}");
+    for expected in [
+        "remote:        compile runs as uid 32767 gid 32767",
+        "remote:        set-id shell: -rwsr-sr-x 32767",
+        "remote:        chown to root: refused",
+        "remote:        mknod: refused",
+        "remote:        symlink to /etc/shadow: made",
+    ] {
+        assert!(
+            stderr.contains(&format!("{expected}\n")),
+            "no {expected:?} in:\n{stderr}"
+        );
+    }
+
+    // Nothing set-id, no device and no symlink out of the home anywhere under the home.
+    let mut found = Vec::new();
+    walk(server.home.path(), &mut found);
+    for (path, meta) in &found {
+        assert_eq!(meta.mode() & 0o6000, 0, "set-id file {}", path.display());
+        let kind = meta.file_type();
+        assert!(
+            !kind.is_block_device() && !kind.is_char_device(),
+            "device {}",
+            path.display()
+        );
+        if kind.is_symlink() {
+            let target = fs::read_link(path).unwrap();
+            assert!(
+                !target.is_absolute(),
+                "{} -> {}",
+                path.display(),
+                target.display()
+            );
+        }
+    }
+
+    // The cache is the engine's volume: the shell there belongs to the build user, not root,
+    // there is no device, and no user of the host can reach any of it.
+    let volume = cache_volume("bphostile");
+    let out = Command::new("docker")
+        .args(["volume", "inspect", "--format", "{{.Mountpoint}}", &volume])
+        .output()
+        .unwrap();
+    let mountpoint = std::path::PathBuf::from(text(&out.stdout).trim());
+    assert!(
+        !mountpoint.starts_with(server.home.path()),
+        "{}",
+        mountpoint.display()
+    );
+    let mut cached = Vec::new();
+    walk(&mountpoint, &mut cached);
+    let shell = mountpoint.join("sh");
+    assert!(cached.iter().any(|(path, _)| *path == shell), "{cached:?}");
+    for (path, meta) in &cached {
+        assert!(
+            meta.uid() != 0 || meta.mode() & 0o6000 == 0,
+            "root's set-id file {}",
+            path.display()
+        );
+        let kind = meta.file_type();
+        assert!(
+            !kind.is_block_device() && !kind.is_char_device(),
+            "device {}",
+            path.display()
+        );
+    }
+    assert!(
+        !nobody_can_stat(&shell),
+        "nobody reaches {}",
+        shell.display()
+    );
+    remove_volume(&volume);
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! inside a container of the stack's build image (`CODEBUILDER_BUILDER_IMAGE`), never on the
 //! codebuilder host; the compiled /app then goes onto the stack's run image
 //! (`CODEBUILDER_RUN_IMAGE`) with a launcher that starts the Procfile's `web` process on $PORT.
-//! The app's cache directory (`HOME/cache/APP`) persists between builds on the state volume.
+//! The app's cache (CACHE_DIR) persists between builds in a Docker volume of its own, which
+//! only the unprivileged build user of the builder container writes.
 
 mod config;
 mod container;
@@ -11,7 +12,7 @@ mod image;
 pub mod processes;
 mod select;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use crate::build::{explain, remaining};
 use codebuilder_process::runner::{StepContext, StepError};
 use codebuilder_process::Output;
 use config::ConfigVars;
+pub use container::cache_volume;
 use container::{Builder, ContainerSpec, Outcome};
 use fetch::Fetcher;
 use image::ImageSpec;
@@ -97,7 +99,6 @@ impl BuildpackBuild<'_> {
         builder.create(&ContainerSpec {
             image: &self.settings.builder_image,
             network: self.settings.build_network.as_deref(),
-            cache: &self.cache_dir()?,
             rev: self.rev,
             mode: selection.mode.as_arg(),
             names: selection.buildpacks.iter().map(|b| b.to_string()).collect(),
@@ -114,16 +115,6 @@ impl BuildpackBuild<'_> {
                     "check the Docker engine",
                 )
             })
-    }
-
-    /// `HOME/cache/APP`, as an absolute path the Docker engine can mount.
-    fn cache_dir(&self) -> anyhow::Result<PathBuf> {
-        let dir = self.home.cache_dir(self.app);
-        self.home
-            .ensure_dir(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        dir.canonicalize()
-            .with_context(|| format!("cannot resolve {}", dir.display()))
     }
 
     /// Pulls `image` when the engine does not have it, with the pull's output streamed.

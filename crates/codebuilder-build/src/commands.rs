@@ -185,25 +185,23 @@ pub fn cache_purge(home: &Home, app: &str) -> anyhow::Result<()> {
     let output = Output::stdout();
     let records = Records::new(home, &app);
     let _lock = AppLock::acquire(home, &app, &output, &cancel, || records.describe_running())?;
-    let cache = home.cache_dir(&app);
-    if !cache.is_dir() {
+    crate::engine::check(&settings.docker)?;
+    let volume = crate::buildpack::cache_volume(home.root(), app.as_str());
+    let mut inspect = std::process::Command::new(&settings.docker);
+    inspect.args(["volume", "inspect", &volume]);
+    if !codebuilder_process::run(inspect, codebuilder_process::QUICK)?.success() {
         output.step(&format!("The build cache of {app} is already empty"));
         return Ok(());
     }
-    // Moved aside first, so that the cache is gone at once even if removing it takes a while.
-    let parent = cache
-        .parent()
-        .context("the cache has no parent directory")?;
-    let aside = tempfile::Builder::new()
-        .prefix(".purged-")
-        .tempdir_in(parent)
-        .with_context(|| format!("cannot write in {}", parent.display()))?;
-    std::fs::rename(&cache, aside.path().join(app.as_str()))
-        .with_context(|| format!("cannot move {} aside", cache.display()))?;
-    let path = aside.path().to_owned();
-    aside
-        .close()
-        .with_context(|| format!("cannot remove {}", path.display()))?;
+    let mut remove = std::process::Command::new(&settings.docker);
+    remove.args(["volume", "rm", "--force", &volume]);
+    let removed = codebuilder_process::run(remove, codebuilder_process::QUICK)?;
+    if !removed.success() {
+        bail!(
+            "cannot remove the cache volume {volume}: {}: check the Docker engine (DOCKER_HOST)",
+            removed.stderr_text()
+        );
+    }
     output.step(&format!("Emptied the build cache of {app}"));
     Ok(())
 }

@@ -41,11 +41,6 @@ impl Home {
         self.root.join("builds").join(app.as_str())
     }
 
-    /// The buildpack cache of an app, kept between its builds.
-    pub fn cache_dir(&self, app: &AppName) -> PathBuf {
-        self.root.join("cache").join(app.as_str())
-    }
-
     pub fn locks_dir(&self) -> PathBuf {
         self.root.join("locks")
     }

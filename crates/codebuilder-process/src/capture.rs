@@ -89,6 +89,7 @@ fn run_inner(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    crate::group::die_with_parent(&mut command);
     let mut child = command.spawn().map_err(|source| RunError::Spawn {
         program: program.clone(),
         source,

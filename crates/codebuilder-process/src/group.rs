@@ -4,12 +4,14 @@
 //! (a client that hung up, a timeout, Ctrl-C).
 
 use std::io;
-use std::process::{Child, ExitStatus};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use nix::unistd::{getpid, getppid, Pid};
 
 /// The exit status of each process, in the order they were given.
 pub type Statuses = Vec<io::Result<ExitStatus>>;
@@ -52,6 +54,28 @@ impl Group {
     }
 }
 
+/// Makes `command` get SIGKILL when the thread that starts it dies (`PR_SET_PDEATHSIG`): a
+/// killed codebuilder (`kill -9` of the hook) leaves no step running in a group of its own,
+/// and a killed `docker` client makes the engine cancel its build. Spawn from the thread that
+/// waits for the process, as `run` and `StepContext::run` do.
+#[allow(unsafe_code)]
+pub fn die_with_parent(command: &mut Command) {
+    let parent = getpid();
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // calls are allowed: it makes two system calls (prctl, getppid), allocates nothing and
+    // takes no lock. A parent that died before the prctl is seen by getppid, and the spawn
+    // then fails instead of leaving an orphan.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            if getppid() != parent {
+                return Err(io::Error::from(Errno::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +101,26 @@ mod tests {
             .unwrap();
         assert_eq!(statuses[0].as_ref().unwrap().code(), Some(3));
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_child_dies_with_the_thread_that_started_it() {
+        let pid = std::thread::spawn(|| {
+            let mut command = Command::new("sleep");
+            command.arg("30");
+            die_with_parent(&mut command);
+            let child = command.spawn().unwrap();
+            let pid = Pid::from_raw(child.id() as i32);
+            std::mem::forget(child);
+            pid
+        })
+        .join()
+        .unwrap();
+        let status = nix::sys::wait::waitpid(pid, None).unwrap();
+        assert_eq!(
+            status,
+            nix::sys::wait::WaitStatus::Signaled(pid, Signal::SIGKILL, false)
+        );
     }
 
     #[test]

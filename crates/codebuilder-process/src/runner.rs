@@ -143,6 +143,7 @@ impl StepContext<'_> {
                 command.stdin(Stdio::null());
             }
             command.process_group(group.map_or(0, Pid::as_raw));
+            crate::group::die_with_parent(&mut command);
             let spawned = command.spawn();
             // Drop our copies of the pipe's write end, or the reader would never see its end.
             drop(command);

@@ -94,7 +94,6 @@ pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
         home.locks_dir(),
         root.join("builds"),
         root.join("buildpacks"),
-        root.join("cache"),
     ] {
         if !top.is_dir() {
             fs::create_dir(&top).with_context(|| format!("cannot create {}", top.display()))?;
@@ -143,15 +142,7 @@ mod tests {
         fs::write(used.join("notes.txt"), "mine").unwrap();
         prepare_home(&Home::new(&used), "git").unwrap();
         assert_eq!(owner(&used), 0);
-        for dir in [
-            "keys",
-            "keys/fp",
-            "repos",
-            "locks",
-            "builds",
-            "buildpacks",
-            "cache",
-        ] {
+        for dir in ["keys", "keys/fp", "repos", "locks", "builds", "buildpacks"] {
             assert_eq!(owner(&used.join(dir)), git.uid.as_raw(), "{dir}");
         }
         assert_eq!(owner(&used.join("ssh")), 0);

@@ -4,6 +4,12 @@
 //! (`docker cp`, which works with a remote engine too), started with the pushed tree on its
 //! standard input, read back, committed, and always removed: on success, failure, timeout or
 //! cancel alike (`docker run` killed by the runner would leave its container running).
+//!
+//! The buildpacks run as an unprivileged user ([`BUILD_USER`], Herokuish's uid) with no
+//! capabilities and no way to gain privileges: a set-id program they make runs as that user
+//! only, and they can make no device. The app's cache is a Docker volume of its own
+//! (`codebuilder-cache-APP-HASH`), owned by that user, kept under the engine's root-only data
+//! directory: nothing the buildpacks leave in it is on a path of the codebuilder host.
 
 use std::fs::File;
 use std::io::Read;
@@ -19,6 +25,11 @@ use super::fetch::Fetched;
 use codebuilder_process::runner::{StepContext, StepError};
 
 const SCRIPT: &str = include_str!("builder.sh");
+/// The user the buildpacks run as (uid:gid), in the container only: Herokuish's
+/// unprivileged build user, which no host account is expected to have.
+pub const BUILD_USER: &str = "32767:32767";
+/// Where the cache volume is mounted in the builder container (CACHE_DIR).
+const CACHE_MOUNT: &str = "/tmp/cache";
 /// Largest tar of results (Procfile, bin/release outputs) read back from the container.
 const MAX_RESULTS: u64 = 4 * 1024 * 1024;
 
@@ -52,6 +63,8 @@ pub struct Results {
 pub struct Builder<'a> {
     docker: &'a str,
     name: String,
+    /// The app's cache volume, kept between builds.
+    cache: String,
     /// Tag of the committed container, the source of the final image's /app.
     pub compiled: String,
 }
@@ -60,33 +73,44 @@ pub struct Builder<'a> {
 pub struct ContainerSpec<'a> {
     pub image: &'a str,
     pub network: Option<&'a str>,
-    /// Host path of the app's cache directory.
-    pub cache: &'a Path,
     pub rev: &'a str,
     pub mode: &'a str,
     pub names: Vec<String>,
 }
 
-/// The container's name and the committed image's tag for `app` built from `home`: unique
-/// per home, so that several codebuilders can share one engine, and stable per app, so that
-/// a leftover is found by the next build.
-fn names(home: &Path, app: &str) -> (String, String) {
+/// The names of what a build of `app` from `home` makes in the engine: unique per home, so
+/// that several codebuilders can share one engine, and stable per app, so that a leftover
+/// (or the cache) is found by the next build.
+struct Names {
+    container: String,
+    compiled: String,
+    cache: String,
+}
+
+fn names(home: &Path, app: &str) -> Names {
     let digest = Sha256::digest(home.as_os_str().as_encoded_bytes());
     let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    (
-        format!("codebuilder-build-{app}-{hash}"),
-        format!("codebuilder-compiled/{app}:{hash}"),
-    )
+    Names {
+        container: format!("codebuilder-build-{app}-{hash}"),
+        compiled: format!("codebuilder-compiled/{app}:{hash}"),
+        cache: format!("codebuilder-cache-{app}-{hash}"),
+    }
+}
+
+/// The engine volume that holds `app`'s buildpack cache.
+pub fn cache_volume(home: &Path, app: &str) -> String {
+    names(home, app).cache
 }
 
 impl<'a> Builder<'a> {
     /// Nothing is created yet; from here on, dropping the builder removes what was.
     pub fn new(docker: &'a str, home: &Path, app: &str) -> Self {
-        let (name, compiled) = names(home, app);
+        let names = names(home, app);
         Self {
             docker,
-            name,
-            compiled,
+            name: names.container,
+            cache: names.cache,
+            compiled: names.compiled,
         }
     }
 
@@ -94,38 +118,66 @@ impl<'a> Builder<'a> {
         Command::new(self.docker)
     }
 
-    /// Creates the container (removing a leftover of the same name first).
-    pub fn create(&self, spec: &ContainerSpec) -> anyhow::Result<()> {
-        self.remove();
-        let cache = spec
-            .cache
-            .to_str()
-            .filter(|p| !p.contains([',', '\n', '"']));
-        let Some(cache) = cache else {
-            bail!(
-                "the cache directory {} cannot be mounted: use a home path without commas, quotes or non-UTF-8 names",
-                spec.cache.display()
-            );
-        };
+    /// The app's cache volume, made on its first build and handed to [`BUILD_USER`] by a
+    /// one-off container that may change owners and nothing else.
+    fn ensure_cache(&self, image: &str) -> anyhow::Result<()> {
+        let mut inspect = self.docker();
+        inspect.args(["volume", "inspect", "--format", "{{.Name}}", &self.cache]);
+        if codebuilder_process::run(inspect, codebuilder_process::QUICK)?.success() {
+            return Ok(());
+        }
         let mut create = self.docker();
-        // Root inside the container, whatever the stack image's default user (heroku-24's is
-        // not root): the builder makes /app and writes the cache. The buildpacks stay confined
-        // to the container, as the RUN steps of a Dockerfile build are.
-        create
-            .args([
-                "create",
-                "--name",
-                &self.name,
-                "--interactive",
-                "--user",
-                "0:0",
-            ])
-            .args(["--entrypoint", "/bin/bash"])
-            // In the cluster the Docker engine (the dind sidecar) must see this same path:
-            // codebuilder.yaml mounts the state volume at the same path in both containers.
+        create.args(["volume", "create", &self.cache]);
+        let out = codebuilder_process::run(create, codebuilder_process::QUICK)?;
+        if !out.success() {
+            bail!(
+                "cannot create the cache volume {}: {}: check the Docker engine",
+                self.cache,
+                out.stderr_text()
+            );
+        }
+        let mut chown = self.docker();
+        chown
+            .args(["run", "--rm", "--network", "none", "--user", "0:0"])
+            .args(["--cap-drop", "ALL", "--cap-add", "CHOWN"])
+            .args(["--security-opt", "no-new-privileges"])
+            .args(["--entrypoint", "chown"])
             .args([
                 "--mount",
-                &format!("type=bind,source={cache},target=/tmp/cache"),
+                &format!("type=volume,source={},target={CACHE_MOUNT}", self.cache),
+            ])
+            .args([image, BUILD_USER, CACHE_MOUNT]);
+        let out = codebuilder_process::run(chown, codebuilder_process::QUICK)?;
+        if !out.success() {
+            let mut remove = self.docker();
+            remove.args(["volume", "rm", &self.cache]);
+            let _ = codebuilder_process::run(remove, codebuilder_process::QUICK);
+            bail!(
+                "cannot prepare the cache volume {} with {image} ({}): check CODEBUILDER_BUILDER_IMAGE",
+                self.cache,
+                out.stderr_text()
+            );
+        }
+        Ok(())
+    }
+
+    /// Creates the container (removing a leftover of the same name first): the buildpacks
+    /// run as [`BUILD_USER`], without capabilities or a way to gain privileges, with the
+    /// app's cache volume as CACHE_DIR. /app and /codebuilder/out come with the bundle,
+    /// owned by that user.
+    pub fn create(&self, spec: &ContainerSpec) -> anyhow::Result<()> {
+        self.remove();
+        self.ensure_cache(spec.image)?;
+        let mut create = self.docker();
+        create
+            .args(["create", "--name", &self.name, "--interactive"])
+            .args(["--user", BUILD_USER])
+            .args(["--cap-drop", "ALL"])
+            .args(["--security-opt", "no-new-privileges"])
+            .args(["--entrypoint", "/bin/bash"])
+            .args([
+                "--mount",
+                &format!("type=volume,source={},target={CACHE_MOUNT}", self.cache),
             ])
             .args(["--env", "HOME=/app"])
             .args(["--env", &format!("SOURCE_VERSION={}", spec.rev)]);
@@ -258,7 +310,8 @@ fn parse_results(archive: &[u8]) -> anyhow::Result<Results> {
 }
 
 /// Writes the tar that `copy_in` sends: /codebuilder/builder.sh, /codebuilder/buildpacks/I
-/// (without their .git) and /codebuilder/env/NAME.
+/// (without their .git) and /codebuilder/env/NAME, all root's and read-only to the build;
+/// /app and /codebuilder/out, the build user's (`docker cp` keeps the owners of the tar).
 pub fn write_bundle(file: &File, buildpacks: &[Fetched], env: &ConfigVars) -> anyhow::Result<()> {
     let dirs: Vec<(&Path, String)> = buildpacks
         .iter()
@@ -274,6 +327,15 @@ fn write_bundle_of(
 ) -> anyhow::Result<()> {
     let mut tar = tar::Builder::new(file);
     tar.follow_symlinks(false);
+    // Owned by root, whoever owns the buildpack's files here.
+    tar.mode(tar::HeaderMode::Deterministic);
+    let (uid, gid) = BUILD_USER.split_once(':').expect("BUILD_USER is uid:gid");
+    for dir in ["app", "codebuilder/out"] {
+        let mut header = header(tar::EntryType::Directory, 0o755, 0);
+        header.set_uid(uid.parse()?);
+        header.set_gid(gid.parse()?);
+        tar.append_data(&mut header, dir, std::io::empty())?;
+    }
     append_file(&mut tar, "codebuilder/builder.sh", SCRIPT.as_bytes(), 0o755)?;
     for (index, (dir, name)) in buildpacks.iter().enumerate() {
         append_tree(
@@ -284,10 +346,7 @@ fn write_bundle_of(
         )
         .with_context(|| format!("cannot read buildpack {name}"))?;
     }
-    let mut dir = tar::Header::new_gnu();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_size(0);
+    let mut dir = header(tar::EntryType::Directory, 0o755, 0);
     tar.append_data(&mut dir, "codebuilder/env", std::io::empty())?;
     for (name, value) in env.iter() {
         append_file(&mut tar, &format!("codebuilder/env/{name}"), value, 0o644)?;
@@ -302,12 +361,21 @@ fn append_file(
     data: &[u8],
     mode: u32,
 ) -> anyhow::Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(data.len() as u64);
-    header.set_mode(mode);
-    header.set_entry_type(tar::EntryType::Regular);
+    let mut header = header(tar::EntryType::Regular, mode, data.len() as u64);
     tar.append_data(&mut header, name, data)?;
     Ok(())
+}
+
+/// A header of an entry owned by root.
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(size);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header
 }
 
 /// Appends `dir` as `name`, symlinks as symlinks, in a stable order.
@@ -350,7 +418,12 @@ mod tests {
 
     #[test]
     fn names_are_per_home_and_app() {
-        let (container, compiled) = names(Path::new("/var/lib/codebuilder"), "web");
+        let Names {
+            container,
+            compiled,
+            cache,
+        } = names(Path::new("/var/lib/codebuilder"), "web");
+        assert!(cache.starts_with("codebuilder-cache-web-"), "{cache}");
         assert!(
             container.starts_with("codebuilder-build-web-"),
             "{container}"
@@ -359,7 +432,10 @@ mod tests {
             compiled.starts_with("codebuilder-compiled/web:"),
             "{compiled}"
         );
-        assert_ne!(names(Path::new("/srv/codebuilder"), "web").0, container);
+        assert_ne!(
+            names(Path::new("/srv/codebuilder"), "web").container,
+            container
+        );
     }
 
     #[test]
@@ -383,17 +459,23 @@ mod tests {
         (&bundle).rewind().unwrap();
         for entry in archive.entries().unwrap() {
             let entry = entry.unwrap();
-            names.push(entry.path().unwrap().to_string_lossy().into_owned());
+            let owner = entry.header().uid().unwrap();
+            names.push(format!(
+                "{} {owner}",
+                entry.path().unwrap().to_string_lossy()
+            ));
         }
         assert_eq!(
             names,
             [
-                "codebuilder/builder.sh",
-                "codebuilder/buildpacks/0",
-                "codebuilder/buildpacks/0/bin",
-                "codebuilder/buildpacks/0/bin/compile",
-                "codebuilder/buildpacks/0/bin/detect",
-                "codebuilder/env",
+                "app 32767",
+                "codebuilder/out 32767",
+                "codebuilder/builder.sh 0",
+                "codebuilder/buildpacks/0 0",
+                "codebuilder/buildpacks/0/bin 0",
+                "codebuilder/buildpacks/0/bin/compile 0",
+                "codebuilder/buildpacks/0/bin/detect 0",
+                "codebuilder/env 0",
             ]
         );
 
