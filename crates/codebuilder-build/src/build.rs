@@ -22,6 +22,8 @@ use codebuilder_process::{Output, QUICK};
 /// How long a step may stay silent before the pusher gets a progress line: well under the
 /// idle timeouts of common load balancers.
 pub const HEARTBEAT: Duration = Duration::from_secs(20);
+/// How long after a build git may still be storing that push's refs.
+const PREVIOUS_PUSH_GRACE: Duration = Duration::from_secs(10);
 
 pub struct Build<'a> {
     pub settings: &'a Settings,
@@ -63,6 +65,7 @@ impl Build<'_> {
             records.describe_running()
         })?;
         if let Some((reference, old)) = &self.expected {
+            self.await_previous_ref_update(&records, reference, old)?;
             self.check_unmoved(reference, old)?;
         }
         let (mut record, log) = records.start(&self.rev, &self.pusher)?;
@@ -248,10 +251,43 @@ impl Build<'_> {
         Ok(())
     }
 
-    fn check_unmoved(&self, reference: &str, old: &str) -> anyhow::Result<()> {
+    /// What `reference` names now, or "" when it does not exist.
+    fn current(&self, reference: &str) -> anyhow::Result<String> {
         let mut rev_parse = self.git();
         rev_parse.args(["rev-parse", "--verify", "--quiet", reference]);
-        let current = codebuilder_process::run(rev_parse, QUICK)?.stdout_text();
+        Ok(codebuilder_process::run(rev_parse, QUICK)?.stdout_text())
+    }
+
+    /// The push that held the lock before this one released it when its hook ended, but git
+    /// stores that push's refs only afterwards. When the last build succeeded moments ago for
+    /// a revision the branch does not name yet, git gets that moment, so that the check that
+    /// the branch did not move sees the other push's update instead of building over it.
+    fn await_previous_ref_update(
+        &self,
+        records: &Records,
+        reference: &str,
+        old: &str,
+    ) -> anyhow::Result<()> {
+        let Some(last) = records.list()?.pop() else {
+            return Ok(());
+        };
+        let recent = last
+            .finished_at
+            .is_some_and(|t| now() <= t + PREVIOUS_PUSH_GRACE.as_secs());
+        // A rerun moves no ref: nothing to wait for.
+        let rerun = last.pusher.starts_with("rerun by ");
+        if last.result != BuildResult::Succeeded || !recent || rerun || last.rev == old {
+            return Ok(());
+        }
+        let deadline = Instant::now() + PREVIOUS_PUSH_GRACE;
+        while self.current(reference)? == old && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    fn check_unmoved(&self, reference: &str, old: &str) -> anyhow::Result<()> {
+        let current = self.current(reference)?;
         let unmoved = if old.bytes().all(|b| b == b'0') {
             current.is_empty()
         } else {
