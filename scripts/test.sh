@@ -60,4 +60,4 @@ if [ -z "${KUBECONFIG:-}" ]; then
     esac
   done <"$cluster_dir/env"
 fi
-cargo test --workspace
+cargo test --workspace --no-fail-fast
