@@ -558,7 +558,7 @@ fn detect_and_compile_failures_reject_the_push_and_leave_refs_alone() {
     let (ok, stderr) = push(&dev, work.path(), "bpfail");
     assert!(!ok, "{stderr}");
     assert!(
-        stderr.contains("error: .buildpacks line 1: \"ssh://%2DoProxyCommand=id/bp\" has a host or user that is percent-encoded or starts with '-': write the plain host name\n"),
+        stderr.contains("error: .buildpacks line 1: \"ssh://%2DoProxyCommand=id/bp\" has a percent-encoded host or user, or one that starts with '-': fix .buildpacks, commit, and push again\n"),
         "{stderr}"
     );
 }

@@ -269,9 +269,7 @@ pub enum BuildpackUrlError {
     UnsupportedScheme,
     #[error("has no host")]
     NoHost,
-    #[error(
-        "has a host or user that is percent-encoded or starts with '-': write the plain host name"
-    )]
+    #[error("has a percent-encoded host or user, or one that starts with '-'")]
     BadHost,
     #[error("is a local path, which only the operator's CODEBUILDER_BUILDPACKS may name")]
     LocalNotAllowed,
