@@ -785,12 +785,15 @@ stop_containers() {
   done
 }
 
-# containerd's shims outlive it: found by this cluster's socket path in their command line.
+# containerd's shims outlive it: found by this cluster's socket path in their command line
+# (`-address SOCK`). The pattern is a regex, so that grep does not find its own arguments.
 kill_shims() {
-  local p
-  for p in /proc/[0-9]*; do
-    if tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "-address $SOCK "; then
-      kill -KILL "${p#/proc/}" 2>/dev/null || true
+  local f pid
+  for f in $(grep -l -a -z -e "^$(sed 's/[.+]/\\&/g' <<<"$SOCK")\$" /proc/[0-9]*/cmdline 2>/dev/null); do
+    pid=${f#/proc/}
+    pid=${pid%/cmdline}
+    if tr '\0' ' ' 2>/dev/null <"$f" | grep -qF -- "-address $SOCK "; then
+      kill -KILL "$pid" 2>/dev/null || true
     fi
   done
 }
