@@ -315,7 +315,7 @@ record() { # NAME PID
 
 recorded_alive() { # PIDFILE
   local pid st
-  read -r pid st <"$1" 2>/dev/null || return 1
+  [ -f "$1" ] && read -r pid st <"$1" || return 1
   [ "$(proc_start "$pid" 2>/dev/null)" = "$st" ]
 }
 
@@ -514,7 +514,7 @@ k() { "$KUBECTL" --kubeconfig "$D/admin.kubeconfig" --request-timeout=10s "$@"; 
 # Names the failing component with the end of its log and exits (up_aborted then cleans up).
 up_failed() { # COMPONENT MESSAGE
   echo "error: $1 $2; last lines of $D/logs/$1.log:" >&2
-  tail -n 25 "$D/logs/$1.log" >&2 || true
+  tail -n 25 "$D/logs/$1.log" >&2 2>/dev/null || true
   DIED=1
   exit 1
 }
@@ -785,12 +785,15 @@ stop_containers() {
   done
 }
 
-# containerd's shims outlive it: found by this cluster's socket path in their command line.
+# containerd's shims outlive it: found by this cluster's socket path in their command line
+# (`-address SOCK`). The pattern is a regex, so that grep does not find its own arguments.
 kill_shims() {
-  local p
-  for p in /proc/[0-9]*; do
-    if tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "-address $SOCK "; then
-      kill -KILL "${p#/proc/}" 2>/dev/null || true
+  local f pid
+  for f in $(grep -l -a -z -e "^$(sed 's/[.+]/\\&/g' <<<"$SOCK")\$" /proc/[0-9]*/cmdline 2>/dev/null); do
+    pid=${f#/proc/}
+    pid=${pid%/cmdline}
+    if tr '\0' ' ' 2>/dev/null <"$f" | grep -qF -- "-address $SOCK "; then
+      kill -KILL "$pid" 2>/dev/null || true
     fi
   done
 }
