@@ -18,8 +18,9 @@
 #   codebuilder      git push to codebuilder-sshd (CODEBUILDER_DEPLOY=none): BuildKit
 #   gitreceive+classic  git push to gitreceive, receiver: DOCKER_BUILDKIT=0 docker build - && docker push
 #   gitreceive+BuildKit git push to gitreceive, receiver: DOCKER_BUILDKIT=1 docker build - && docker push
+#   codebuilder-no-mounts  codebuilder with the classic builder's Dockerfile: BuildKit alone
 # A first push goes to a new app each time (new repository, new lockfile, new cache mount
-# ids: nothing cached but the busybox layer); a one-line change appends a line to one source
+# ids, new sources: nothing cached but the busybox layer); a one-line change appends a line to one source
 # file of an app pushed before. Interleaved rounds; ratios of one run.
 #
 # gitreceive is not part of this repository: give the path of its script (the file
@@ -118,7 +119,9 @@ write_app() {
   install -d -m 0755 "$dir" "$dir/src"
   cp /bin/busybox "$dir/busybox"
   for i in $(seq 1 "$DEPS"); do echo "package-$i 1.$i.0 $nonce"; done >"$dir/deps.lock"
-  for i in $(seq 1 "$FILES"); do seq 1 200 | sed "s/^/file $i line /" >"$dir/src/file$i.txt"; done
+  for i in $(seq 1 "$FILES"); do
+    { echo "$nonce"; seq 1 200 | sed "s/^/file $i line /"; } >"$dir/src/file$i.txt"
+  done
   # A package or an object is fetched or compiled when the cache mount does not have it (a
   # mount is an empty folder without BuildKit's cache): its cost is a sleep.
   cat >"$dir/Dockerfile" <<EOF
@@ -144,12 +147,14 @@ EOF
 }
 
 # The sides: NAME, URL of app APP, whether its Dockerfile has the mounts, app name prefix.
-SIDES=(codebuilder gitreceive-classic gitreceive-buildkit)
-declare -A PREFIX=([codebuilder]=bench-cb [gitreceive-classic]=bench-classic [gitreceive-buildkit]=bench-bk)
-declare -A MOUNTS=([codebuilder]=1 [gitreceive-classic]=0 [gitreceive-buildkit]=1)
+SIDES=(codebuilder gitreceive-classic gitreceive-buildkit codebuilder-no-mounts)
+declare -A PREFIX=([codebuilder]=bench-cb [gitreceive-classic]=bench-classic
+  [gitreceive-buildkit]=bench-bk [codebuilder-no-mounts]=bench-cbn)
+declare -A MOUNTS=([codebuilder]=1 [gitreceive-classic]=0 [gitreceive-buildkit]=1
+  [codebuilder-no-mounts]=0)
 url() { # SIDE APP
   case $1 in
-    codebuilder) echo "ssh://git@127.0.0.1:$CB_PORT/$2" ;;
+    codebuilder*) echo "ssh://git@127.0.0.1:$CB_PORT/$2" ;;
     *) echo "ssh://$GR_USER@127.0.0.1:$GR_PORT/$2" ;;
   esac
 }
@@ -232,7 +237,7 @@ echo "$((ROUNDS * FIRST_RUNS)) runs per side, one-line changes: $((ROUNDS * CHAN
 echo
 echo "| side | first push | one-line change | change / own first push (median) |"
 echo "|---|---|---|---|"
-for i in 0 1 2; do
+for i in 0 1 2 3; do
   change_over_first=$(jq -n --slurpfile a "$json_first" --slurpfile b "$json_change" --argjson i "$i" \
     '($b[0].results[$i].median / $a[0].results[$i].median) * 1000 | round / 1000')
   echo "| ${SIDES[$i]} | $(stat_ms "$json_first" "$i") ($(median_ms "$json_first" "$i")) | $(stat_ms "$json_change" "$i") ($(median_ms "$json_change" "$i")) | ${change_over_first}× |"
@@ -253,6 +258,8 @@ echo "| first push: codebuilder / gitreceive+classic | ${r_first}× | $(ratio "$
 echo "| builder alone, one-line change: gitreceive+BuildKit / gitreceive+classic | ${r_builder_change}× | $(ratio "$json_change" 1 2 mean)× | – |"
 echo "| builder alone, first push: gitreceive+BuildKit / gitreceive+classic | ${r_builder_first}× | $(ratio "$json_first" 1 2 mean)× | – |"
 echo "| front door alone, one-line change: codebuilder / gitreceive+BuildKit | $(ratio "$json_change" 2 0 median)× | $(ratio "$json_change" 2 0 mean)× | – |"
+echo "| without cache mounts, one-line change: codebuilder-no-mounts / gitreceive+classic | $(ratio "$json_change" 1 3 median)× | $(ratio "$json_change" 1 3 mean)× | – |"
+echo "| without cache mounts, first push: codebuilder-no-mounts / gitreceive+classic | $(ratio "$json_first" 1 3 median)× | $(ratio "$json_first" 1 3 mean)× | – |"
 echo
 load_note
 echo "bench/buildkit.sh took ${SECONDS}s"
