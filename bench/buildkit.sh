@@ -5,8 +5,10 @@
 #
 # The app: three stages from scratch with busybox. `deps` "downloads" each package of
 # deps.lock (DEP_COST seconds per package: no network here, so a sleep stands in for the
-# download), `build` "compiles" each file of src/ (COMPILE_COST seconds per file) and the
-# final stage copies both results. Written for BuildKit, the steps keep what they fetched and
+# download), `build` "compiles" each file of src/ (COMPILE_COST seconds per file) without
+# needing the packages (as assets or a frontend would), and the final stage copies both
+# results: BuildKit may run the first two stages at the same time, the classic builder runs
+# them one after the other. Written for BuildKit, the steps keep what they fetched and
 # compiled in cache mounts (RUN --mount=type=cache: a package or an object whose input did not
 # change is not fetched or compiled again); the classic builder cannot run those, so its
 # variant is the same Dockerfile without the mounts. Each Dockerfile puts deps.lock before src/,
@@ -16,8 +18,9 @@
 #   codebuilder      git push to codebuilder-sshd (CODEBUILDER_DEPLOY=none): BuildKit
 #   gitreceive+classic  git push to gitreceive, receiver: DOCKER_BUILDKIT=0 docker build - && docker push
 #   gitreceive+BuildKit git push to gitreceive, receiver: DOCKER_BUILDKIT=1 docker build - && docker push
+#   codebuilder-no-mounts  codebuilder with the classic builder's Dockerfile: BuildKit alone
 # A first push goes to a new app each time (new repository, new lockfile, new cache mount
-# ids: nothing cached but the busybox layer); a one-line change appends a line to one source
+# ids, new sources: nothing cached but the busybox layer); a one-line change appends a line to one source
 # file of an app pushed before. Interleaved rounds; ratios of one run.
 #
 # gitreceive is not part of this repository: give the path of its script (the file
@@ -36,7 +39,7 @@ source "$(dirname "$0")/lib.sh"
 
 GITRECEIVE_SRC=${1:-}
 ROUNDS=${ROUNDS:-3}
-FIRST_RUNS=${FIRST_RUNS:-1}    # per side and round
+FIRST_RUNS=${FIRST_RUNS:-2}    # per side and round
 CHANGE_RUNS=${CHANGE_RUNS:-3}  # per side and round
 DEPS=${DEPS:-24}               # packages in deps.lock
 DEP_COST=${DEP_COST:-0.5}      # seconds per package
@@ -116,7 +119,9 @@ write_app() {
   install -d -m 0755 "$dir" "$dir/src"
   cp /bin/busybox "$dir/busybox"
   for i in $(seq 1 "$DEPS"); do echo "package-$i 1.$i.0 $nonce"; done >"$dir/deps.lock"
-  for i in $(seq 1 "$FILES"); do seq 1 200 | sed "s/^/file $i line /" >"$dir/src/file$i.txt"; done
+  for i in $(seq 1 "$FILES"); do
+    { echo "$nonce"; seq 1 200 | sed "s/^/file $i line /"; } >"$dir/src/file$i.txt"
+  done
   # A package or an object is fetched or compiled when the cache mount does not have it (a
   # mount is an empty folder without BuildKit's cache): its cost is a sleep.
   cat >"$dir/Dockerfile" <<EOF
@@ -126,7 +131,7 @@ COPY deps.lock /deps.lock
 RUN ${dep_mount}["/bin/busybox", "sh", "-c", "mkdir -p /downloads /deps && while read -r name version nonce; do [ -f /downloads/\$name-\$version ] || { sleep $DEP_COST; echo \$version > /downloads/\$name-\$version; }; cp /downloads/\$name-\$version /deps/\$name; done < /deps.lock"]
 
 FROM scratch AS build
-COPY --from=deps /bin/busybox /bin/busybox
+COPY busybox /bin/busybox
 COPY src /src
 RUN ${obj_mount}["/bin/busybox", "sh", "-c", "mkdir -p /objects /app && for f in /src/*; do sum=\$(sha256sum \$f | cut -d' ' -f1); [ -f /objects/\$sum ] || { sleep $COMPILE_COST; cp \$f /objects/\$sum; }; cp /objects/\$sum /app/; done && ls /app | wc -l"]
 
@@ -142,12 +147,14 @@ EOF
 }
 
 # The sides: NAME, URL of app APP, whether its Dockerfile has the mounts, app name prefix.
-SIDES=(codebuilder gitreceive-classic gitreceive-buildkit)
-declare -A PREFIX=([codebuilder]=bench-cb [gitreceive-classic]=bench-classic [gitreceive-buildkit]=bench-bk)
-declare -A MOUNTS=([codebuilder]=1 [gitreceive-classic]=0 [gitreceive-buildkit]=1)
+SIDES=(codebuilder gitreceive-classic gitreceive-buildkit codebuilder-no-mounts)
+declare -A PREFIX=([codebuilder]=bench-cb [gitreceive-classic]=bench-classic
+  [gitreceive-buildkit]=bench-bk [codebuilder-no-mounts]=bench-cbn)
+declare -A MOUNTS=([codebuilder]=1 [gitreceive-classic]=0 [gitreceive-buildkit]=1
+  [codebuilder-no-mounts]=0)
 url() { # SIDE APP
   case $1 in
-    codebuilder) echo "ssh://git@127.0.0.1:$CB_PORT/$2" ;;
+    codebuilder*) echo "ssh://git@127.0.0.1:$CB_PORT/$2" ;;
     *) echo "ssh://$GR_USER@127.0.0.1:$GR_PORT/$2" ;;
   esac
 }
@@ -222,14 +229,15 @@ echo
 echo "## BuildKit: first push and one-line change, $(nproc) cores, $(date -u +%F)"
 echo
 echo "App: 3 stages; $DEPS packages × ${DEP_COST} s of simulated download keyed on deps.lock, $FILES"
-echo "source files × ${COMPILE_COST} s of simulated compile; cache mounts in the BuildKit Dockerfile"
+echo "source files × ${COMPILE_COST} s of simulated compile in a stage of its own; the last stage copies"
+echo "both. Cache mounts in the BuildKit Dockerfile"
 echo "(the classic builder's has none). Same sshd binary, registry, engine and docker CLI"
 echo "($($DOCKER --version | cut -d, -f1)). $ROUNDS interleaved rounds; first pushes:"
 echo "$((ROUNDS * FIRST_RUNS)) runs per side, one-line changes: $((ROUNDS * CHANGE_RUNS)). Mean ± stddev (median) in ms."
 echo
 echo "| side | first push | one-line change | change / own first push (median) |"
 echo "|---|---|---|---|"
-for i in 0 1 2; do
+for i in 0 1 2 3; do
   change_over_first=$(jq -n --slurpfile a "$json_first" --slurpfile b "$json_change" --argjson i "$i" \
     '($b[0].results[$i].median / $a[0].results[$i].median) * 1000 | round / 1000')
   echo "| ${SIDES[$i]} | $(stat_ms "$json_first" "$i") ($(median_ms "$json_first" "$i")) | $(stat_ms "$json_change" "$i") ($(median_ms "$json_change" "$i")) | ${change_over_first}× |"
@@ -250,6 +258,8 @@ echo "| first push: codebuilder / gitreceive+classic | ${r_first}× | $(ratio "$
 echo "| builder alone, one-line change: gitreceive+BuildKit / gitreceive+classic | ${r_builder_change}× | $(ratio "$json_change" 1 2 mean)× | – |"
 echo "| builder alone, first push: gitreceive+BuildKit / gitreceive+classic | ${r_builder_first}× | $(ratio "$json_first" 1 2 mean)× | – |"
 echo "| front door alone, one-line change: codebuilder / gitreceive+BuildKit | $(ratio "$json_change" 2 0 median)× | $(ratio "$json_change" 2 0 mean)× | – |"
+echo "| without cache mounts, one-line change: codebuilder-no-mounts / gitreceive+classic | $(ratio "$json_change" 1 3 median)× | $(ratio "$json_change" 1 3 mean)× | – |"
+echo "| without cache mounts, first push: codebuilder-no-mounts / gitreceive+classic | $(ratio "$json_first" 1 3 median)× | $(ratio "$json_first" 1 3 mean)× | – |"
 echo
 load_note
 echo "bench/buildkit.sh took ${SECONDS}s"

@@ -64,7 +64,8 @@ pub fn serve(home: &Home, user: &str, command: Option<&str>) -> anyhow::Result<E
             purge
                 .arg("--home")
                 .arg(home.root())
-                .args(["cache", "purge", app.as_str()]);
+                .args(["cache", "purge", app.as_str()])
+                .stdin(std::process::Stdio::null());
             run_supervised(purge, BUILD_BINARY)
         }
         Request::UploadPack(app) => {
