@@ -13,6 +13,7 @@ mod diagnose;
 mod helm;
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
@@ -122,15 +123,23 @@ impl Deploy<'_> {
             ),
         };
         self.output.detail(&what);
+        self.helm_step(command, "recovering").map_err(|why| {
+            anyhow!("cannot recover the release of {app} left {status} ({why}): run `helm rollback {app} -n {app}` by hand")
+        })
+    }
+
+    /// Runs a helm command other than the upgrade as a step; on failure, what went wrong and
+    /// helm's own error line.
+    fn helm_step(&self, command: Command, activity: &str) -> Result<(), String> {
         let tail = Tail::default();
         self.step
-            .run_keeping(vec![command], self.settings.deploy_timeout + HELM_MARGIN, "recovering", &tail)
-            .map_err(|e| {
-                anyhow!(
-                    "cannot recover the release of {app} left {status} ({e}: {}): run `helm rollback {app} -n {app}` by hand",
-                    last_error_line(&tail.lines().join("\n"))
-                )
-            })
+            .run_keeping(
+                vec![command],
+                self.settings.deploy_timeout + HELM_MARGIN,
+                activity,
+                &tail,
+            )
+            .map_err(|e| format!("{e}: {}", last_error_line(&tail.lines().join("\n"))))
     }
 
     /// Explains a failed `helm upgrade` and puts the previous release back.
@@ -182,15 +191,9 @@ impl Deploy<'_> {
                 (helm.uninstall(), "nothing is deployed")
             }
         };
-        let tail = Tail::default();
-        self.step
-            .run_keeping(vec![command], self.settings.deploy_timeout + HELM_MARGIN, "rolling back", &tail)
-            .map_err(|e| {
-                anyhow!(
-                    "the deploy failed and so did the rollback ({e}: {}): run `helm rollback {app} -n {app}` by hand",
-                    last_error_line(&tail.lines().join("\n"))
-                )
-            })?;
+        self.helm_step(command, "rolling back").map_err(|why| {
+            anyhow!("the deploy failed and so did the rollback ({why}): run `helm rollback {app} -n {app}` by hand")
+        })?;
         Ok(restored)
     }
 }
