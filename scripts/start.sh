@@ -33,6 +33,9 @@ version: 0.1
 storage:
   filesystem:
     rootdirectory: $CODEBUILDER_HOME/registry/data
+  # Image retention (CODEBUILDER_KEEP_IMAGES) deletes old manifests.
+  delete:
+    enabled: true
 http:
   addr: 127.0.0.1:$registry_port
 YAML

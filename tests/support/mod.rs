@@ -429,7 +429,7 @@ impl Registry {
         let config = storage.path().join("config.yml");
         fs::write(
             &config,
-            format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\nhttp:\n  addr: 127.0.0.1:{port}\n", storage.path().display()),
+            format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n", storage.path().display()),
         )
         .unwrap();
         let log = fs::File::create(storage.path().join("registry.log")).unwrap();

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use codebuilder_core::settings::DeployMode;
+use codebuilder_core::settings::{ByteSize, DeployMode};
 use codebuilder_core::{AppName, Home, Settings};
 
 use crate::buildpack::{BuildpackBuild, Processes};
 use crate::chart;
 use crate::lock::AppLock;
 use crate::records::{now, BuildRecord, BuildResult, Records};
+use crate::retention::Retention;
 use codebuilder_process::runner::{StepContext, StepError};
 use codebuilder_process::{Output, QUICK};
 
@@ -82,8 +83,32 @@ impl Build<'_> {
             Err(_) => BuildResult::Failed,
         };
         record.error = outcome.as_ref().err().map(|e| format!("{e:#}"));
-        records.save(&record)?;
-        records.prune(self.settings.keep_builds)?;
+        // The outcome decides the push: once the image is out (and deployed), the refs must
+        // move to name what runs, and a failed build keeps its own cause as the last line.
+        // Bookkeeping errors from here on are warnings.
+        let mut bookkeeping = vec![
+            records.save(&record),
+            records.prune(self.settings.keep_builds),
+        ];
+        if outcome.is_ok() {
+            let retention = Retention {
+                settings: self.settings,
+                home: self.home,
+                app: &self.app,
+            };
+            bookkeeping.push(retention.keep(&format!("git-{}", self.short())));
+        }
+        for error in bookkeeping.into_iter().filter_map(Result::err) {
+            self.output.warning(&format!("{error:#}"));
+        }
+        if outcome.is_ok() && self.settings.deploy == DeployMode::None {
+            self.output.step(&format!(
+                "Done: {} {} is in the registry as {} (CODEBUILDER_DEPLOY=none)",
+                self.app,
+                self.short(),
+                record.image.as_deref().unwrap_or_default()
+            ));
+        }
         outcome.map(|()| record)
     }
 
@@ -120,9 +145,6 @@ impl Build<'_> {
         self.push(&step, deadline, &[&tagged, &latest])?;
         record.image = Some(tagged.clone());
         if settings.deploy == DeployMode::None {
-            self.output.step(&format!(
-                "Done: {app} {short} is in the registry as {tagged} (CODEBUILDER_DEPLOY=none)"
-            ));
             return Ok(());
         }
         self.deploy(&step, record, processes.as_ref())
@@ -172,10 +194,11 @@ impl Build<'_> {
             docker_build.args(["--network", network]);
         }
         docker_build.arg("-");
-        step.run(
+        step.run_limited(
             vec![archive, docker_build],
             settings.build_timeout,
             "building",
+            settings.max_context_size.bytes(),
         )
         .map_err(|e| {
             explain(
@@ -381,6 +404,7 @@ pub(crate) fn explain_step(
         StepError::Failed { status, .. } => anyhow!("{what} failed ({status}): {fix}"),
         StepError::TimedOut(limit) => anyhow!("{what} took longer than {limit} and was stopped: raise {timeout_setting} if it needs longer"),
         StepError::Cancelled => anyhow!("{what} was cancelled: the push was interrupted"),
+        StepError::TooLarge(limit) => anyhow!("{what} was stopped: the pushed tree is over the {} limit of a build context (CODEBUILDER_MAX_CONTEXT_SIZE): remove large files from the repository, or raise CODEBUILDER_MAX_CONTEXT_SIZE", ByteSize(limit)),
         StepError::Spawn { program, source } => anyhow!("cannot run {program}: {source} (is it installed?)"),
     }
 }

@@ -10,3 +10,5 @@ pub mod commands;
 pub mod hook;
 pub mod lock;
 pub mod records;
+pub mod registry;
+pub mod retention;

@@ -2,15 +2,15 @@
 //! own, streams their merged output line by line, and stops the whole group on timeout or
 //! cancel: nothing they started outlives the build.
 
-use std::io::{BufRead, BufReader, PipeReader};
+use std::io::{BufRead, BufReader, PipeReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::group::Group;
-use nix::sys::signal::Signal;
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::output::Output;
@@ -33,6 +33,9 @@ pub enum StepError {
     TimedOut(humantime::Duration),
     #[error("cancelled")]
     Cancelled,
+    /// The first command gave the second more than this many bytes (`run_limited`).
+    #[error("more than {0} bytes of input")]
+    TooLarge(u64),
 }
 
 /// Limits and signals every step of one build shares.
@@ -56,6 +59,29 @@ impl StepContext<'_> {
         timeout: Duration,
         activity: &str,
     ) -> Result<(), StepError> {
+        self.run_inner(commands, timeout, activity, None)
+    }
+
+    /// Like `run`, with the bytes the first command gives the second counted on the way:
+    /// past `limit`, the whole pipeline is killed before the second command sees the end of
+    /// its input, and the step fails with `TooLarge` (`git archive` feeding a build).
+    pub fn run_limited(
+        &self,
+        commands: Vec<Command>,
+        timeout: Duration,
+        activity: &str,
+        limit: u64,
+    ) -> Result<(), StepError> {
+        self.run_inner(commands, timeout, activity, Some(limit))
+    }
+
+    fn run_inner(
+        &self,
+        commands: Vec<Command>,
+        timeout: Duration,
+        activity: &str,
+        limit: Option<u64>,
+    ) -> Result<(), StepError> {
         let started = Instant::now();
         let (reader, writer) = std::io::pipe().map_err(|source| StepError::Spawn {
             program: "pipe".into(),
@@ -65,6 +91,9 @@ impl StepContext<'_> {
         let mut group: Option<Pid> = None;
         let count = commands.len();
         let mut previous_stdout = None;
+        // The first command's output and the second one's input, when a limit is counted.
+        let mut feed: Option<(ChildStdout, ChildStdin)> = None;
+        let mut feed_from = None;
         for (index, mut command) in commands.into_iter().enumerate() {
             let program = command.get_program().to_string_lossy().into_owned();
             let clone = || {
@@ -79,7 +108,10 @@ impl StepContext<'_> {
             } else {
                 command.stdout(Stdio::piped());
             }
-            if let Some(stdin) = previous_stdout.take() {
+            if index == 1 && limit.is_some() {
+                feed_from = previous_stdout.take();
+                command.stdin(Stdio::piped());
+            } else if let Some(stdin) = previous_stdout.take() {
                 command.stdin(Stdio::from(stdin));
             } else {
                 command.stdin(Stdio::null());
@@ -100,20 +132,30 @@ impl StepContext<'_> {
                 }
             };
             group.get_or_insert(Pid::from_raw(child.id() as i32));
+            if let (Some(from), Some(to)) = (feed_from.take(), child.stdin.take()) {
+                feed = Some((from, to));
+            }
             previous_stdout = child.stdout.take();
             children.push((program, child));
         }
         drop(writer);
         let (programs, children): (Vec<String>, Vec<Child>) = children.into_iter().unzip();
-        let group = Group::new(
-            group.expect("a pipeline has at least one command"),
-            children,
-        );
+        let id = group.expect("a pipeline has at least one command");
+        let group = Group::new(id, children);
         let last_output = AtomicU64::new(0);
-        std::thread::scope(|scope| {
+        let over = AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
             scope.spawn(|| self.stream(reader, started, &last_output));
+            if let (Some((from, to)), Some(limit)) = (feed, limit) {
+                let over = &over;
+                scope.spawn(move || copy_limited(from, to, limit, id, over));
+            }
             self.wait(programs, &group, started, timeout, &last_output, activity)
-        })
+        });
+        match limit {
+            Some(limit) if over.load(Ordering::SeqCst) => Err(StepError::TooLarge(limit)),
+            _ => result,
+        }
     }
 
     /// Copies the pipeline's output to the pusher, line by line, as it comes.
@@ -194,6 +236,28 @@ impl StepContext<'_> {
             return Err(StepError::Failed { program, status });
         }
         Ok(())
+    }
+}
+
+/// Copies `from` to `to`, counting. Past `limit`, kills the group `id` before `to` is
+/// closed, so that its reader is stopped rather than handed a cut stream as if it were whole.
+fn copy_limited(mut from: ChildStdout, mut to: ChildStdin, limit: u64, id: Pid, over: &AtomicBool) {
+    let mut buffer = vec![0; 64 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let read = match from.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        total += read as u64;
+        if total > limit {
+            over.store(true, Ordering::SeqCst);
+            let _ = killpg(id, Signal::SIGKILL);
+            return;
+        }
+        if to.write_all(&buffer[..read]).is_err() {
+            return;
+        }
     }
 }
 
@@ -299,6 +363,43 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, StepError::Spawn { .. }));
+    }
+
+    #[test]
+    fn a_limited_pipeline_passes_what_fits_and_stops_what_does_not() {
+        let captured = Captured::default();
+        let output = Output::new(Box::new(captured.clone()));
+        let step = context(&output, Duration::from_secs(60));
+        step.run_limited(
+            vec![sh("head -c 1000 /dev/zero"), sh("wc -c")],
+            Duration::from_secs(10),
+            "testing",
+            1000,
+        )
+        .unwrap();
+        assert_eq!(captured.text().trim(), "1000");
+        let started = Instant::now();
+        let err = step
+            .run_limited(
+                vec![
+                    Command::new("yes"),
+                    sh("cat >/dev/null; echo reached the end"),
+                ],
+                Duration::from_secs(10),
+                "testing",
+                1 << 20,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, StepError::TooLarge(limit) if limit == 1 << 20),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            !captured.text().contains("reached the end"),
+            "{}",
+            captured.text()
+        );
     }
 
     #[test]
