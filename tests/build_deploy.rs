@@ -902,3 +902,66 @@ fn a_record_that_cannot_be_written_after_the_push_is_a_warning_not_a_rejected_pu
         .tags("norecord")
         .contains(&format!("git-{}", short(&sha))));
 }
+
+#[test]
+fn a_build_cannot_write_to_the_registry_and_another_apps_image_stays() {
+    require_docker();
+    let registry = Registry::start_authenticated();
+    let config = registry.docker_config();
+    let server = server_for(
+        &registry,
+        "none",
+        &[
+            ("CODEBUILDER_REGISTRY_AUTH", config.as_str()),
+            ("CODEBUILDER_KEEP_IMAGES", "1"),
+        ],
+    );
+    let dev = server.add_user("dev", false);
+    let carol = repo_with("main", &app_files("echo carol"));
+    let out = dev.git(carol.path(), &["push", &dev.url("carol"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let tag = format!("git-{}", short(&head(carol.path())));
+    let before = registry
+        .digest("carol", &tag)
+        .expect("carol's image is not in the registry");
+    // Without the credentials, nothing reads the registry either.
+    assert!(http_get(registry.port, "/v2/carol/tags/list").is_err());
+
+    // Another app's RUN step speaks HTTP to the registry on the build's network.
+    let put = format!(
+        "printf 'PUT /v2/carol/manifests/{tag} HTTP/1.0\\\\r\\\\nContent-Type: application/vnd.docker.distribution.manifest.v2+json\\\\r\\\\nContent-Length: 2\\\\r\\\\n\\\\r\\\\n{{}}' | nc 127.0.0.1 {} | head -n 1",
+        registry.port
+    );
+    let mallory = repo_with("main", &app_files(&put));
+    let out = dev.git(mallory.path(), &["push", &dev.url("mallory"), "main"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("remote:        HTTP/1.0 401 Unauthorized"),
+        "{stderr}"
+    );
+    assert_eq!(registry.digest("carol", &tag), Some(before));
+    // codebuilder itself pushed mallory's image with its credentials.
+    assert!(registry
+        .digest("mallory", &format!("git-{}", short(&head(mallory.path()))))
+        .is_some());
+
+    // Retention deletes with the same credentials.
+    write_files(
+        carol.path(),
+        &[(
+            "Dockerfile",
+            app_files("echo carol 2").remove(0).1.as_slice(),
+        )],
+    );
+    let next = format!("git-{}", short(&commit_all(carol.path(), "next")));
+    let out = dev.git(carol.path(), &["push", &dev.url("carol"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(registry.digest("carol", &tag), None);
+    assert!(registry.digest("carol", &next).is_some());
+}

@@ -160,6 +160,10 @@ impl Build<'_> {
         for reference in tags {
             let mut push = Command::new(&settings.docker);
             push.args(["push", reference]);
+            // The push credentials reach `docker push` and nothing else: no build sees them.
+            if let Some(auth) = &settings.registry_auth {
+                push.env("DOCKER_CONFIG", auth);
+            }
             step.run(vec![push], remaining(deadline), "pushing").map_err(|e| {
                 explain(
                     e,

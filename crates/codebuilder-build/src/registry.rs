@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -20,6 +21,45 @@ const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+js
 pub struct RegistryApi<'a> {
     /// `HOST:PORT`, as CODEBUILDER_REGISTRY names it.
     pub address: &'a str,
+    /// The `auth` of the registry in the push credentials (base64 of `USER:PASSWORD`).
+    pub auth: Option<String>,
+}
+
+impl<'a> RegistryApi<'a> {
+    /// The API of `address` with the credentials of `config_dir` (CODEBUILDER_REGISTRY_AUTH),
+    /// if any.
+    pub fn new(address: &'a str, config_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let auth = match config_dir {
+            Some(dir) => Some(credentials(&dir.join("config.json"), address)?),
+            None => None,
+        };
+        Ok(Self { address, auth })
+    }
+}
+
+/// The `auths.ADDRESS.auth` of a docker `config.json`.
+fn credentials(path: &Path, address: &str) -> anyhow::Result<String> {
+    let text = std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read the registry credentials {} (CODEBUILDER_REGISTRY_AUTH)",
+            path.display()
+        )
+    })?;
+    let config: serde_json::Value = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a docker config.json", path.display()))?;
+    config["auths"][address]["auth"]
+        .as_str()
+        .filter(|auth| {
+            auth.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        })
+        .map(String::from)
+        .ok_or_else(|| {
+            anyhow!(
+                "{} has no auths.\"{address}\".auth: add the registry's credentials (docker login {address})",
+                path.display()
+            )
+        })
 }
 
 /// An HTTP answer: its status and headers (lower-case names).
@@ -48,9 +88,14 @@ impl RegistryApi<'_> {
         let mut stream = TcpStream::connect(self.address).with_context(fail)?;
         stream.set_read_timeout(Some(TIMEOUT))?;
         stream.set_write_timeout(Some(TIMEOUT))?;
+        let authorization = self
+            .auth
+            .as_ref()
+            .map(|auth| format!("Authorization: Basic {auth}\r\n"))
+            .unwrap_or_default();
         write!(
             stream,
-            "{method} {path} HTTP/1.0\r\nHost: {}\r\nAccept: {MANIFEST_TYPES}\r\n\r\n",
+            "{method} {path} HTTP/1.0\r\nHost: {}\r\nAccept: {MANIFEST_TYPES}\r\n{authorization}\r\n",
             self.address
         )
         .with_context(fail)?;
@@ -89,6 +134,10 @@ impl RegistryApi<'_> {
                     )
                 }),
             404 => Ok(None),
+            401 => bail!(
+                "the registry {} refused codebuilder's credentials: check CODEBUILDER_REGISTRY_AUTH",
+                self.address
+            ),
             status => bail!(
                 "the registry {} answered {status} for {repository}:{tag}",
                 self.address

@@ -22,6 +22,13 @@ pub struct Retention<'a> {
 }
 
 impl Retention<'_> {
+    fn api(&self) -> anyhow::Result<RegistryApi<'_>> {
+        RegistryApi::new(
+            &self.settings.registry,
+            self.settings.registry_auth.as_deref(),
+        )
+    }
+
     fn list_path(&self) -> PathBuf {
         self.home.builds_dir(self.app).join("images.txt")
     }
@@ -85,9 +92,7 @@ impl Retention<'_> {
 
     /// The manifests that must stay: those of the kept tags and of `latest`.
     fn kept_digests(&self, kept: &[String]) -> anyhow::Result<Vec<String>> {
-        let api = RegistryApi {
-            address: &self.settings.registry,
-        };
+        let api = self.api()?;
         let mut digests = Vec::new();
         for tag in kept.iter().map(String::as_str).chain(["latest"]) {
             if let Some(digest) = api.digest(self.app.as_str(), tag)? {
@@ -98,9 +103,7 @@ impl Retention<'_> {
     }
 
     fn delete(&self, tag: &str, kept: &[String]) -> anyhow::Result<()> {
-        let api = RegistryApi {
-            address: &self.settings.registry,
-        };
+        let api = self.api()?;
         if let Some(digest) = api.digest(self.app.as_str(), tag)? {
             if !kept.contains(&digest) {
                 api.delete(self.app.as_str(), &digest)?;

@@ -13,6 +13,7 @@ pub const VARIABLES: &[&str] = &[
     "CODEBUILDER_NAMESPACE",
     "CODEBUILDER_REGISTRY",
     "CODEBUILDER_PULL_REGISTRY",
+    "CODEBUILDER_REGISTRY_AUTH",
     "CODEBUILDER_DEPLOY",
     "CODEBUILDER_DEPLOY_BRANCH",
     "CODEBUILDER_BUILD_TIMEOUT",
@@ -50,6 +51,9 @@ pub struct Settings {
     pub registry: String,
     /// Where the cluster's nodes pull them from (the chart's image); defaults to `registry`.
     pub pull_registry: String,
+    /// A Docker client configuration folder (`config.json`) with the registry's push
+    /// credentials: given to `docker push` as DOCKER_CONFIG, and to nothing a build runs.
+    pub registry_auth: Option<std::path::PathBuf>,
     pub deploy: DeployMode,
     pub deploy_branch: String,
     pub build_timeout: Duration,
@@ -151,6 +155,20 @@ impl Settings {
                 )
             })
         };
+        let registry_auth = match vars
+            .get("CODEBUILDER_REGISTRY_AUTH")
+            .filter(|v| !v.is_empty())
+        {
+            Some(dir) if dir.starts_with('/') && is_plain_word(dir) => Some(dir.into()),
+            Some(dir) => {
+                return Err(bad(
+                    "CODEBUILDER_REGISTRY_AUTH",
+                    dir.clone(),
+                    "the absolute path of a folder with a docker config.json",
+                ))
+            }
+            None => None,
+        };
         let build_network = vars
             .get("CODEBUILDER_BUILD_NETWORK")
             .filter(|v| !v.is_empty())
@@ -196,6 +214,7 @@ impl Settings {
                 "a registry address such as 127.0.0.1:5000",
             )?,
             registry,
+            registry_auth,
             ssh_user: word("CODEBUILDER_SSH_USER", "git", "a user name")?,
             namespace: word("CODEBUILDER_NAMESPACE", "codebuilder", "a namespace name")?,
             deploy,
@@ -587,6 +606,7 @@ mod tests {
             ("CODEBUILDER_REGISTRY", "host:5000; rm -rf /"),
             ("CODEBUILDER_KEEP_BUILDS", "-1"),
             ("CODEBUILDER_KEEP_IMAGES", "0"),
+            ("CODEBUILDER_REGISTRY_AUTH", "relative/dir"),
             ("CODEBUILDER_MAX_PUSH_SIZE", "lots"),
             ("CODEBUILDER_MAX_CONTEXT_SIZE", "0M"),
             ("CODEBUILDER_BUILD_NETWORK", "host\nMatch all"),
