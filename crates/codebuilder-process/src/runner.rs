@@ -2,7 +2,7 @@
 //! own, streams their merged output line by line, and stops the whole group on timeout or
 //! cancel: nothing they started outlives the build.
 
-use std::io::{BufRead, BufReader, PipeReader, Read, Write};
+use std::io::{BufRead, BufReader, PipeReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::group::Group;
+use nix::errno::Errno;
+use nix::fcntl::{splice, SpliceFFlags};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
@@ -239,23 +241,23 @@ impl StepContext<'_> {
     }
 }
 
-/// Copies `from` to `to`, counting. Past `limit`, kills the group `id` before `to` is
-/// closed, so that its reader is stopped rather than handed a cut stream as if it were whole.
-fn copy_limited(mut from: ChildStdout, mut to: ChildStdin, limit: u64, id: Pid, over: &AtomicBool) {
-    let mut buffer = vec![0; 64 * 1024];
+/// Moves `from` into `to` (`splice`: the bytes stay in the kernel), counting. Past `limit`,
+/// kills the group `id` before `to` is closed, so that its reader is stopped rather than
+/// handed a cut stream as if it were whole; it never gets more than `limit + 1` bytes.
+fn copy_limited(from: ChildStdout, to: ChildStdin, limit: u64, id: Pid, over: &AtomicBool) {
+    const CHUNK: u64 = 1 << 20;
     let mut total: u64 = 0;
     loop {
-        let read = match from.read(&mut buffer) {
-            Ok(0) | Err(_) => return,
-            Ok(read) => read,
-        };
-        total += read as u64;
+        let room = (limit - total).saturating_add(1).min(CHUNK) as usize;
+        match splice(&from, None, &to, None, room, SpliceFFlags::SPLICE_F_MOVE) {
+            Ok(0) => return,
+            Ok(moved) => total += moved as u64,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return,
+        }
         if total > limit {
             over.store(true, Ordering::SeqCst);
             let _ = killpg(id, Signal::SIGKILL);
-            return;
-        }
-        if to.write_all(&buffer[..read]).is_err() {
             return;
         }
     }
