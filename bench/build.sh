@@ -151,7 +151,8 @@ make_context_repo() { # NAME MB FILES
 }
 
 # An admin's rerun with the stub docker (rerun wants a registry setting; nothing is pushed).
-RERUN=(env CODEBUILDER_DOCKER="$FAKE_DOCKER" CODEBUILDER_DEPLOY=none
+# The large tree is over the default CODEBUILDER_MAX_CONTEXT_SIZE (500M): raise it.
+RERUN=(env CODEBUILDER_DOCKER="$FAKE_DOCKER" CODEBUILDER_DEPLOY=none CODEBUILDER_MAX_CONTEXT_SIZE=2G
   CODEBUILDER_REGISTRY=127.0.0.1:5000 "$BIN/codebuilder-build")
 # The same as the command hyperfine times.
 rerun_cmd() { # HOME

@@ -820,3 +820,241 @@ fn a_killed_hook_leaves_no_build_running_and_the_next_push_builds() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(server.server_ref("hookkill", "refs/heads/main"), Some(sha));
 }
+
+/// A file of `size` bytes that no compression shrinks.
+fn random_bytes(size: usize) -> Vec<u8> {
+    let mut bytes = vec![0; size];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .unwrap();
+    bytes
+}
+
+#[test]
+fn pushes_over_the_size_limits_are_refused_and_name_the_setting() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(
+        &registry,
+        "none",
+        &[
+            ("CODEBUILDER_MAX_PUSH_SIZE", "2M"),
+            ("CODEBUILDER_MAX_CONTEXT_SIZE", "8M"),
+        ],
+    );
+    let dev = server.add_user("dev", false);
+
+    // 3 MB that git cannot compress: over the pack limit, refused before the hook runs.
+    let mut files = app_files("echo big");
+    files.push(("blob", random_bytes(3 << 20)));
+    let work = repo_with("main", &files);
+    let out = dev.git(work.path(), &["push", &dev.url("limits"), "main"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("remote: fatal: pack exceeds maximum allowed size"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Building"), "{stderr}");
+    assert_eq!(server.server_ref("limits", "refs/heads/main"), None);
+
+    // 64 MB of zeros are a small pack but a large build context: the build is stopped.
+    let mut files = app_files("echo bomb");
+    files.push(("zeros", vec![0; 64 << 20]));
+    let work = repo_with("main", &files);
+    let out = dev.git(work.path(), &["push", &dev.url("limits"), "main"]);
+    assert!(!out.status.success());
+    let stderr: String = text(&out.stderr)
+        .lines()
+        .map(|line| format!("{}\n", line.trim_end()))
+        .collect();
+    assert!(
+        stderr.contains("remote: error: docker build was stopped: the pushed tree is over the 8M limit of a build context (CODEBUILDER_MAX_CONTEXT_SIZE): remove large files from the repository, or raise CODEBUILDER_MAX_CONTEXT_SIZE\n"),
+        "{stderr}"
+    );
+    assert_eq!(server.server_ref("limits", "refs/heads/main"), None);
+    assert!(registry.tags("limits").is_empty());
+    let records = builds(&server, "limits");
+    assert_eq!(records.last().unwrap()["result"], "failed", "{records:?}");
+
+    // What fits builds.
+    let work = repo_with("main", &app_files("echo small"));
+    let out = dev.git(work.path(), &["push", &dev.url("limits"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// The tags of `REGISTRY/APP` the engine holds, sorted.
+fn engine_tags(registry: &Registry, app: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["image", "ls", "--format", "{{.Tag}}"])
+        .arg(format!("{}/{app}", registry.address()))
+        .output()
+        .unwrap();
+    let mut tags: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    tags.sort();
+    tags
+}
+
+#[test]
+fn only_the_newest_images_are_kept_in_the_registry_and_the_engine() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[("CODEBUILDER_KEEP_IMAGES", "2")]);
+    let dev = server.add_user("dev", false);
+    let work = repo_with("main", &app_files("echo 1"));
+    let mut pushed = Vec::new();
+    for round in 1..=4 {
+        if round > 1 {
+            write_files(
+                work.path(),
+                &[(
+                    "Dockerfile",
+                    app_files(&format!("echo {round}")).remove(0).1.as_slice(),
+                )],
+            );
+            commit_all(work.path(), &format!("round {round}"));
+        }
+        let out = dev.git(work.path(), &["push", &dev.url("keep"), "main"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            !text(&out.stderr).contains("warning"),
+            "{}",
+            text(&out.stderr)
+        );
+        pushed.push(format!("git-{}", short(&head(work.path()))));
+    }
+    let mut newest = pushed[2..].to_vec();
+    newest.sort();
+    let mut expected = newest.clone();
+    expected.push("latest".into());
+    expected.sort();
+    let mut tags = registry.tags("keep");
+    tags.sort();
+    assert_eq!(tags, expected);
+    assert_eq!(engine_tags(&registry, "keep"), expected);
+    // What is kept still pulls: the registry serves its manifest.
+    for tag in &newest {
+        http_get(registry.port, &format!("/v2/keep/manifests/{tag}")).unwrap();
+    }
+}
+
+#[test]
+fn a_record_that_cannot_be_written_after_the_push_is_a_warning_not_a_rejected_push() {
+    use std::os::unix::fs::PermissionsExt;
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let dev = server.add_user("dev", false);
+    let marker = format!("record{}", std::process::id());
+    let work = repo_with(
+        "main",
+        &app_files(&format!("echo st''arted-{marker}; sleep 3")),
+    );
+    let sha = head(work.path());
+    let mut push = dev.git_command(work.path(), &["push", &dev.url("norecord"), "main"]);
+    push.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = push.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = Vec::new();
+        if stderr.read_until(b'\n', &mut line).unwrap() == 0 {
+            panic!("push ended before the build started:\n{seen}");
+        }
+        seen.push_str(&String::from_utf8_lossy(&line));
+        if seen.contains(&format!("started-{marker}")) {
+            break;
+        }
+    }
+    // The build's records can no longer be written (as on a full disk); the build goes on.
+    let records = server.home.path().join("builds/norecord");
+    fs::set_permissions(&records, fs::Permissions::from_mode(0o555)).unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();
+    let ok = child.wait().unwrap().success();
+    fs::set_permissions(&records, fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(ok, "{seen}");
+    let lines: Vec<&str> = seen.lines().map(str::trim_end).collect();
+    let expected = format!(
+        "remote:  !     warning: cannot write {}/000001.json: Permission denied",
+        records.display()
+    );
+    let warning = lines
+        .iter()
+        .position(|l| l.starts_with(&expected))
+        .unwrap_or_else(|| panic!("no warning in:\n{seen}"));
+    let done = lines
+        .iter()
+        .position(|l| l.starts_with("remote: -----> Done: norecord"))
+        .unwrap_or_else(|| panic!("no Done in:\n{seen}"));
+    assert!(warning < done, "{seen}");
+    assert_eq!(
+        server.server_ref("norecord", "refs/heads/main"),
+        Some(sha.clone())
+    );
+    assert!(registry
+        .tags("norecord")
+        .contains(&format!("git-{}", short(&sha))));
+}
+
+#[test]
+fn a_build_cannot_write_to_the_registry_and_another_apps_image_stays() {
+    require_docker();
+    let registry = Registry::start_authenticated();
+    let config = registry.docker_config();
+    let server = server_for(
+        &registry,
+        "none",
+        &[
+            ("CODEBUILDER_REGISTRY_AUTH", config.as_str()),
+            ("CODEBUILDER_KEEP_IMAGES", "1"),
+        ],
+    );
+    let dev = server.add_user("dev", false);
+    let carol = repo_with("main", &app_files("echo carol"));
+    let out = dev.git(carol.path(), &["push", &dev.url("carol"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let tag = format!("git-{}", short(&head(carol.path())));
+    let before = registry
+        .digest("carol", &tag)
+        .expect("carol's image is not in the registry");
+    // Without the credentials, nothing reads the registry either.
+    assert!(http_get(registry.port, "/v2/carol/tags/list").is_err());
+
+    // Another app's RUN step speaks HTTP to the registry on the build's network.
+    let put = format!(
+        "printf 'PUT /v2/carol/manifests/{tag} HTTP/1.0\\\\r\\\\nContent-Type: application/vnd.docker.distribution.manifest.v2+json\\\\r\\\\nContent-Length: 2\\\\r\\\\n\\\\r\\\\n{{}}' | nc 127.0.0.1 {} | head -n 1",
+        registry.port
+    );
+    let mallory = repo_with("main", &app_files(&put));
+    let out = dev.git(mallory.path(), &["push", &dev.url("mallory"), "main"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("remote:        HTTP/1.0 401 Unauthorized"),
+        "{stderr}"
+    );
+    assert_eq!(registry.digest("carol", &tag), Some(before));
+    // codebuilder itself pushed mallory's image with its credentials.
+    assert!(registry
+        .digest("mallory", &format!("git-{}", short(&head(mallory.path()))))
+        .is_some());
+
+    // Retention deletes with the same credentials.
+    write_files(
+        carol.path(),
+        &[(
+            "Dockerfile",
+            app_files("echo carol 2").remove(0).1.as_slice(),
+        )],
+    );
+    let next = format!("git-{}", short(&commit_all(carol.path(), "next")));
+    let out = dev.git(carol.path(), &["push", &dev.url("carol"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(registry.digest("carol", &tag), None);
+    assert!(registry.digest("carol", &next).is_some());
+}

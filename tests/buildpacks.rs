@@ -879,3 +879,28 @@ fn yaml_to_json(document: &str) -> serde_json::Value {
     assert!(out.status.success(), "{}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+#[test]
+fn a_buildpack_build_over_the_context_limit_is_stopped_with_the_setting_named() {
+    stack_images();
+    let bps = Buildpacks::new();
+    let registry = Registry::start();
+    // The app carries a 2 MB busybox: over a 1M build context.
+    let server = server_for(
+        &registry,
+        &bps.path("busybox-web"),
+        &[("CODEBUILDER_MAX_CONTEXT_SIZE", "1M")],
+    );
+    let dev = server.add_user("dev", false);
+    let work = web_app("too big", &[]);
+    let (ok, stderr) = push(&dev, work.path(), "bpbig");
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("remote: error: the buildpack build was stopped: the pushed tree is over the 1M limit of a build context (CODEBUILDER_MAX_CONTEXT_SIZE): remove large files from the repository, or raise CODEBUILDER_MAX_CONTEXT_SIZE\n"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Installing busybox"), "{stderr}");
+    assert_eq!(server.server_ref("bpbig", "refs/heads/main"), None);
+    assert_eq!(builder_containers("bpbig"), Vec::<String>::new());
+    remove_volume(&cache_volume("bpbig"));
+}

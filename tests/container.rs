@@ -779,8 +779,8 @@ fn codebuilder_yaml_wires_the_pod_together() {
     let dind = container(pod, "dind");
     let registry = container(pod, "registry");
 
-    // The state volume: a claim, mounted as codebuilder's home, and at the same path in the
-    // engine's container.
+    // The state volume: a claim, mounted as codebuilder's home, and not in the engine's
+    // container: builds mount nothing of it (the buildpack cache is an engine volume).
     let home = &settings["CODEBUILDER_HOME"];
     let state = codebuilder["volumeMounts"]
         .as_array()
@@ -798,7 +798,14 @@ fn codebuilder_yaml_wires_the_pod_together() {
         .and_then(|v| v["persistentVolumeClaim"]["claimName"].as_str())
         .expect("the state volume is not a PersistentVolumeClaim");
     object(&docs, "PersistentVolumeClaim", claim);
-    assert_eq!(mount(dind, &state)["mountPath"], home.as_str());
+    assert!(
+        !dind["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == state.as_str()),
+        "the engine mounts the state volume"
+    );
     // The registry's storage is a claim of its own.
     let storage = volume_name(pod, |v| {
         v["persistentVolumeClaim"].is_object()
@@ -828,8 +835,23 @@ fn codebuilder_yaml_wires_the_pod_together() {
     object(&docs, "PersistentVolumeClaim", engine_claim);
     assert!(![claim, storage.as_str()].contains(&engine_claim));
 
-    // The engine: dind, privileged, plain TCP on loopback only, where DOCKER_HOST points.
-    assert_eq!(settings["DOCKER_HOST"], "tcp://127.0.0.1:2375");
+    // The engine: dind, privileged, on a unix socket in an emptyDir that only the codebuilder
+    // container shares, where DOCKER_HOST points; no TCP listener a build could reach.
+    assert_eq!(settings["DOCKER_HOST"], "unix:///run/dind/docker.sock");
+    let socket = volume_name(pod, |v| {
+        v["emptyDir"].is_object()
+            && codebuilder["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["name"] == v["name"] && m["mountPath"] == "/run/dind")
+    });
+    assert_eq!(mount(dind, &socket)["mountPath"], "/run/dind");
+    assert!(registry["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["name"] != socket.as_str()));
     assert_eq!(dind["securityContext"]["privileged"], true);
     assert_eq!(env(dind)["DOCKER_TLS_CERTDIR"], "");
     let dind_args: Vec<&str> = dind["args"]
@@ -844,16 +866,28 @@ fn codebuilder_yaml_wires_the_pod_together() {
         "without `dockerd` first, docker:dind adds tcp://0.0.0.0:2375"
     );
     assert!(
-        dind_args.contains(&"--host=tcp://127.0.0.1:2375"),
+        dind_args.contains(&"--host=unix:///run/dind/docker.sock"),
         "{dind_args:?}"
     );
     assert!(
-        !dind_args.iter().any(|a| a.contains("0.0.0.0")),
+        !dind_args.iter().any(|a| a.contains("tcp://")),
         "{dind_args:?}"
     );
 
-    // Push to the registry beside the engine; nodes pull through the proxy on their loopback.
+    // Push to the registry beside the engine, with htpasswd credentials only codebuilder's
+    // `docker push` gets; nodes pull through the proxy on their loopback, which adds them to
+    // GETs only.
     assert_eq!(registry["ports"][0]["containerPort"], 5000);
+    assert_eq!(env(registry)["REGISTRY_AUTH"], "htpasswd");
+    assert_eq!(env(registry)["REGISTRY_STORAGE_DELETE_ENABLED"], "true");
+    let push_auth = volume_name(pod, |v| {
+        v["secret"]["secretName"] == "codebuilder-registry-auth"
+            && v["secret"]["items"][0]["key"] == "config.json"
+    });
+    assert_eq!(
+        mount(codebuilder, &push_auth)["mountPath"],
+        settings["CODEBUILDER_REGISTRY_AUTH"]
+    );
     assert_eq!(settings["CODEBUILDER_REGISTRY"], "127.0.0.1:5000");
     let proxy = object(&docs, "DaemonSet", "codebuilder-registry-proxy");
     let proxy_port = &proxy["spec"]["template"]["spec"]["containers"][0]["ports"][0];
@@ -872,6 +906,14 @@ fn codebuilder_yaml_wires_the_pod_together() {
         .collect::<String>();
     assert!(
         proxy_config.contains(&format!("listen {};", proxy_port["containerPort"])),
+        "{proxy_config}"
+    );
+    assert!(
+        proxy_config.contains("limit_except GET {"),
+        "{proxy_config}"
+    );
+    assert!(
+        proxy_config.contains("proxy_set_header Authorization \"${REGISTRY_AUTHORIZATION}\";"),
         "{proxy_config}"
     );
     assert!(

@@ -442,18 +442,54 @@ pub struct Registry {
     pub port: u16,
     _storage: tempfile::TempDir,
     child: Child,
+    /// With authentication: base64 of `USER:PASSWORD`, and a DOCKER_CONFIG folder with it
+    /// that the `git` user (the build hook) can read.
+    auth: Option<(String, tempfile::TempDir)>,
 }
 
 impl Registry {
     pub fn start() -> Self {
+        Self::start_inner(false)
+    }
+
+    /// A registry that lets only codebuilder's user (htpasswd) read or write.
+    pub fn start_authenticated() -> Self {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(authenticated: bool) -> Self {
         let storage = tempfile::tempdir().unwrap();
         let port = free_port();
         let config = storage.path().join("config.yml");
-        fs::write(
-            &config,
-            format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\nhttp:\n  addr: 127.0.0.1:{port}\n", storage.path().display()),
-        )
-        .unwrap();
+        let mut yaml = format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n", storage.path().display());
+        let auth = authenticated.then(|| {
+            let password = format!("pw{}{port}", std::process::id());
+            let out = Command::new("python3")
+                .args(["-W", "ignore", "-c", "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))", &password])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            let htpasswd = storage.path().join("htpasswd");
+            fs::write(&htpasswd, format!("codebuilder:{}", text(&out.stdout))).unwrap();
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: codebuilder\n    path: {}\n",
+                htpasswd.display()
+            ));
+            let token = base64(format!("codebuilder:{password}").as_bytes());
+            let docker_config = shared_tempdir();
+            fs::write(
+                docker_config.path().join("config.json"),
+                format!("{{\"auths\":{{\"127.0.0.1:{port}\":{{\"auth\":\"{token}\"}}}}}}"),
+            )
+            .unwrap();
+            let git = nix::unistd::User::from_name("git").unwrap().expect("no git user: run scripts/deps.sh");
+            for path in [docker_config.path().to_path_buf(), docker_config.path().join("config.json")] {
+                nix::unistd::chown(&path, Some(git.uid), Some(git.gid)).unwrap();
+            }
+            fs::set_permissions(docker_config.path(), fs::Permissions::from_mode(0o700)).unwrap();
+            (token, docker_config)
+        });
+        fs::write(&config, yaml).unwrap();
         let log = fs::File::create(storage.path().join("registry.log")).unwrap();
         let mut child = Command::new("docker-registry")
             .arg("serve")
@@ -467,7 +503,31 @@ impl Registry {
             port,
             _storage: storage,
             child,
+            auth,
         }
+    }
+
+    /// The DOCKER_CONFIG folder with codebuilder's credentials (CODEBUILDER_REGISTRY_AUTH).
+    pub fn docker_config(&self) -> String {
+        let (_, dir) = self.auth.as_ref().expect("an authenticated registry");
+        dir.path().display().to_string()
+    }
+
+    /// The digest of the manifest `repository:tag` names (with the credentials, if any).
+    pub fn digest(&self, repository: &str, tag: &str) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let authorization = self
+            .auth
+            .as_ref()
+            .map(|(token, _)| format!("Authorization: Basic {token}\r\n"))
+            .unwrap_or_default();
+        write!(stream, "HEAD /v2/{repository}/manifests/{tag} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: application/vnd.docker.distribution.manifest.v2+json\r\n{authorization}\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+            .lines()
+            .find_map(|line| line.strip_prefix("Docker-Content-Digest: "))
+            .map(|digest| digest.trim().to_owned())
     }
 
     pub fn address(&self) -> String {
@@ -494,6 +554,26 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Standard base64, padded.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// A plain HTTP/1.0 GET on loopback; returns the body of a 200 answer.

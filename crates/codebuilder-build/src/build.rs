@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use codebuilder_core::settings::DeployMode;
+use codebuilder_core::settings::{ByteSize, DeployMode};
 use codebuilder_core::{AppName, Home, Settings};
 use codebuilder_deploy::{chart, Deploy, Release};
 
@@ -16,6 +16,7 @@ use crate::buildpack::{BuildpackBuild, Processes};
 use crate::lock::AppLock;
 use crate::options::PushOptions;
 use crate::records::{now, BuildRecord, BuildResult, Records};
+use crate::retention::Retention;
 use codebuilder_process::runner::{StepContext, StepError};
 use codebuilder_process::{Output, QUICK};
 
@@ -73,19 +74,40 @@ impl Build<'_> {
         let outcome = self.steps(&mut record);
         record.finished_at = Some(now());
         record.result = match &outcome {
-            Ok(()) => BuildResult::Succeeded,
+            Ok(_) => BuildResult::Succeeded,
             Err(_) if self.cancel.load(std::sync::atomic::Ordering::Relaxed) => {
                 BuildResult::Cancelled
             }
             Err(_) => BuildResult::Failed,
         };
         record.error = outcome.as_ref().err().map(|e| format!("{e:#}"));
-        records.save(&record)?;
-        records.prune(self.settings.keep_builds)?;
-        outcome.map(|()| record)
+        // The outcome decides the push: once the image is out (and deployed), the refs must
+        // move to name what runs, and a failed build keeps its own cause as the last line.
+        // Bookkeeping errors from here on are warnings.
+        let mut bookkeeping = vec![
+            records.save(&record),
+            records.prune(self.settings.keep_builds),
+        ];
+        if outcome.is_ok() {
+            let retention = Retention {
+                settings: self.settings,
+                home: self.home,
+                app: &self.app,
+            };
+            bookkeeping.push(retention.keep(&format!("git-{}", self.short())));
+        }
+        for error in bookkeeping.into_iter().filter_map(Result::err) {
+            self.output.warning(&format!("{error:#}"));
+        }
+        // `Done` only once the record says so.
+        outcome.map(|done| {
+            self.output.step(&done);
+            record
+        })
     }
 
-    fn steps(&self, record: &mut BuildRecord) -> anyhow::Result<()> {
+    /// The build's steps; on success, the line that says where the build ended.
+    fn steps(&self, record: &mut BuildRecord) -> anyhow::Result<String> {
         let deadline = Instant::now() + self.settings.build_timeout;
         let step = StepContext {
             output: self.output,
@@ -135,12 +157,12 @@ impl Build<'_> {
             None
         };
         if let Some(reason) = skipped {
-            self.output.step(&format!(
+            return Ok(format!(
                 "Done: {app} {short} is in the registry as {tagged} ({reason})"
             ));
-            return Ok(());
         }
-        self.deploy(&step, record, processes.as_ref())
+        self.deploy(&step, record, processes.as_ref())?;
+        Ok(format!("Done: {app} {short} is live"))
     }
 
     /// `docker push` of the image's one tag.
@@ -149,6 +171,10 @@ impl Build<'_> {
         self.output.step(&format!("Pushing {reference}"));
         let mut push = Command::new(&settings.docker);
         push.args(["push", reference]);
+        // The push credentials reach `docker push` and nothing else: no build sees them.
+        if let Some(auth) = &settings.registry_auth {
+            push.env("DOCKER_CONFIG", auth);
+        }
         step.run(vec![push], remaining(deadline), "pushing").map_err(|e| {
             explain(
                 e,
@@ -187,6 +213,7 @@ impl Build<'_> {
             vec![archive, docker_build],
             settings.build_timeout,
             "building",
+            Some(settings.max_context_size.bytes()),
             &mut |line| progress.show(self.output, line),
         );
         built.map_err(|e| match progress.missing_frontend() {
@@ -247,7 +274,6 @@ impl Build<'_> {
             description: &description,
         })?;
         record.helm_revision = Some(revision);
-        self.output.step(&format!("Done: {app} {short} is live"));
         Ok(())
     }
 
@@ -367,6 +393,7 @@ pub(crate) fn explain_step(
         StepError::Failed { status, .. } => anyhow!("{what} failed ({status}): {fix}"),
         StepError::TimedOut(limit) => anyhow!("{what} took longer than {limit} and was stopped: raise {timeout_setting} if it needs longer"),
         StepError::Cancelled => anyhow!("{what} was cancelled: the push was interrupted"),
+        StepError::TooLarge(limit) => anyhow!("{what} was stopped: the pushed tree is over the {} limit of a build context (CODEBUILDER_MAX_CONTEXT_SIZE): remove large files from the repository, or raise CODEBUILDER_MAX_CONTEXT_SIZE", ByteSize(limit)),
         StepError::Spawn { program, source } => anyhow!("cannot run {program}: {source} (is it installed?)"),
     }
 }

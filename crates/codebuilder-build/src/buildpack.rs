@@ -152,7 +152,12 @@ impl BuildpackBuild<'_> {
             show: Output::heroku_line,
         };
         builder
-            .compile(archive, &step, self.remaining())
+            .compile(
+                archive,
+                &step,
+                self.remaining(),
+                self.settings.max_context_size.bytes(),
+            )
             .map_err(|e| self.compile_error(e, selection))
     }
 

@@ -12,3 +12,5 @@ pub mod hook;
 pub mod lock;
 pub mod options;
 pub mod records;
+pub mod registry;
+pub mod retention;

@@ -13,6 +13,7 @@ pub const VARIABLES: &[&str] = &[
     "CODEBUILDER_NAMESPACE",
     "CODEBUILDER_REGISTRY",
     "CODEBUILDER_PULL_REGISTRY",
+    "CODEBUILDER_REGISTRY_AUTH",
     "CODEBUILDER_DEPLOY",
     "CODEBUILDER_DEPLOY_BRANCH",
     "CODEBUILDER_BUILD_TIMEOUT",
@@ -23,6 +24,9 @@ pub const VARIABLES: &[&str] = &[
     "CODEBUILDER_DEPLOY_VALUES",
     "CODEBUILDER_BUILD_NETWORK",
     "CODEBUILDER_KEEP_BUILDS",
+    "CODEBUILDER_KEEP_IMAGES",
+    "CODEBUILDER_MAX_PUSH_SIZE",
+    "CODEBUILDER_MAX_CONTEXT_SIZE",
     "CODEBUILDER_BUILDPACKS",
     "CODEBUILDER_BUILDER_IMAGE",
     "CODEBUILDER_RUN_IMAGE",
@@ -49,6 +53,9 @@ pub struct Settings {
     pub registry: String,
     /// Where the cluster's nodes pull them from (the chart's image); defaults to `registry`.
     pub pull_registry: String,
+    /// A Docker client configuration folder (`config.json`) with the registry's push
+    /// credentials: given to `docker push` as DOCKER_CONFIG, and to nothing a build runs.
+    pub registry_auth: Option<std::path::PathBuf>,
     pub deploy: DeployMode,
     pub deploy_branch: String,
     pub build_timeout: Duration,
@@ -62,6 +69,13 @@ pub struct Settings {
     pub deploy_values: Option<std::path::PathBuf>,
     pub build_network: Option<String>,
     pub keep_builds: usize,
+    /// Images (`git-SHORT` tags) of each app kept in the registry and the engine, newest
+    /// first; older ones are deleted.
+    pub keep_images: usize,
+    /// Largest pack a push may send (git's `receive.maxInputSize`).
+    pub max_push_size: ByteSize,
+    /// Largest build context: the pushed tree as `git archive` streams it into the build.
+    pub max_context_size: ByteSize,
     /// Read-only file of declared keys (a mounted ConfigMap or Secret).
     pub config_keys: Option<std::path::PathBuf>,
     /// Buildpacks tried, in order, on a repo without a Dockerfile (none by default: such a
@@ -133,6 +147,38 @@ impl Settings {
             .ok()
             .filter(|&n| n > 0)
             .ok_or_else(|| bad("CODEBUILDER_KEEP_BUILDS", keep, "a whole number above 0"))?;
+        let count = |variable: &'static str, default: &str| {
+            let value = get(variable, default);
+            value
+                .parse()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| bad(variable, value, "a whole number above 0"))
+        };
+        let size = |variable: &'static str, default: &str| {
+            let value = get(variable, default);
+            ByteSize::parse(&value).ok_or_else(|| {
+                bad(
+                    variable,
+                    value,
+                    "a size such as 500M or 2G (bytes, K, M or G)",
+                )
+            })
+        };
+        let registry_auth = match vars
+            .get("CODEBUILDER_REGISTRY_AUTH")
+            .filter(|v| !v.is_empty())
+        {
+            Some(dir) if dir.starts_with('/') && is_plain_word(dir) => Some(dir.into()),
+            Some(dir) => {
+                return Err(bad(
+                    "CODEBUILDER_REGISTRY_AUTH",
+                    dir.clone(),
+                    "the absolute path of a folder with a docker config.json",
+                ))
+            }
+            None => None,
+        };
         let build_network = vars
             .get("CODEBUILDER_BUILD_NETWORK")
             .filter(|v| !v.is_empty())
@@ -178,6 +224,7 @@ impl Settings {
                 "a registry address such as 127.0.0.1:5000",
             )?,
             registry,
+            registry_auth,
             ssh_user: word("CODEBUILDER_SSH_USER", "git", "a user name")?,
             namespace: word("CODEBUILDER_NAMESPACE", "codebuilder", "a namespace name")?,
             deploy,
@@ -193,6 +240,9 @@ impl Settings {
                 .map(Into::into),
             build_network,
             keep_builds,
+            keep_images: count("CODEBUILDER_KEEP_IMAGES", "10")?,
+            max_push_size: size("CODEBUILDER_MAX_PUSH_SIZE", "1G")?,
+            max_context_size: size("CODEBUILDER_MAX_CONTEXT_SIZE", "500M")?,
             config_keys: vars
                 .get("CODEBUILDER_CONFIG_KEYS")
                 .filter(|v| !v.is_empty())
@@ -224,6 +274,44 @@ fn ours(
         found.insert((*variable).to_owned(), value);
     }
     Ok(found)
+}
+
+/// A size in bytes as an operator writes it: `1048576`, `512K`, `500M`, `2G` (powers of
+/// 1024), shown back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    const UNITS: [(char, u64); 3] = [('G', 1 << 30), ('M', 1 << 20), ('K', 1 << 10)];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let (number, multiplier) = match text.char_indices().last()? {
+            (at, unit) if unit.is_ascii_alphabetic() => {
+                let unit = unit.to_ascii_uppercase();
+                let (_, multiplier) = Self::UNITS.iter().find(|(u, _)| *u == unit)?;
+                (&text[..at], *multiplier)
+            }
+            _ => (text, 1),
+        };
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let bytes = number.parse::<u64>().ok()?.checked_mul(multiplier)?;
+        (bytes > 0).then_some(Self(bytes))
+    }
+
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match Self::UNITS.iter().find(|(_, m)| self.0.is_multiple_of(*m)) {
+            Some((unit, multiplier)) => write!(f, "{}{unit}", self.0 / multiplier),
+            None => write!(f, "{}", self.0),
+        }
+    }
 }
 
 /// Who named a buildpack, which decides what it may be.
@@ -447,6 +535,45 @@ mod tests {
         assert!(s.buildpacks.is_empty());
         assert_eq!(s.builder_image, "heroku/heroku:24-build");
         assert_eq!(s.run_image, "heroku/heroku:24");
+        assert_eq!(s.keep_images, 10);
+        assert_eq!(s.max_push_size.to_string(), "1G");
+        assert_eq!(s.max_context_size.bytes(), 500 << 20);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(
+            ByteSize::parse("1048576").map(ByteSize::bytes),
+            Some(1 << 20)
+        );
+        assert_eq!(
+            ByteSize::parse("512k").map(ByteSize::bytes),
+            Some(512 << 10)
+        );
+        assert_eq!(
+            ByteSize::parse("2G").map(|s| s.to_string()),
+            Some("2G".into())
+        );
+        assert_eq!(
+            ByteSize::parse("1536M").map(|s| s.to_string()),
+            Some("1536M".into())
+        );
+        assert_eq!(
+            ByteSize::parse("1000").map(|s| s.to_string()),
+            Some("1000".into())
+        );
+        for bad in [
+            "",
+            "M",
+            "0",
+            "-1M",
+            "1.5G",
+            "1T",
+            "1 M",
+            "99999999999999999999G",
+        ] {
+            assert_eq!(ByteSize::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -526,6 +653,10 @@ mod tests {
             ("CODEBUILDER_DEPLOY_BRANCH", "a b"),
             ("CODEBUILDER_REGISTRY", "host:5000; rm -rf /"),
             ("CODEBUILDER_KEEP_BUILDS", "-1"),
+            ("CODEBUILDER_KEEP_IMAGES", "0"),
+            ("CODEBUILDER_REGISTRY_AUTH", "relative/dir"),
+            ("CODEBUILDER_MAX_PUSH_SIZE", "lots"),
+            ("CODEBUILDER_MAX_CONTEXT_SIZE", "0M"),
             ("CODEBUILDER_BUILD_NETWORK", "host\nMatch all"),
             ("CODEBUILDER_BUILDPACKS", "https://x/bp,relative/path"),
             ("CODEBUILDER_BUILDPACKS", "file:///etc"),

@@ -77,7 +77,9 @@ impl Deploy<'_> {
         );
         match outcome {
             Ok(()) => Ok(helm.state()?.map_or(0, |s| s.revision)),
-            Err(StepError::Failed { .. }) => Err(self.failed(&tail.lines().join("\n"))),
+            Err(StepError::Failed { .. } | StepError::TooLarge(_)) => {
+                Err(self.failed(&tail.lines().join("\n")))
+            }
             Err(StepError::TimedOut(limit)) => Err(anyhow!(
                 "helm upgrade took longer than {limit} and was stopped: the next push recovers the release; raise CODEBUILDER_DEPLOY_TIMEOUT if the app needs longer to start"
             )),

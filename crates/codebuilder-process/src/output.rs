@@ -64,6 +64,11 @@ impl Output {
         self.write(&format!("{INDENT}{line}"));
     }
 
+    /// Something that went wrong without failing the push: ` !     warning: MESSAGE`.
+    pub fn warning(&self, message: &str) {
+        self.write(&format!(" !     warning: {message}"));
+    }
+
     /// A line of a tool that prints Heroku-style output itself (a buildpack): its `-----> `
     /// headers become steps and its indented lines are not indented twice.
     pub fn heroku_line(&self, line: &str) {

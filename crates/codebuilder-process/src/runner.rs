@@ -5,13 +5,15 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, PipeReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::group::Group;
-use nix::sys::signal::Signal;
+use nix::errno::Errno;
+use nix::fcntl::{splice, SpliceFFlags};
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::output::Output;
@@ -34,6 +36,9 @@ pub enum StepError {
     TimedOut(humantime::Duration),
     #[error("cancelled")]
     Cancelled,
+    /// The first command gave the second more than this many bytes (`run_limited`).
+    #[error("more than {0} bytes of input")]
+    TooLarge(u64),
 }
 
 /// The last lines a step printed, kept so that a failure can be explained from the tool's own
@@ -83,7 +88,7 @@ impl StepContext<'_> {
         timeout: Duration,
         activity: &str,
     ) -> Result<(), StepError> {
-        self.run_lines(commands, timeout, activity, &mut |line| {
+        self.run_lines(commands, timeout, activity, None, &mut |line| {
             (self.show)(self.output, line);
             true
         })
@@ -97,8 +102,24 @@ impl StepContext<'_> {
         activity: &str,
         tail: &Tail,
     ) -> Result<(), StepError> {
-        self.run_lines(commands, timeout, activity, &mut |line| {
+        self.run_lines(commands, timeout, activity, None, &mut |line| {
             tail.push(line);
+            (self.show)(self.output, line);
+            true
+        })
+    }
+
+    /// Like [`run`](Self::run), with the bytes the first command gives the second counted on
+    /// the way: past `limit`, the whole pipeline is killed before the second command sees the
+    /// end of its input, and the step fails with `TooLarge` (`git archive` feeding a build).
+    pub fn run_limited(
+        &self,
+        commands: Vec<Command>,
+        timeout: Duration,
+        activity: &str,
+        limit: u64,
+    ) -> Result<(), StepError> {
+        self.run_lines(commands, timeout, activity, Some(limit), &mut |line| {
             (self.show)(self.output, line);
             true
         })
@@ -106,12 +127,14 @@ impl StepContext<'_> {
 
     /// Like [`run`](Self::run), with each line of output handed to `lines`, which shows it
     /// (or folds it) and says whether the pusher saw something: only what is shown counts
-    /// against the heartbeat's silence.
+    /// against the heartbeat's silence. With a `limit`, counts as
+    /// [`run_limited`](Self::run_limited) does.
     pub fn run_lines(
         &self,
         commands: Vec<Command>,
         timeout: Duration,
         activity: &str,
+        limit: Option<u64>,
         lines: &mut (dyn FnMut(&str) -> bool + Send),
     ) -> Result<(), StepError> {
         let started = Instant::now();
@@ -123,6 +146,9 @@ impl StepContext<'_> {
         let mut group: Option<Pid> = None;
         let count = commands.len();
         let mut previous_stdout = None;
+        // The first command's output and the second one's input, when a limit is counted.
+        let mut feed: Option<(ChildStdout, ChildStdin)> = None;
+        let mut feed_from = None;
         for (index, mut command) in commands.into_iter().enumerate() {
             let program = command.get_program().to_string_lossy().into_owned();
             let clone = || {
@@ -137,7 +163,10 @@ impl StepContext<'_> {
             } else {
                 command.stdout(Stdio::piped());
             }
-            if let Some(stdin) = previous_stdout.take() {
+            if index == 1 && limit.is_some() {
+                feed_from = previous_stdout.take();
+                command.stdin(Stdio::piped());
+            } else if let Some(stdin) = previous_stdout.take() {
                 command.stdin(Stdio::from(stdin));
             } else {
                 command.stdin(Stdio::null());
@@ -158,20 +187,30 @@ impl StepContext<'_> {
                 }
             };
             group.get_or_insert(Pid::from_raw(child.id() as i32));
+            if let (Some(from), Some(to)) = (feed_from.take(), child.stdin.take()) {
+                feed = Some((from, to));
+            }
             previous_stdout = child.stdout.take();
             children.push((program, child));
         }
         drop(writer);
         let (programs, children): (Vec<String>, Vec<Child>) = children.into_iter().unzip();
-        let group = Group::new(
-            group.expect("a pipeline has at least one command"),
-            children,
-        );
+        let id = group.expect("a pipeline has at least one command");
+        let group = Group::new(id, children);
         let last_output = AtomicU64::new(0);
-        std::thread::scope(|scope| {
+        let over = AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
             scope.spawn(|| stream(reader, started, &last_output, lines));
+            if let (Some((from, to)), Some(limit)) = (feed, limit) {
+                let over = &over;
+                scope.spawn(move || copy_limited(from, to, limit, id, over));
+            }
             self.wait(programs, &group, started, timeout, &last_output, activity)
-        })
+        });
+        match limit {
+            Some(limit) if over.load(Ordering::SeqCst) => Err(StepError::TooLarge(limit)),
+            _ => result,
+        }
     }
 
     /// Waits for the pipeline, stopping it on cancel or timeout, and printing a progress
@@ -256,6 +295,28 @@ fn stream(
             .unwrap_or("");
         if lines(last_state) {
             last_output.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Moves `from` into `to` (`splice`: the bytes stay in the kernel), counting. Past `limit`,
+/// kills the group `id` before `to` is closed, so that its reader is stopped rather than
+/// handed a cut stream as if it were whole; it never gets more than `limit + 1` bytes.
+fn copy_limited(from: ChildStdout, to: ChildStdin, limit: u64, id: Pid, over: &AtomicBool) {
+    const CHUNK: u64 = 1 << 20;
+    let mut total: u64 = 0;
+    loop {
+        let room = (limit - total).saturating_add(1).min(CHUNK) as usize;
+        match splice(&from, None, &to, None, room, SpliceFFlags::SPLICE_F_MOVE) {
+            Ok(0) => return,
+            Ok(moved) => total += moved as u64,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+        if total > limit {
+            over.store(true, Ordering::SeqCst);
+            let _ = killpg(id, Signal::SIGKILL);
+            return;
         }
     }
 }
@@ -370,6 +431,43 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, StepError::Spawn { .. }));
+    }
+
+    #[test]
+    fn a_limited_pipeline_passes_what_fits_and_stops_what_does_not() {
+        let captured = Captured::default();
+        let output = Output::new(Box::new(captured.clone()));
+        let step = context(&output, Duration::from_secs(60));
+        step.run_limited(
+            vec![sh("head -c 1000 /dev/zero"), sh("wc -c")],
+            Duration::from_secs(10),
+            "testing",
+            1000,
+        )
+        .unwrap();
+        assert_eq!(captured.text().trim(), "1000");
+        let started = Instant::now();
+        let err = step
+            .run_limited(
+                vec![
+                    Command::new("yes"),
+                    sh("cat >/dev/null; echo reached the end"),
+                ],
+                Duration::from_secs(10),
+                "testing",
+                1 << 20,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, StepError::TooLarge(limit) if limit == 1 << 20),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            !captured.text().contains("reached the end"),
+            "{}",
+            captured.text()
+        );
     }
 
     #[test]

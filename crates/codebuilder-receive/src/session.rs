@@ -55,7 +55,9 @@ pub fn serve(home: &Home, user: &str, command: Option<&str>) -> anyhow::Result<E
                 &hook_script(&build, home.root())?,
                 &settings.deploy_branch,
             )?;
-            let code = run_git("receive-pack", &repo, home, &user);
+            // A pack over the limit is refused by git before anything is stored or built.
+            let max_input = format!("receive.maxInputSize={}", settings.max_push_size.bytes());
+            let code = run_git(&["-c", &max_input, "receive-pack"], &repo, home, &user);
             using.leave();
             code
         }
@@ -73,7 +75,7 @@ pub fn serve(home: &Home, user: &str, command: Option<&str>) -> anyhow::Result<E
             if !repo.is_dir() {
                 bail!("app {app} does not exist: push to it first");
             }
-            run_git("upload-pack", &repo, home, &user)
+            run_git(&["upload-pack"], &repo, home, &user)
         }
         Request::KeysAdd { name } => {
             require_admin()?;
@@ -101,15 +103,16 @@ fn sibling(name: &str) -> anyhow::Result<std::path::PathBuf> {
     Ok(exe.with_file_name(name))
 }
 
+/// `git ARGS... REPO`: ARGS end with the service (receive-pack, upload-pack).
 fn run_git(
-    service: &str,
+    args: &[&str],
     repo: &std::path::Path,
     home: &Home,
     user: &KeyName,
 ) -> anyhow::Result<ExitCode> {
     let mut command = Command::new("git");
     command
-        .arg(service)
+        .args(args)
         .arg(repo)
         .env("CODEBUILDER_HOME", home.root())
         .env("CODEBUILDER_PUSHER", user.as_str());

@@ -214,16 +214,18 @@ impl<'a> Builder<'a> {
         step.run(vec![cat, copy], timeout, "copying the buildpacks")
     }
 
-    /// Starts the builder with `source` (a command printing the tree as tar) on its stdin.
+    /// Starts the builder with `source` (a command printing the tree as tar) on its stdin,
+    /// stopped past `limit` bytes of it.
     pub fn compile(
         &self,
         source: Command,
         step: &StepContext,
         timeout: Duration,
+        limit: u64,
     ) -> Result<(), StepError> {
         let mut start = self.docker();
         start.args(["start", "--attach", "--interactive", &self.name]);
-        step.run(vec![source, start], timeout, "compiling")
+        step.run_limited(vec![source, start], timeout, "compiling", limit)
     }
 
     /// Reads what the builder left in /codebuilder/out, within a size limit: the container's
