@@ -15,6 +15,8 @@ const MAX_PODS: usize = 3;
 const MAX_EVENTS: usize = 5;
 /// Log lines shown per container.
 const LOG_LINES: &str = "10";
+/// What the kubelet answers for a container whose log file is gone.
+const NO_LOGS: &str = "unable to retrieve container logs";
 
 /// What the pods say: lines for the pusher and the one reason that sums them up.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -55,14 +57,27 @@ pub(crate) fn not_ready_pods(settings: &Settings, app: &AppName) -> Diagnosis {
                 diagnosis.reason = reason;
             }
             let cname = container["name"].as_str().unwrap_or_default();
+            let logs_of = |previous: bool| {
+                let mut args = vec!["logs", name, "--container", cname, "--tail", LOG_LINES];
+                if previous {
+                    args.push("--previous");
+                }
+                kubectl(&args)
+                    .map(|out| out.stdout_text())
+                    .filter(|text| !text.starts_with(NO_LOGS))
+                    .unwrap_or_default()
+            };
+            // A container that restarted said why in its previous run; while the kubelet
+            // replaces it that log may be gone, and the current run says the same.
             let restarted = container["restartCount"].as_u64().unwrap_or(0) > 0;
-            let mut args = vec!["logs", name, "--container", cname, "--tail", LOG_LINES];
-            if restarted {
-                args.push("--previous");
+            let mut logs = if restarted {
+                logs_of(true)
+            } else {
+                String::new()
+            };
+            if logs.is_empty() {
+                logs = logs_of(false);
             }
-            let logs = kubectl(&args)
-                .map(|out| out.stdout_text())
-                .unwrap_or_default();
             if !logs.is_empty() {
                 diagnosis
                     .lines
