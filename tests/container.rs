@@ -9,9 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::net::{Shutdown, TcpListener};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -291,13 +289,13 @@ fn strings(args: &[&str]) -> Vec<String> {
 enum Engine {
     /// The engine's socket mounted at its usual path (the node-socket setup).
     Socket,
-    /// `DOCKER_HOST=tcp://127.0.0.1:PORT` (the dind sidecar of codebuilder.yaml).
-    Tcp(u16),
+    /// As codebuilder.yaml wires its dind sidecar: the socket in a folder of its own
+    /// (`/run/dind`, an emptyDir there) and `DOCKER_HOST=unix:///run/dind/docker.sock`.
+    Dind,
 }
 
-/// Arguments of `docker run` for a codebuilder whose builds push to `registry`. `state` is
-/// mounted at the same path inside: the engine resolves the bind mounts of the containers that
-/// builds run by their path on this machine, as the dind sidecar does with the state volume.
+/// Arguments of `docker run` for a codebuilder whose builds push to `registry`, its state in
+/// `state` (mounted at the same path inside, so that the test can look at it).
 fn server_args(state: &Path, port: u16, registry: &Registry, engine: Engine) -> Vec<String> {
     let state = state.display();
     let mut args = strings(&[
@@ -316,7 +314,12 @@ fn server_args(state: &Path, port: u16, registry: &Registry, engine: Engine) -> 
     ]);
     args.extend(match engine {
         Engine::Socket => strings(&["--volume", &format!("{DOCKER_SOCKET}:{DOCKER_SOCKET}")]),
-        Engine::Tcp(port) => strings(&["--env", &format!("DOCKER_HOST=tcp://127.0.0.1:{port}")]),
+        Engine::Dind => strings(&[
+            "--volume",
+            &format!("{DOCKER_SOCKET}:/run/dind/docker.sock"),
+            "--env",
+            "DOCKER_HOST=unix:///run/dind/docker.sock",
+        ]),
     });
     args
 }
@@ -508,46 +511,17 @@ fn host_keys_and_keys_come_from_read_only_mounts() {
     container.exec_ok(&["docker", "--version"]);
 }
 
-/// The host's Docker Engine on a loopback TCP port, as the dind sidecar serves it in the pod
-/// (`DOCKER_HOST=tcp://127.0.0.1:2375`). Accepts connections until the test binary exits.
-fn engine_over_tcp() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for tcp in listener.incoming() {
-            let (Ok(tcp), Ok(unix)) = (tcp, UnixStream::connect(DOCKER_SOCKET)) else {
-                continue;
-            };
-            let (mut tcp_in, mut unix_in) = (tcp.try_clone().unwrap(), unix.try_clone().unwrap());
-            let (mut tcp_out, mut unix_out) = (tcp, unix);
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut tcp_in, &mut unix_out);
-                let _ = unix_out.shutdown(Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut unix_in, &mut tcp_out);
-                let _ = tcp_out.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    port
-}
-
-/// The engine as codebuilder.yaml wires it: DOCKER_HOST, no socket in the container.
+/// The engine as codebuilder.yaml wires it: DOCKER_HOST names the socket dind shares in
+/// /run/dind, not the usual path.
 #[test]
-fn builds_reach_the_engine_through_docker_host() {
+fn builds_reach_the_engine_through_docker_host_on_a_unix_socket() {
     let registry = Registry::start();
     let _images = BuiltImages {
         prefix: format!("{}/", registry.address()),
     };
     let state = shared_tempdir();
     let port = free_port();
-    let args = server_args(
-        state.path(),
-        port,
-        &registry,
-        Engine::Tcp(engine_over_tcp()),
-    );
+    let args = server_args(state.path(), port, &registry, Engine::Dind);
     let container = Container::start(&args);
     container.wait_for_ssh(port);
     let dev = Client::new(port);
@@ -556,9 +530,9 @@ fn builds_reach_the_engine_through_docker_host() {
         dev.public_key().as_bytes(),
     );
     assert!(out.status.success(), "{}", both(&out));
-    let work = repo_with("main", &app_files("echo over tcp"));
+    let work = repo_with("main", &app_files("echo through the socket"));
     let sha = head(work.path());
-    let out = dev.git(work.path(), &["push", &dev.url("tcpapp"), "main"]);
+    let out = dev.git(work.path(), &["push", &dev.url("dindapp"), "main"]);
     assert!(
         out.status.success(),
         "push: {}\ncontainer log:\n{}",
@@ -566,7 +540,7 @@ fn builds_reach_the_engine_through_docker_host() {
         container.logs()
     );
     assert!(registry
-        .tags("tcpapp")
+        .tags("dindapp")
         .contains(&format!("git-{}", short(&sha))));
 }
 
