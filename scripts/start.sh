@@ -17,6 +17,9 @@ install -m 0755 target/release/codebuilder-keys target/release/codebuilder-recei
 
 export CODEBUILDER_HOME="${CODEBUILDER_HOME:-$PWD/.codebuilder}"
 export CODEBUILDER_REGISTRY="${CODEBUILDER_REGISTRY:-127.0.0.1:5000}"
+# Debian's docker CLI (docker.io, from deps.sh, as in the image) has BuildKit built in; another
+# `docker` earlier on PATH (a newer one without the buildx plugin) could not build.
+export CODEBUILDER_DOCKER="${CODEBUILDER_DOCKER:-/usr/bin/docker}"
 # Builds use the engine's default (bridge) network. Only an engine without one (dockerd
 # --bridge=none, as on machines without iptables) makes them use the host's network, where a
 # build's RUN reaches this host's loopback services: the registry's authentication below is
@@ -48,7 +51,6 @@ if ! (exec 3<>"/dev/tcp/127.0.0.1/$registry_port") 2>/dev/null; then
       "$(printf 'codebuilder:%s' "$password" | base64 -w0)" >"$push_config/config.json")
     chown "$ssh_user:$ssh_user" "$push_config/config.json"
   fi
-  export CODEBUILDER_REGISTRY_AUTH="$push_config"
   cat >"$CODEBUILDER_HOME/registry/config.yml" <<YAML
 version: 0.1
 storage:
@@ -67,6 +69,11 @@ YAML
   nohup docker-registry serve "$CODEBUILDER_HOME/registry/config.yml" \
     >"$CODEBUILDER_HOME/registry/registry.log" 2>&1 &
   echo "codebuilder: registry on 127.0.0.1:$registry_port (log $CODEBUILDER_HOME/registry/registry.log)"
+fi
+# The credentials of the registry this home started, now or on an earlier run (it outlives
+# Ctrl-C), unless the operator gave others.
+if [ -z "${CODEBUILDER_REGISTRY_AUTH:-}" ] && [ -s "$CODEBUILDER_HOME/registry-push/config.json" ]; then
+  export CODEBUILDER_REGISTRY_AUTH="$CODEBUILDER_HOME/registry-push"
 fi
 
 cat <<EOT
