@@ -1057,3 +1057,209 @@ fn a_build_cannot_write_to_the_registry_and_another_apps_image_stays() {
     assert_eq!(registry.digest("carol", &tag), None);
     assert!(registry.digest("carol", &next).is_some());
 }
+
+/// The files under /ctx of `image` (its Dockerfile copies the build context there).
+fn context_files(image: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--network", "none", image])
+        .args(["/bin/busybox", "find", "/ctx", "-type", "f"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut files: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn dockerignore_keeps_listed_files_out_of_the_image_as_docker_build_does() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let dev = server.add_user("dev", false);
+    let dockerfile = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY . /ctx/\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"5000\", \"-h\", \"/\"]\n";
+    let busybox = fs::read("/bin/busybox").expect("busybox-static is not installed");
+    let tree: Vec<(&str, &[u8])> = vec![
+        ("Dockerfile", dockerfile.as_bytes()),
+        ("busybox", &busybox),
+        ("app.txt", b"app"),
+        ("secret.env", b"TOKEN=hunter2"),
+        ("logs/today.log", b"noise"),
+        ("logs/keep.log", b"kept"),
+        ("certs/deep/server.pem", b"key"),
+        ("src/main.txt", b"main"),
+    ];
+    let dockerignore: &[u8] =
+        b"# secrets stay out of the image\nsecret.env\n/logs/\n!logs/keep.log\n**/*.pem\nDockerfile\n";
+    let mut ignored = tree.clone();
+    ignored.push((".dockerignore", dockerignore));
+    let work = make_repo("main", &ignored);
+    let sha = head(work.path());
+    let out = dev.git(work.path(), &["push", &dev.url("ignoring"), "main"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.trim_end()
+                == "remote: -----> Leaving out what .dockerignore lists (5 patterns)"),
+        "{stderr}"
+    );
+    let image = format!("{}/ignoring:git-{}", registry.address(), short(&sha));
+    // The Dockerfile and .dockerignore are sent whatever it says, as docker's client does.
+    assert_eq!(
+        context_files(&image),
+        [
+            "/ctx/.dockerignore",
+            "/ctx/Dockerfile",
+            "/ctx/app.txt",
+            "/ctx/busybox",
+            "/ctx/logs/keep.log",
+            "/ctx/src/main.txt",
+        ]
+    );
+
+    // Without a .dockerignore, everything is in the context.
+    let work = make_repo("main", &tree);
+    let sha = head(work.path());
+    let out = dev.git(work.path(), &["push", &dev.url("keeping"), "main"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(".dockerignore"), "{stderr}");
+    let image = format!("{}/keeping:git-{}", registry.address(), short(&sha));
+    assert_eq!(
+        context_files(&image),
+        [
+            "/ctx/Dockerfile",
+            "/ctx/app.txt",
+            "/ctx/busybox",
+            "/ctx/certs/deep/server.pem",
+            "/ctx/logs/keep.log",
+            "/ctx/logs/today.log",
+            "/ctx/secret.env",
+            "/ctx/src/main.txt",
+        ]
+    );
+
+    // A pattern docker would refuse refuses the push, before anything is built.
+    let mut bad = tree.clone();
+    bad.push((".dockerignore", b"ok\n[a-\n"));
+    let work = make_repo("main", &bad);
+    let out = dev.git(work.path(), &["push", &dev.url("badignore"), "main"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr
+            .lines()
+            .map(str::trim_end)
+            .find(|l| l.starts_with("remote: error:")),
+        Some("remote: error: .dockerignore line 2 (\"[a-\") is not a valid pattern: fix it (docker's pattern rules), commit, and push again"),
+        "{stderr}"
+    );
+    assert_eq!(server.server_ref("badignore", "refs/heads/main"), None);
+}
+
+#[test]
+fn dockerignore_context_counts_against_the_limit_after_filtering() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[("CODEBUILDER_MAX_CONTEXT_SIZE", "8M")]);
+    let dev = server.add_user("dev", false);
+    // 64 MB of zeros that .dockerignore leaves out: the build receives a few MB and builds.
+    let mut files = app_files("echo fits");
+    files.push(("zeros", vec![0; 64 << 20]));
+    files.push((".dockerignore", b"zeros\n".to_vec()));
+    let work = repo_with("main", &files);
+    let out = dev.git(work.path(), &["push", &dev.url("filtered"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_exposed_port_is_the_apps_port_its_probe_and_its_containerport() {
+    require_docker();
+    let registry = Registry::start();
+    // helm as a user would check it: `helm template` of exactly what the deploy passes.
+    let fake = shared_tempdir();
+    fs::set_permissions(fake.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let rendered = fake.path().join("rendered.yaml");
+    let helm = fake.path().join("helm");
+    let real_helm = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v helm"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    fs::write(
+        &helm,
+        format!(
+            "#!/bin/sh\n# --namespace APP COMMAND ...\ncase \"$3\" in\nupgrade) shift 4; exec {} template \"$@\" >{} ;;\n*) echo 'Error: release: not found' >&2; exit 1 ;;\nesac\n",
+            real_helm.trim(),
+            rendered.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&helm, fs::Permissions::from_mode(0o755)).unwrap();
+    let server = server_for(
+        &registry,
+        "helm",
+        &[("CODEBUILDER_HELM", helm.to_str().unwrap())],
+    );
+    let dev = server.add_user("dev", false);
+    let mut files = app_files("echo ok");
+    let dockerfile = String::from_utf8(files[0].1.clone())
+        .unwrap()
+        .replace("CMD", "EXPOSE 8080\nCMD")
+        .replace("\"5000\"", "\"8080\"");
+    files[0].1 = dockerfile.into_bytes();
+    let work = repo_with("main", &files);
+    let out = dev.git(work.path(), &["push", &dev.url("exposed"), "main"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().map(str::trim_end).collect();
+    assert!(
+        lines.contains(&"remote: -----> Port 8080 (EXPOSE in the Dockerfile)"),
+        "{stderr}"
+    );
+    let manifests = fs::read_to_string(&rendered).unwrap();
+    assert!(
+        manifests.contains("            - name: PORT\n              value: \"8080\"\n"),
+        "{manifests}"
+    );
+    assert!(
+        manifests.contains("            - name: http\n              containerPort: 8080\n"),
+        "{manifests}"
+    );
+    // The readiness probe connects to that named port.
+    assert!(
+        manifests.contains("            tcpSocket:\n              port: http\n"),
+        "{manifests}"
+    );
+
+    // Several ports: the lowest, said so; without EXPOSE no line, and the chart's port stays.
+    let mut files = app_files("echo ok");
+    let dockerfile = String::from_utf8(files[0].1.clone())
+        .unwrap()
+        .replace("CMD", "EXPOSE 9090 8443/tcp 53/udp\nEXPOSE 3000\nCMD");
+    files[0].1 = dockerfile.into_bytes();
+    let work = repo_with("main", &files);
+    let out = dev.git(work.path(), &["push", &dev.url("several"), "main"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.lines().map(str::trim_end).any(|l| l
+            == "remote: -----> Port 3000 (the lowest EXPOSE in the Dockerfile; not routed: 8443, 9090)"),
+        "{stderr}"
+    );
+    let manifests = fs::read_to_string(&rendered).unwrap();
+    assert!(manifests.contains("containerPort: 3000\n"), "{manifests}");
+
+    let work = repo_with("main", &app_files("echo ok"));
+    let out = dev.git(work.path(), &["push", &dev.url("unexposed"), "main"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("-----> Port"), "{stderr}");
+    let manifests = fs::read_to_string(&rendered).unwrap();
+    assert!(manifests.contains("containerPort: 5000\n"), "{manifests}");
+}

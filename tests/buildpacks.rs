@@ -275,6 +275,11 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
         stderr.contains("remote:        GREETING from ENV_DIR: hello from the config\n"),
         "{stderr}"
     );
+    // STACK (from the builder image's name) and SOURCE_VERSION, under the buildpack's set -u.
+    assert!(
+        lines.contains(&format!("remote:        STACK=stack SOURCE_VERSION={sha}").as_str()),
+        "{stderr}"
+    );
     // The buildpack's own headers are steps, never indented under another step.
     assert!(!stderr.contains("       -----> "), "{stderr}");
     let mut tags = registry.tags("bpweb");

@@ -13,6 +13,7 @@ use codebuilder_deploy::{chart, Deploy, Release};
 
 use crate::buildkit::{self, Progress};
 use crate::buildpack::{BuildpackBuild, Processes};
+use crate::dockerignore::Patterns;
 use crate::lock::AppLock;
 use crate::options::PushOptions;
 use crate::records::{now, BuildRecord, BuildResult, Records};
@@ -122,10 +123,14 @@ impl Build<'_> {
         // needs a `latest` that would cost a second push.
         let tagged = format!("{}/{app}:git-{short}", settings.registry);
         // A Dockerfile wins; without one, buildpacks build the app.
-        let processes = if self.tree_has("Dockerfile")? {
+        let (processes, port) = if self.tree_has("Dockerfile")? {
             self.dockerfile_build(&step, &tagged)
                 .map_err(|e| crate::engine::blame(&settings.docker, e))?;
-            None
+            let port = crate::exposed::of_image(&settings.docker, &tagged)?;
+            if let Some(port) = &port {
+                self.output.step(&port.line);
+            }
+            (None, port.map(|p| p.port))
         } else {
             if self.options.no_cache {
                 self.output.step(&format!("no-cache: buildpack builds keep their cache; empty it with builds:cache:purge {app}"));
@@ -140,11 +145,10 @@ impl Build<'_> {
                 step: &step,
                 deadline,
             };
-            Some(
-                buildpacks
-                    .run(&[&tagged])
-                    .map_err(|e| crate::engine::blame(&settings.docker, e))?,
-            )
+            let processes = buildpacks
+                .run(&[&tagged])
+                .map_err(|e| crate::engine::blame(&settings.docker, e))?;
+            (Some(processes), None)
         };
         self.push(&step, deadline, &tagged)
             .map_err(|e| crate::engine::blame(&settings.docker, e))?;
@@ -161,7 +165,7 @@ impl Build<'_> {
                 "Done: {app} {short} is in the registry as {tagged} ({reason})"
             ));
         }
-        self.deploy(&step, record, processes.as_ref())?;
+        self.deploy(&step, record, processes.as_ref(), port)?;
         Ok(format!("Done: {app} {short} is live"))
     }
 
@@ -186,7 +190,8 @@ impl Build<'_> {
     }
 
     /// `git archive REV | docker build -` with BuildKit: the pushed tree streams into the
-    /// build as a tar, never checked out on disk.
+    /// build as a tar, never checked out on disk; through `codebuilder-build context-filter`
+    /// when the tree has a `.dockerignore`.
     fn dockerfile_build(&self, step: &StepContext, tag: &str) -> anyhow::Result<()> {
         let settings = self.settings;
         buildkit::check_cli(&settings.docker)?;
@@ -195,6 +200,7 @@ impl Build<'_> {
             self.app,
             self.short()
         ));
+        let ignore_file = self.dockerignore()?;
         let mut archive = self.git();
         archive.args(["archive", "--format=tar", &self.rev]);
         let mut docker_build = Command::new(&settings.docker);
@@ -208,17 +214,30 @@ impl Build<'_> {
             docker_build.args(["--network", network]);
         }
         docker_build.arg("-");
+        let mut pipeline = vec![archive];
+        let filter_program = std::env::current_exe()
+            .context("cannot tell where codebuilder-build is, to filter the build context")?;
+        if let Some(file) = &ignore_file {
+            let mut filter = Command::new(&filter_program);
+            filter.arg("context-filter").arg(file.path());
+            pipeline.push(filter);
+        }
+        pipeline.push(docker_build);
         let mut progress = Progress::new(self.options.verbose);
         let built = step.run_lines(
-            vec![archive, docker_build],
+            pipeline,
             settings.build_timeout,
             "building",
             Some(settings.max_context_size.bytes()),
             &mut |line| progress.show(self.output, line),
         );
-        built.map_err(|e| match progress.missing_frontend() {
-            Some(image) => anyhow!("the Dockerfile's `# syntax=` line needs the frontend image {image}, which the builder cannot pull: remove the line (the built-in frontend runs RUN --mount and multi-stage builds), or make the image reachable"),
-            None => explain(
+        let filter_name = filter_program.to_string_lossy();
+        built.map_err(|e| match (progress.missing_frontend(), e) {
+            (_, StepError::Failed { program, status }) if program == filter_name => {
+                anyhow!("filtering the build context with .dockerignore failed ({status}): see the line above")
+            }
+            (Some(image), _) => anyhow!("the Dockerfile's `# syntax=` line needs the frontend image {image}, which the builder cannot pull: remove the line (the built-in frontend runs RUN --mount and multi-stage builds), or make the image reachable"),
+            (None, e) => explain(
                 e,
                 "docker build",
                 "fix the Dockerfile or the code, commit, and push again",
@@ -227,13 +246,53 @@ impl Build<'_> {
         })
     }
 
+    /// The tree's `.dockerignore`, checked, in a file for the context filter; `None` without
+    /// one (the context then streams as it is) or when it lists nothing.
+    fn dockerignore(&self) -> anyhow::Result<Option<tempfile::NamedTempFile>> {
+        let mut cat_file = self.git();
+        cat_file.args(["cat-file", "blob", &format!("{}:.dockerignore", self.rev)]);
+        let read = match codebuilder_process::run(cat_file, QUICK) {
+            Err(codebuilder_process::RunError::TooMuchOutput { .. }) => {
+                bail!(".dockerignore is too large to be a list of patterns: shorten it, commit, and push again")
+            }
+            other => other?,
+        };
+        if !read.success() {
+            if self.tree_has(".dockerignore")? {
+                bail!(".dockerignore is not a file: make it a file of patterns, commit, and push again");
+            }
+            return Ok(None);
+        }
+        let patterns = Patterns::parse(&String::from_utf8_lossy(&read.stdout))?;
+        if patterns.is_empty() {
+            return Ok(None);
+        }
+        self.output.step(&format!(
+            "Leaving out what .dockerignore lists ({} {})",
+            patterns.len(),
+            if patterns.len() == 1 {
+                "pattern"
+            } else {
+                "patterns"
+            }
+        ));
+        let file = tempfile::Builder::new()
+            .prefix("codebuilder-dockerignore-")
+            .tempfile()
+            .context("cannot create a temporary file")?;
+        std::fs::write(file.path(), &read.stdout).context("cannot write a temporary file")?;
+        Ok(Some(file))
+    }
+
     /// `helm upgrade --install` of the app's own chart or the default one. A buildpack app's
-    /// process types go to the chart as values: the default chart runs each of them.
+    /// process types go to the chart as values: the default chart runs each of them. A
+    /// Dockerfile app's exposed port is the `port` value, for its own chart too.
     fn deploy(
         &self,
         step: &StepContext,
         record: &mut BuildRecord,
         processes: Option<&Processes>,
+        port: Option<u16>,
     ) -> anyhow::Result<()> {
         let (app, short) = (&self.app, self.short());
         let chart_dir = tempfile::Builder::new()
@@ -245,8 +304,14 @@ impl Build<'_> {
         } else {
             chart::write_default(chart_dir.path(), app, record.number, short)?;
         }
-        let values = processes
-            .map(|p| chart::write_values(&p.values()))
+        let mut values = processes.map_or_else(|| serde_json::json!({}), Processes::values);
+        if let (Some(port), Some(map)) = (port, values.as_object_mut()) {
+            map.insert("port".into(), port.into());
+        }
+        let values = values
+            .as_object()
+            .is_some_and(|map| !map.is_empty())
+            .then(|| chart::write_values(&values))
             .transpose()?;
         let source = if own_chart {
             "the app's own chart"

@@ -100,6 +100,7 @@ impl BuildpackBuild<'_> {
             image: &self.settings.builder_image,
             network: self.settings.build_network.as_deref(),
             rev: self.rev,
+            stack: &self.settings.stack,
             mode: selection.mode.as_arg(),
             names: selection.buildpacks.iter().map(|b| b.to_string()).collect(),
         })?;

@@ -34,6 +34,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The build context filter: the tar on stdin to stdout without what IGNORE_FILE (a
+    /// .dockerignore) lists. Run by the build between `git archive` and `docker build -`.
+    #[command(hide = true)]
+    ContextFilter { ignore_file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -53,6 +57,9 @@ fn main() -> ExitCode {
             Command::Cache(CacheCommand::Purge { app }) => commands::cache_purge(&home, &app)?,
             Command::Builds { app, json } => {
                 commands::builds(&home, &app, json, &mut io::stdout().lock())?
+            }
+            Command::ContextFilter { ignore_file } => {
+                codebuilder_build::context::filter_stdio(&ignore_file)?
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -30,6 +30,7 @@ pub const VARIABLES: &[&str] = &[
     "CODEBUILDER_BUILDPACKS",
     "CODEBUILDER_BUILDER_IMAGE",
     "CODEBUILDER_RUN_IMAGE",
+    "CODEBUILDER_STACK",
     "CODEBUILDER_LOG",
     "KUBECONFIG",
     "DOCKER_HOST",
@@ -85,6 +86,8 @@ pub struct Settings {
     pub builder_image: String,
     /// The stack's "run" image: the base of the images of buildpack apps.
     pub run_image: String,
+    /// The stack's name, which buildpacks read as $STACK (`heroku-24`).
+    pub stack: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +215,15 @@ impl Settings {
                 ))
             }
         };
+        let builder_image = image("CODEBUILDER_BUILDER_IMAGE", "heroku/heroku:24-build")?;
+        let stack = get("CODEBUILDER_STACK", &stack_of(&builder_image));
+        if !is_stack_name(&stack) {
+            return Err(bad(
+                "CODEBUILDER_STACK",
+                stack,
+                "a stack name such as heroku-24 (lowercase letters, digits, . and -)",
+            ));
+        }
         let registry = word(
             "CODEBUILDER_REGISTRY",
             "127.0.0.1:5000",
@@ -248,8 +260,9 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .map(Into::into),
             buildpacks,
-            builder_image: image("CODEBUILDER_BUILDER_IMAGE", "heroku/heroku:24-build")?,
+            builder_image,
             run_image: image("CODEBUILDER_RUN_IMAGE", "heroku/heroku:24")?,
+            stack,
         })
     }
 }
@@ -477,6 +490,29 @@ fn is_git_ref(value: &str) -> bool {
 
 /// A value that is safe as one argument and on one line of sshd_config: no space, quote,
 /// control character or shell syntax.
+/// The stack a build image is for, as Heroku names stacks: the image's name and tag
+/// without `-build` (`heroku/heroku:24-build` is `heroku-24`); a `latest` or missing tag
+/// leaves the name alone.
+fn stack_of(image: &str) -> String {
+    let image = image.split_once('@').map_or(image, |(name, _)| name);
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let (name, tag) = last.split_once(':').unwrap_or((last, "latest"));
+    let name = name.strip_suffix("-build").unwrap_or(name);
+    let tag = tag.strip_suffix("-build").unwrap_or(tag);
+    match tag {
+        "latest" | "" => name.to_owned(),
+        tag => format!("{name}-{tag}"),
+    }
+}
+
+fn is_stack_name(value: &str) -> bool {
+    value.len() <= 64
+        && value.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b))
+}
+
 fn is_plain_word(value: &str) -> bool {
     !value.is_empty()
         && value
@@ -535,9 +571,37 @@ mod tests {
         assert!(s.buildpacks.is_empty());
         assert_eq!(s.builder_image, "heroku/heroku:24-build");
         assert_eq!(s.run_image, "heroku/heroku:24");
+        assert_eq!(s.stack, "heroku-24");
         assert_eq!(s.keep_images, 10);
         assert_eq!(s.max_push_size.to_string(), "1G");
         assert_eq!(s.max_context_size.bytes(), 500 << 20);
+    }
+
+    #[test]
+    fn stack_follows_the_builder_image() {
+        let stack = |pairs: &[(&str, &str)]| Settings::from_vars(&vars(pairs)).map(|s| s.stack);
+        for (image, expected) in [
+            ("heroku/heroku:22-build", "heroku-22"),
+            ("registry.example:5000/heroku/heroku:24-build", "heroku-24"),
+            ("heroku/heroku:24-build@sha256:0123", "heroku-24"),
+            ("codebuilder-test/stack-build", "stack"),
+            ("gliderlabs/herokuish:latest", "herokuish"),
+        ] {
+            assert_eq!(
+                stack(&[("CODEBUILDER_BUILDER_IMAGE", image)]).unwrap(),
+                expected,
+                "{image}"
+            );
+        }
+        assert_eq!(
+            stack(&[("CODEBUILDER_STACK", "cedar-14")]).unwrap(),
+            "cedar-14"
+        );
+        let err = stack(&[("CODEBUILDER_STACK", "Heroku 24")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "CODEBUILDER_STACK=\"Heroku 24\" is not valid: a stack name such as heroku-24 (lowercase letters, digits, . and -)"
+        );
     }
 
     #[test]

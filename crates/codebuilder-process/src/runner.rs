@@ -36,7 +36,7 @@ pub enum StepError {
     TimedOut(humantime::Duration),
     #[error("cancelled")]
     Cancelled,
-    /// The first command gave the second more than this many bytes (`run_limited`).
+    /// The last command was given more than this many bytes (`run_limited`).
     #[error("more than {0} bytes of input")]
     TooLarge(u64),
 }
@@ -109,9 +109,10 @@ impl StepContext<'_> {
         })
     }
 
-    /// Like [`run`](Self::run), with the bytes the first command gives the second counted on
-    /// the way: past `limit`, the whole pipeline is killed before the second command sees the
-    /// end of its input, and the step fails with `TooLarge` (`git archive` feeding a build).
+    /// Like [`run`](Self::run), with the bytes the last command reads counted on the way:
+    /// past `limit`, the whole pipeline is killed before the last command sees the end of its
+    /// input, and the step fails with `TooLarge` (`git archive`, maybe through a filter,
+    /// feeding a build: what the build receives is what counts).
     pub fn run_limited(
         &self,
         commands: Vec<Command>,
@@ -146,7 +147,7 @@ impl StepContext<'_> {
         let mut group: Option<Pid> = None;
         let count = commands.len();
         let mut previous_stdout = None;
-        // The first command's output and the second one's input, when a limit is counted.
+        // The last command's input and what feeds it, when a limit is counted.
         let mut feed: Option<(ChildStdout, ChildStdin)> = None;
         let mut feed_from = None;
         for (index, mut command) in commands.into_iter().enumerate() {
@@ -163,7 +164,7 @@ impl StepContext<'_> {
             } else {
                 command.stdout(Stdio::piped());
             }
-            if index == 1 && limit.is_some() {
+            if index > 0 && index + 1 == count && limit.is_some() {
                 feed_from = previous_stdout.take();
                 command.stdin(Stdio::piped());
             } else if let Some(stdin) = previous_stdout.take() {
@@ -468,6 +469,35 @@ mod tests {
             "{}",
             captured.text()
         );
+        // Through a filter, what the last command receives is what counts.
+        let filtered = Captured::default();
+        let output = Output::new(Box::new(filtered.clone()));
+        let step = context(&output, Duration::from_secs(60));
+        step.run_limited(
+            vec![
+                sh("head -c 5000 /dev/zero"),
+                sh("head -c 1000"),
+                sh("wc -c"),
+            ],
+            Duration::from_secs(10),
+            "testing",
+            1000,
+        )
+        .unwrap();
+        assert_eq!(filtered.text().trim(), "1000");
+        let err = step
+            .run_limited(
+                vec![
+                    sh("head -c 500 /dev/zero"),
+                    sh("cat; cat /dev/zero | head -c 2000"),
+                    sh("wc -c"),
+                ],
+                Duration::from_secs(10),
+                "testing",
+                1000,
+            )
+            .unwrap_err();
+        assert!(matches!(err, StepError::TooLarge(1000)), "{err}");
     }
 
     #[test]

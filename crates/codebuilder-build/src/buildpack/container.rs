@@ -74,6 +74,8 @@ pub struct ContainerSpec<'a> {
     pub image: &'a str,
     pub network: Option<&'a str>,
     pub rev: &'a str,
+    /// The stack's name, $STACK to the buildpacks.
+    pub stack: &'a str,
     pub mode: &'a str,
     pub names: Vec<String>,
 }
@@ -180,6 +182,8 @@ impl<'a> Builder<'a> {
                 &format!("type=volume,source={},target={CACHE_MOUNT}", self.cache),
             ])
             .args(["--env", "HOME=/app"])
+            // As Heroku sets them for bin/detect, bin/compile and bin/release.
+            .args(["--env", &format!("STACK={}", spec.stack)])
             .args(["--env", &format!("SOURCE_VERSION={}", spec.rev)]);
         if let Some(network) = spec.network {
             create.args(["--network", network]);
