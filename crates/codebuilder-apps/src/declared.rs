@@ -77,10 +77,7 @@ mod tests {
         .unwrap();
         let app = AppName::parse("shop", "codebuilder").unwrap();
         let grants = read(&path, &app, "codebuilder").unwrap();
-        let found: Vec<_> = grants
-            .iter()
-            .map(|g| (g.key.as_str(), g.level))
-            .collect();
+        let found: Vec<_> = grants.iter().map(|g| (g.key.as_str(), g.level)).collect();
         assert_eq!(found, [("bob", Level::Read), ("carol", Level::Push)]);
         assert!(read(&dir.path().join("missing"), &app, "codebuilder")
             .unwrap()

@@ -343,9 +343,9 @@ mod tests {
             .revoke(&shop, &KeyName::parse("carol").unwrap())
             .unwrap_err();
         assert!(matches!(error, AppError::Declared { .. }));
-        assert!(error.to_string().starts_with(
-            "the access of key carol to shop is declared in "
-        ));
+        assert!(error
+            .to_string()
+            .starts_with("the access of key carol to shop is declared in "));
     }
 
     #[test]

@@ -83,7 +83,12 @@ pub fn list(store: &KeyStore, json: bool, out: &mut dyn Write) -> anyhow::Result
         )?;
     }
     for c in &conflicts {
-        writeln!(out, "skipped: {} (in {})", c.reason_text(), source(&c.record))?;
+        writeln!(
+            out,
+            "skipped: {} (in {})",
+            c.reason_text(),
+            source(&c.record)
+        )?;
     }
     Ok(())
 }

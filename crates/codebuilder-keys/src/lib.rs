@@ -12,4 +12,6 @@ pub mod keytext;
 pub mod store;
 
 pub use keytext::{KeyError, PublicKeyEntry};
-pub use store::{Conflict, ConflictReason, KeyRecord, KeySelector, KeySource, KeyStore, StoreError};
+pub use store::{
+    Conflict, ConflictReason, KeyRecord, KeySelector, KeySource, KeyStore, StoreError,
+};

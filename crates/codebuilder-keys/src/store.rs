@@ -17,8 +17,8 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use codebuilder_core::fsutil::{remove_durably, write_atomic_via};
 use codebuilder_apps::KeyId;
+use codebuilder_core::fsutil::{remove_durably, write_atomic_via};
 use codebuilder_core::{Fingerprint, Home, KeyName, NameError};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -510,10 +510,17 @@ mod tests {
         let bob = PublicKeyEntry::parse_text(BOB).unwrap();
         store.add(name("ops"), &alice, false).unwrap();
         let config = dir.path().join("declared");
-        fs::write(&config, format!("ops:admin {BOB}\ndev {BOB}\ndev:admin {ALICE}\n")).unwrap();
+        fs::write(
+            &config,
+            format!("ops:admin {BOB}\ndev {BOB}\ndev:admin {ALICE}\n"),
+        )
+        .unwrap();
         let store = store.with_config_keys(Some(config));
         let ops = store.by_name(&name("ops")).unwrap().unwrap();
-        assert_eq!((ops.fingerprint.clone(), ops.admin), (alice.fingerprint(), false));
+        assert_eq!(
+            (ops.fingerprint.clone(), ops.admin),
+            (alice.fingerprint(), false)
+        );
         // bob's key is served under its first free declared name, never as the stored ops.
         let found = store.lookup(&bob).unwrap().unwrap();
         assert_eq!((found.name.as_str(), found.admin), ("dev", false));
