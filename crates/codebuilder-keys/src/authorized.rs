@@ -27,6 +27,8 @@ pub fn authorized_keys(
     let key = PublicKeyEntry::parse_parts(key_type, key_data)
         .context("sshd offered a key that cannot be used")?;
     let Some(record) = store.lookup(&key)? else {
+        // Says (in sshd's log) why a declared key whose name is taken does not get in.
+        store.conflicts()?;
         return Ok(None);
     };
     let dir = std::env::current_exe()

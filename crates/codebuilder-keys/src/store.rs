@@ -177,9 +177,15 @@ impl KeyStore {
     }
 
     /// The declared keys that are skipped, with why: a declared key never gets the rights of
-    /// another key that has its name.
+    /// another key that has its name. Each is also logged.
     pub fn conflicts(&self) -> Result<Vec<Conflict>, StoreError> {
-        Ok(self.declared_split()?.1)
+        let conflicts = self.declared_split()?.1;
+        for conflict in &conflicts {
+            if let KeySource::Config(path) = &conflict.record.source {
+                tracing::warn!("{}: skipped: {}", path.display(), conflict.reason_text());
+            }
+        }
+        Ok(conflicts)
     }
 
     fn declared_split(&self) -> Result<(Vec<KeyRecord>, Vec<Conflict>), StoreError> {
@@ -197,11 +203,7 @@ impl KeyStore {
                 None
             };
             match reason {
-                Some(reason) => {
-                    let conflict = Conflict { record, reason };
-                    tracing::warn!("{}: skipped: {}", path.display(), conflict.reason_text());
-                    skipped.push(conflict);
-                }
+                Some(reason) => skipped.push(Conflict { record, reason }),
                 None => served.push(record),
             }
         }
