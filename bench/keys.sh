@@ -33,6 +33,7 @@ SHM=$(mktemp -d /dev/shm/codebuilder-bench.XXXXXX)
 BENCH_DIRS+=("$SHM")
 chmod 0755 "$SHM"
 client_b64=$(cut -d' ' -f2 "$WORK/client/id.pub")
+client_fp=$(ssh-keygen -lf "$WORK/client/id.pub" | cut -d' ' -f2)
 unknown_b64=$(cut -d' ' -f2 "$WORK/client/unknown.pub")
 
 for size in "${SIZES[@]}"; do
@@ -57,7 +58,7 @@ for dir in "$SHM" "$WORK"; do
     home="$dir/keys-$size"
     # shellcheck disable=SC2091 # lookup prints a command line of plain words: run it
     out=$($(lookup "$home" "$client_b64"))
-    expected="restrict,command=\"$BIN/codebuilder-receive --home $home --user bench\" ssh-ed25519 $client_b64"
+    expected="restrict,command=\"$BIN/codebuilder-receive --home $home --user bench --fingerprint $client_fp\" ssh-ed25519 $client_b64"
     [ "$out" = "$expected" ] || die "stored key in $home: got '$out', expected '$expected'"
     # shellcheck disable=SC2091
     out=$($(lookup "$home" "$unknown_b64"))

@@ -354,7 +354,7 @@ fn builds_cache_purge_empties_the_apps_cache() {
     assert!(!out.status.success());
     assert_eq!(
         text(&out.stderr),
-        "error: app purgeapp does not exist: nothing was ever pushed to it\n"
+        "error: app purgeapp does not exist or key dev has no access to it: ask its owner or an admin to run 'access:add purgeapp dev'\n"
     );
     let work = repo_with("main", &app_files("echo ok"));
     let (ok, stderr) = push(&dev, work.path(), "purgeapp", &[]);

@@ -122,10 +122,8 @@ fn unknown_and_removed_keys_are_refused() {
 
     let bob = server.add_user("bob", false);
     let work = make_repo("feature", &[("f", b"1")]);
-    assert!(bob
-        .git(work.path(), &["push", &bob.url("app1"), "feature"])
-        .status
-        .success());
+    let out = bob.git(work.path(), &["push", &bob.url("app1"), "feature"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let out = server.keys(&["remove", "bob"], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = bob.git(work.path(), &["push", &bob.url("app1"), "feature:other"]);
@@ -535,9 +533,10 @@ fn hostile_keys_and_names_are_refused_and_nothing_is_written() {
     assert_eq!(line.lines().count(), 1);
     assert!(line.starts_with("restrict,command=\""), "{line}");
     assert!(
-        line.contains(&format!("--user alice\" {key_type} {data}")),
+        line.contains(" --user alice --fingerprint SHA256:"),
         "{line}"
     );
+    assert!(line.contains(&format!("\" {key_type} {data}")), "{line}");
 }
 
 #[test]
@@ -736,7 +735,7 @@ fn every_openssh_key_type_is_accepted_and_an_ecdsa_host_key_is_served() {
         let out = client.ssh(&["git-upload-pack", "'nothing-here'"], b"");
         assert_eq!(
             text(&out.stderr),
-            "error: app nothing-here does not exist: push to it first\n",
+            format!("error: app nothing-here does not exist or key {name} has no access to it: ask its owner or an admin to run 'access:add nothing-here {name}'\n"),
             "{name}"
         );
     }
@@ -784,7 +783,10 @@ fn every_openssh_key_type_is_accepted_and_an_ecdsa_host_key_is_served() {
         );
         let out = server.keys(&["authorized-keys", "git", key_type, &data], b"");
         assert!(
-            text(&out.stdout).ends_with(&format!("--user {name}\" {key_type} {data}\n")),
+            text(&out.stdout).ends_with(&format!(
+                "--user {name} --fingerprint {}\" {key_type} {data}\n",
+                keygen_fingerprint(&file)
+            )),
             "{name}: {}{}",
             text(&out.stdout),
             text(&out.stderr)
@@ -826,7 +828,7 @@ fn every_openssh_key_type_is_accepted_and_an_ecdsa_host_key_is_served() {
     let out = run_with_stdin(&mut command, b"");
     assert_eq!(
         text(&out.stderr),
-        "error: app x does not exist: push to it first\n"
+        "error: app x does not exist or key jsch has no access to it: ask its owner or an admin to run 'access:add x jsch'\n"
     );
     let served = fs::read_to_string(server.home.path().join("ssh/ssh_host_ecdsa_key.pub")).unwrap();
     assert!(served.starts_with("ecdsa-sha2-nistp256 "), "{served}");
@@ -860,7 +862,7 @@ fn input_that_is_not_utf8_gets_one_line_never_a_panic() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "error: app nothing does not exist: push to it first\n"
+        "error: app nothing does not exist or key alice has no access to it: ask its owner or an admin to run 'access:add nothing alice'\n"
     );
     assert!(!server.log().contains("panicked"));
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use codebuilder_core::settings::{ByteSize, DeployMode};
-use codebuilder_core::{AppName, Home, Settings};
+use codebuilder_core::{AppName, Fingerprint, Home, Settings};
 use codebuilder_deploy::{chart, Deploy, Release};
 
 use crate::buildkit::{self, Progress};
@@ -35,6 +35,8 @@ pub struct Build<'a> {
     pub rev: String,
     /// Name of the key that pushed, or who ran `rerun`.
     pub pusher: String,
+    /// Fingerprint of the key that pushed.
+    pub pusher_fingerprint: Option<Fingerprint>,
     pub output: &'a Output,
     pub cancel: Arc<AtomicBool>,
     /// For a push: the ref and the value it had when the push began. Checked once the lock
@@ -70,7 +72,8 @@ impl Build<'_> {
             self.await_previous_ref_update(&records, reference, old)?;
             self.check_unmoved(reference, old)?;
         }
-        let (mut record, log) = records.start(&self.rev, &self.pusher)?;
+        let (mut record, log) =
+            records.start(&self.rev, &self.pusher, self.pusher_fingerprint.as_ref())?;
         self.output.tee(log);
         let outcome = self.steps(&mut record);
         record.finished_at = Some(now());

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use codebuilder_core::{AppName, Home, Settings};
+use codebuilder_core::{AppName, Fingerprint, Home, Settings};
 
 use crate::build::Build;
 use crate::hook::{
@@ -38,7 +38,11 @@ pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
         output.step(&format!("Deleted {name}"));
     }
     if let Some(deploy) = plan.deploy {
+        // Set by codebuilder-receive for the key the session authenticated with.
         let pusher = std::env::var("CODEBUILDER_PUSHER").unwrap_or_else(|_| "unknown".into());
+        let pusher_fingerprint = std::env::var("CODEBUILDER_PUSHER_FINGERPRINT")
+            .ok()
+            .and_then(|fp| Fingerprint::parse(&fp).ok());
         Build {
             settings: &settings,
             home,
@@ -46,6 +50,7 @@ pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
             expected: Some((deploy.name.clone(), deploy.old.clone())),
             rev: deploy.new,
             pusher,
+            pusher_fingerprint,
             output: &output,
             cancel,
             options,
@@ -108,6 +113,7 @@ pub fn rerun(home: &Home, app: &str, rev: Option<&str>) -> anyhow::Result<()> {
         app,
         rev,
         pusher,
+        pusher_fingerprint: None,
         output: &output,
         cancel,
         expected: None,

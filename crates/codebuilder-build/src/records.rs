@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use codebuilder_core::fsutil::write_atomic;
-use codebuilder_core::{AppName, Home};
+use codebuilder_core::{AppName, Fingerprint, Home};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +26,11 @@ pub struct BuildRecord {
     pub number: u64,
     pub app: String,
     pub rev: String,
+    /// Name of the key that pushed, or who ran `rerun`.
     pub pusher: String,
+    /// Fingerprint of the key that pushed (none for a rerun, or a record from before).
+    #[serde(default)]
+    pub pusher_fingerprint: Option<Fingerprint>,
     pub started_at: u64,
     pub finished_at: Option<u64>,
     pub result: BuildResult,
@@ -104,7 +108,12 @@ impl Records {
 
     /// Starts the next record (call with the app's build lock held). Earlier records still
     /// marked running belong to builds that died: they are marked interrupted.
-    pub fn start(&self, rev: &str, pusher: &str) -> anyhow::Result<(BuildRecord, File)> {
+    pub fn start(
+        &self,
+        rev: &str,
+        pusher: &str,
+        pusher_fingerprint: Option<&Fingerprint>,
+    ) -> anyhow::Result<(BuildRecord, File)> {
         self.home
             .ensure_dir(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
@@ -125,6 +134,7 @@ impl Records {
                 .unwrap_or_default(),
             rev: rev.to_owned(),
             pusher: pusher.to_owned(),
+            pusher_fingerprint: pusher_fingerprint.cloned(),
             started_at: now(),
             finished_at: None,
             result: BuildResult::Running,

@@ -16,7 +16,32 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
 /// `path`): a writer killed mid-write leaves its debris there, where sweeping it is cheap,
 /// rather than among thousands of files.
 pub fn write_atomic_via(staging: &Path, path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let dir = parent_of(path);
+    let tmp = staged(staging, contents, mode, |_| Ok(()))?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(parent_of(path))
+}
+
+/// Like `write_atomic_via`, but only if `path` does not exist yet (`AlreadyExists` if it
+/// does), and with `prepare` run on the staged file's path before it appears under `path`
+/// (to hand it to its owner, say).
+pub fn create_atomic_via(
+    staging: &Path,
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    prepare: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<()> {
+    let tmp = staged(staging, contents, mode, prepare)?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    sync_dir(parent_of(path))
+}
+
+fn staged(
+    staging: &Path,
+    contents: &[u8],
+    mode: u32,
+    prepare: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<tempfile::NamedTempFile> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(staging)?;
@@ -24,8 +49,8 @@ pub fn write_atomic_via(staging: &Path, path: &Path, contents: &[u8], mode: u32)
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    sync_dir(dir)
+    prepare(tmp.path())?;
+    Ok(tmp)
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -71,5 +96,20 @@ mod tests {
         remove_durably(&path).unwrap();
         remove_durably(&path).unwrap();
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn create_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        create_atomic_via(dir.path(), &path, b"one", 0o600, |_| Ok(())).unwrap();
+        let again = create_atomic_via(dir.path(), &path, b"two", 0o600, |_| Ok(()));
+        assert_eq!(again.unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        let failed = create_atomic_via(dir.path(), &dir.path().join("g"), b"x", 0o600, |_| {
+            Err(io::Error::other("no"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

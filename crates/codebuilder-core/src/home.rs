@@ -37,6 +37,11 @@ impl Home {
         self.repos_dir().join(format!("{app}.git"))
     }
 
+    /// Who owns each app and who else may use it (see `codebuilder-apps`).
+    pub fn apps_dir(&self) -> PathBuf {
+        self.root.join("apps")
+    }
+
     pub fn builds_dir(&self, app: &AppName) -> PathBuf {
         self.root.join("builds").join(app.as_str())
     }

@@ -8,5 +8,5 @@ pub mod names;
 pub mod settings;
 
 pub use home::Home;
-pub use names::{AppName, KeyName, NameError};
+pub use names::{AppName, Fingerprint, KeyName, NameError};
 pub use settings::Settings;

@@ -29,6 +29,8 @@ pub enum NameError {
         "key name {0:?} is not valid: use at most {MAX_KEY_NAME_LEN} lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
     )]
     KeyInvalid(String),
+    #[error("{0:?} is not a SHA256 fingerprint as 'ssh-keygen -lf' prints it")]
+    FingerprintInvalid(String),
 }
 
 /// An app name: a DNS-1123 label of at most 53 characters that is not a reserved namespace.
@@ -123,6 +125,52 @@ impl fmt::Display for KeyName {
     }
 }
 
+/// A key's identity: `SHA256:` and 43 characters of unpadded base64, as `ssh-keygen -lf`
+/// prints it. It stands in sshd's forced command, so its character set is checked here.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    pub fn parse(text: &str) -> Result<Self, NameError> {
+        let ok = text.strip_prefix("SHA256:").is_some_and(|encoded| {
+            encoded.len() == 43
+                && encoded
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        });
+        if !ok {
+            return Err(NameError::FingerprintInvalid(printable(text)));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Fingerprint {
+    type Error = NameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Fingerprint> for String {
+    fn from(value: Fingerprint) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Shortens and escapes untrusted text so that an error message stays one readable line.
 pub fn printable(text: &str) -> String {
     const MAX: usize = 80;
@@ -204,6 +252,23 @@ mod tests {
         }
         assert!(KeyName::parse(&"a".repeat(64)).is_ok());
         assert!(KeyName::parse("alice.laptop_2-x").is_ok());
+    }
+
+    #[test]
+    fn fingerprints() {
+        let good = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
+        assert_eq!(Fingerprint::parse(good).unwrap().as_str(), good);
+        for bad in [
+            "",
+            "SHA256:",
+            "uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+            "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2",
+            "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s=",
+            "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3t\"\"s",
+            "MD5:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+        ] {
+            assert!(Fingerprint::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

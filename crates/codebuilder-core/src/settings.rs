@@ -10,6 +10,8 @@ pub const VARIABLES: &[&str] = &[
     "CODEBUILDER_HOME",
     "CODEBUILDER_SSH_USER",
     "CODEBUILDER_CONFIG_KEYS",
+    "CODEBUILDER_CONFIG_ACCESS",
+    "CODEBUILDER_APP_CREATORS",
     "CODEBUILDER_NAMESPACE",
     "CODEBUILDER_REGISTRY",
     "CODEBUILDER_PULL_REGISTRY",
@@ -42,6 +44,15 @@ pub enum DeployMode {
     Helm,
     /// Stop once the image is in the registry.
     None,
+}
+
+/// Which keys may create an app by pushing to a new name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppCreators {
+    /// Every key: the pusher becomes the new app's owner.
+    All,
+    /// Admin keys only.
+    Admins,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +90,10 @@ pub struct Settings {
     pub max_context_size: ByteSize,
     /// Read-only file of declared keys (a mounted ConfigMap or Secret).
     pub config_keys: Option<std::path::PathBuf>,
+    /// Read-only file of declared access to apps (`APP KEYNAME push|read` lines).
+    pub config_access: Option<std::path::PathBuf>,
+    /// Who may create an app by pushing to a new name.
+    pub app_creators: AppCreators,
     /// Buildpacks tried, in order, on a repo without a Dockerfile (none by default: such a
     /// repo then needs a `.buildpacks` file).
     pub buildpacks: Vec<Buildpack>,
@@ -135,6 +150,17 @@ impl Settings {
             "helm" => DeployMode::Helm,
             "none" => DeployMode::None,
             other => return Err(bad("CODEBUILDER_DEPLOY", other.to_owned(), "helm or none")),
+        };
+        let app_creators = match get("CODEBUILDER_APP_CREATORS", "all").as_str() {
+            "all" => AppCreators::All,
+            "admins" => AppCreators::Admins,
+            other => {
+                return Err(bad(
+                    "CODEBUILDER_APP_CREATORS",
+                    other.to_owned(),
+                    "all or admins",
+                ))
+            }
         };
         let deploy_branch = get("CODEBUILDER_DEPLOY_BRANCH", "main");
         if !is_branch_name(&deploy_branch) {
@@ -259,6 +285,11 @@ impl Settings {
                 .get("CODEBUILDER_CONFIG_KEYS")
                 .filter(|v| !v.is_empty())
                 .map(Into::into),
+            config_access: vars
+                .get("CODEBUILDER_CONFIG_ACCESS")
+                .filter(|v| !v.is_empty())
+                .map(Into::into),
+            app_creators,
             buildpacks,
             builder_image,
             run_image: image("CODEBUILDER_RUN_IMAGE", "heroku/heroku:24")?,
@@ -575,6 +606,23 @@ mod tests {
         assert_eq!(s.keep_images, 10);
         assert_eq!(s.max_push_size.to_string(), "1G");
         assert_eq!(s.max_context_size.bytes(), 500 << 20);
+        assert_eq!(s.app_creators, AppCreators::All);
+        assert_eq!(s.config_access, None);
+    }
+
+    #[test]
+    fn app_creators() {
+        let creators = |value: &str| {
+            Settings::from_vars(&vars(&[("CODEBUILDER_APP_CREATORS", value)]))
+                .map(|s| s.app_creators)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(creators("admins"), Ok(AppCreators::Admins));
+        assert_eq!(creators("all"), Ok(AppCreators::All));
+        assert_eq!(
+            creators("owners"),
+            Err("CODEBUILDER_APP_CREATORS=\"owners\" is not valid: all or admins".into())
+        );
     }
 
     #[test]

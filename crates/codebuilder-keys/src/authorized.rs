@@ -4,6 +4,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
+use codebuilder_core::Fingerprint;
+
 use crate::keytext::PublicKeyEntry;
 use crate::store::{KeyRecord, KeyStore};
 
@@ -25,6 +27,8 @@ pub fn authorized_keys(
     let key = PublicKeyEntry::parse_parts(key_type, key_data)
         .context("sshd offered a key that cannot be used")?;
     let Some(record) = store.lookup(&key)? else {
+        // Says (in sshd's log) why a declared key whose name is taken does not get in.
+        store.conflicts()?;
         return Ok(None);
     };
     let dir = std::env::current_exe()
@@ -35,9 +39,10 @@ pub fn authorized_keys(
     forced_command_line(&record, &dir.join(RECEIVE_BINARY), store.home().root()).map(Some)
 }
 
-/// `restrict,command="RECEIVE --home HOME --user NAME" TYPE KEY`. Every part is checked so that
-/// nothing can leave the quotes: the name by its pattern, the paths by a strict character set,
-/// and the key by parsing it again.
+/// `restrict,command="RECEIVE --home HOME --user NAME --fingerprint SHA256:..." TYPE KEY`. The
+/// fingerprint is the session's identity; the name is checked against it. Every part is
+/// checked so that nothing can leave the quotes: the name and the fingerprint by their
+/// patterns, the paths by a strict character set, and the key by parsing it again.
 pub fn forced_command_line(
     record: &KeyRecord,
     receive: &Path,
@@ -48,8 +53,9 @@ pub fn forced_command_line(
     let key = record
         .public_key()
         .with_context(|| format!("stored key {} is damaged", record.name))?;
+    let fingerprint = Fingerprint::parse(&key.fingerprint())?;
     Ok(format!(
-        "restrict,command=\"{receive} --home {home} --user {name}\" {key_type} {data}",
+        "restrict,command=\"{receive} --home {home} --user {name} --fingerprint {fingerprint}\" {key_type} {data}",
         name = record.name,
         key_type = key.key_type(),
         data = key.base64(),
@@ -99,7 +105,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             line,
-            "restrict,command=\"/usr/local/bin/codebuilder-receive --home /var/lib/codebuilder --user alice\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN5Z04v93e8zqPpJzI9/bmL3plM9SUlV28HtcUsE0mX/"
+            "restrict,command=\"/usr/local/bin/codebuilder-receive --home /var/lib/codebuilder --user alice --fingerprint SHA256:7PfG+CQNEIZ2WnpeJvdjwT5T5SU8r7LQb7G6Lt49RzQ\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN5Z04v93e8zqPpJzI9/bmL3plM9SUlV28HtcUsE0mX/"
         );
     }
 

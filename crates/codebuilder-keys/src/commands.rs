@@ -37,14 +37,21 @@ pub fn remove(store: &KeyStore, selector: &str) -> anyhow::Result<KeyRecord> {
 
 pub fn list(store: &KeyStore, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let records = store.list()?;
+    let conflicts = store.conflicts()?;
+    let source = |r: &KeyRecord| match &r.source {
+        KeySource::Store => "store".to_string(),
+        KeySource::Config(p) => p.display().to_string(),
+    };
     if json {
-        let items: Vec<_> = records
-            .iter()
-            .map(|r| {
+        let served = records.iter().map(|r| (r, None));
+        let skipped = conflicts.iter().map(|c| (&c.record, Some(c.reason_text())));
+        let items: Vec<_> = served
+            .chain(skipped)
+            .map(|(r, skipped)| {
                 serde_json::json!({
                     "name": r.name, "fingerprint": r.fingerprint, "type": r.key_type,
                     "admin": r.admin, "added_at": r.added_at_rfc3339(),
-                    "source": match &r.source { KeySource::Store => "store".to_string(), KeySource::Config(p) => p.display().to_string() },
+                    "source": source(r), "skipped": skipped,
                 })
             })
             .collect();
@@ -73,6 +80,14 @@ pub fn list(store: &KeyStore, json: bool, out: &mut dyn Write) -> anyhow::Result
             r.key_type,
             role,
             r.added_at_rfc3339()
+        )?;
+    }
+    for c in &conflicts {
+        writeln!(
+            out,
+            "skipped: {} (in {})",
+            c.reason_text(),
+            source(&c.record)
         )?;
     }
     Ok(())

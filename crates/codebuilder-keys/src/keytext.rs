@@ -155,7 +155,8 @@ impl PublicKeyEntry {
 
 /// Turns a `SHA256:...` fingerprint given by a user back into the hex file name form.
 pub fn fingerprint_to_hex(fingerprint: &str) -> Option<String> {
-    let encoded = fingerprint.strip_prefix("SHA256:")?;
+    let fingerprint = codebuilder_core::Fingerprint::parse(fingerprint).ok()?;
+    let encoded = fingerprint.as_str().strip_prefix("SHA256:")?;
     let digest = Base64Unpadded::decode_vec(encoded).ok()?;
     (digest.len() == 32).then(|| digest.iter().map(|b| format!("{b:02x}")).collect())
 }

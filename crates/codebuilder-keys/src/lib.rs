@@ -4,6 +4,7 @@
 //! fingerprint, so the lookup sshd runs on every connection opens one file whatever the number
 //! of keys; a second small file per name keeps names unique.
 
+pub mod access;
 pub mod authorized;
 pub mod commands;
 pub mod configured;
@@ -11,4 +12,6 @@ pub mod keytext;
 pub mod store;
 
 pub use keytext::{KeyError, PublicKeyEntry};
-pub use store::{KeyRecord, KeySelector, KeySource, KeyStore, StoreError};
+pub use store::{
+    Conflict, ConflictReason, KeyRecord, KeySelector, KeySource, KeyStore, StoreError,
+};

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use codebuilder_core::{home::DEFAULT_HOME, main_support, Home};
-use codebuilder_keys::{authorized, commands, KeyStore};
+use codebuilder_apps::{AppStore, Level};
+use codebuilder_core::{home::DEFAULT_HOME, main_support, AppName, Home, Settings};
+use codebuilder_keys::{access, authorized, commands, KeyStore};
 
 /// The codebuilder key store, and sshd's AuthorizedKeysCommand.
 #[derive(Parser)]
@@ -18,6 +19,9 @@ struct Cli {
     /// Read-only file of declared keys (`NAME[:admin] TYPE BASE64` lines), merged in.
     #[arg(long, env = "CODEBUILDER_CONFIG_KEYS", global = true)]
     config_keys: Option<PathBuf>,
+    /// Read-only file of declared access to apps (`APP KEYNAME push|read` lines), merged in.
+    #[arg(long, env = "CODEBUILDER_CONFIG_ACCESS", global = true)]
+    config_access: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +43,23 @@ enum Command {
     },
     /// Remove a key by name or by SHA256 fingerprint.
     Remove { key: String },
+    /// Show who may use APP: its owner and collaborators.
+    Access {
+        app: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let the key NAME clone and push to APP (clone only with --read).
+    AccessAdd {
+        app: String,
+        name: String,
+        #[arg(long)]
+        read: bool,
+    },
+    /// Take back what the key NAME may do with APP.
+    AccessRemove { app: String, name: String },
+    /// Make the key NAME the owner of APP.
+    AppsTransfer { app: String, name: String },
     /// For sshd: AuthorizedKeysCommand PATH --home HOME authorized-keys %u %t %k.
     AuthorizedKeys {
         /// The only user keys are valid for (sshd gives commands no environment: pass it here).
@@ -55,6 +76,14 @@ fn main() -> ExitCode {
         let cli = Cli::parse();
         let home = Home::new(cli.home);
         let store = KeyStore::new(&home).with_config_keys(cli.config_keys);
+        let apps = |app: &str| -> anyhow::Result<(AppStore, AppName)> {
+            let namespace = Settings::from_env()?.namespace;
+            let app = AppName::parse(app, &namespace)?;
+            Ok((
+                AppStore::new(&home, &namespace, cli.config_access.clone()),
+                app,
+            ))
+        };
         match cli.command {
             Command::Add { admin, name, file } => {
                 let input: Box<dyn Read> = match &file {
@@ -74,6 +103,23 @@ fn main() -> ExitCode {
                 "{}",
                 commands::removed_message(&commands::remove(&store, &key)?)
             ),
+            Command::Access { app, json } => {
+                let (apps, app) = apps(&app)?;
+                access::show(&store, &apps, &app, json, &mut io::stdout().lock())?;
+            }
+            Command::AccessAdd { app, name, read } => {
+                let (apps, app) = apps(&app)?;
+                let level = if read { Level::Read } else { Level::Push };
+                println!("{}", access::add(&store, &apps, &app, &name, level)?);
+            }
+            Command::AccessRemove { app, name } => {
+                let (apps, app) = apps(&app)?;
+                println!("{}", access::remove(&store, &apps, &app, &name)?);
+            }
+            Command::AppsTransfer { app, name } => {
+                let (apps, app) = apps(&app)?;
+                println!("{}", access::transfer(&store, &apps, &app, &name)?);
+            }
             Command::AuthorizedKeys {
                 ssh_user,
                 user,

@@ -17,8 +17,9 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use codebuilder_apps::KeyId;
 use codebuilder_core::fsutil::{remove_durably, write_atomic_via};
-use codebuilder_core::{Home, KeyName};
+use codebuilder_core::{Fingerprint, Home, KeyName, NameError};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
@@ -57,11 +58,47 @@ impl KeyRecord {
         PublicKeyEntry::parse_parts(&self.key_type, &self.key)
     }
 
+    /// The key as app grants name it.
+    pub fn id(&self) -> Result<KeyId, NameError> {
+        Ok(KeyId {
+            name: self.name.clone(),
+            fingerprint: Fingerprint::parse(&self.fingerprint)?,
+        })
+    }
+
     pub fn added_at_rfc3339(&self) -> String {
         humantime::format_rfc3339_seconds(
             UNIX_EPOCH + std::time::Duration::from_secs(self.added_at),
         )
         .to_string()
+    }
+}
+
+/// A declared key that is not served, because its name is taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub record: KeyRecord,
+    pub reason: ConflictReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictReason {
+    /// A stored key has the name.
+    Stored,
+    /// An earlier line of the file has the name.
+    Declared,
+}
+
+impl Conflict {
+    pub fn reason_text(&self) -> String {
+        let by = match self.reason {
+            ConflictReason::Stored => "a stored key",
+            ConflictReason::Declared => "an earlier declared key",
+        };
+        format!(
+            "declared key {} ({}) is not served: its name is taken by {by}",
+            self.record.name, self.record.fingerprint
+        )
     }
 }
 
@@ -133,11 +170,44 @@ impl KeyStore {
         self
     }
 
+    /// The declared keys that are served: those whose name no stored key and no earlier
+    /// declared line has.
     fn declared(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        match &self.config_keys {
-            Some(path) => crate::configured::read(path).map_err(io_at(path)),
-            None => Ok(Vec::new()),
+        Ok(self.declared_split()?.0)
+    }
+
+    /// The declared keys that are skipped, with why: a declared key never gets the rights of
+    /// another key that has its name. Each is also logged.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>, StoreError> {
+        let conflicts = self.declared_split()?.1;
+        for conflict in &conflicts {
+            if let KeySource::Config(path) = &conflict.record.source {
+                tracing::warn!("{}: skipped: {}", path.display(), conflict.reason_text());
+            }
         }
+        Ok(conflicts)
+    }
+
+    fn declared_split(&self) -> Result<(Vec<KeyRecord>, Vec<Conflict>), StoreError> {
+        let Some(path) = &self.config_keys else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let mut served: Vec<KeyRecord> = Vec::new();
+        let mut skipped = Vec::new();
+        for record in crate::configured::read(path).map_err(io_at(path))? {
+            let reason = if self.stored_by_name(&record.name)?.is_some() {
+                Some(ConflictReason::Stored)
+            } else if served.iter().any(|r| r.name == record.name) {
+                Some(ConflictReason::Declared)
+            } else {
+                None
+            };
+            match reason {
+                Some(reason) => skipped.push(Conflict { record, reason }),
+                None => served.push(record),
+            }
+        }
+        Ok((served, skipped))
     }
 
     fn record_path(&self, hex: &str) -> PathBuf {
@@ -432,6 +502,43 @@ mod tests {
             Err(StoreError::NameTaken(_))
         ));
         store.add(name("bob"), &bob, false).unwrap();
+        assert_eq!(store.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn declared_keys_never_take_a_taken_name() {
+        let (dir, store) = store();
+        let alice = PublicKeyEntry::parse_text(ALICE).unwrap();
+        let bob = PublicKeyEntry::parse_text(BOB).unwrap();
+        store.add(name("ops"), &alice, false).unwrap();
+        let config = dir.path().join("declared");
+        fs::write(
+            &config,
+            format!("ops:admin {BOB}\ndev {BOB}\ndev:admin {ALICE}\n"),
+        )
+        .unwrap();
+        let store = store.with_config_keys(Some(config));
+        let ops = store.by_name(&name("ops")).unwrap().unwrap();
+        assert_eq!(
+            (ops.fingerprint.clone(), ops.admin),
+            (alice.fingerprint(), false)
+        );
+        // bob's key is served under its first free declared name, never as the stored ops.
+        let found = store.lookup(&bob).unwrap().unwrap();
+        assert_eq!((found.name.as_str(), found.admin), ("dev", false));
+        let conflicts: Vec<_> = store
+            .conflicts()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.record.name.to_string(), c.reason))
+            .collect();
+        assert_eq!(
+            conflicts,
+            [
+                ("ops".to_string(), ConflictReason::Stored),
+                ("dev".to_string(), ConflictReason::Declared)
+            ]
+        );
         assert_eq!(store.list().unwrap().len(), 2);
     }
 

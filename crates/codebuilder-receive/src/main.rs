@@ -14,6 +14,9 @@ struct Cli {
     /// Name of the key the client authenticated with (set by codebuilder-keys).
     #[arg(long)]
     user: String,
+    /// SHA256 fingerprint of that key: the session's identity (set by codebuilder-keys).
+    #[arg(long)]
+    fingerprint: String,
 }
 
 fn main() -> ExitCode {
@@ -22,6 +25,11 @@ fn main() -> ExitCode {
         // Not UTF-8 is bad input, not "no command": keep it so that the parser refuses it.
         let command =
             std::env::var_os("SSH_ORIGINAL_COMMAND").map(|c| c.to_string_lossy().into_owned());
-        codebuilder_receive::session::serve(&Home::new(cli.home), &cli.user, command.as_deref())
+        codebuilder_receive::session::serve(
+            &Home::new(cli.home),
+            &cli.user,
+            &cli.fingerprint,
+            command.as_deref(),
+        )
     })
 }

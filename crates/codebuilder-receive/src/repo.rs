@@ -7,12 +7,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
+use codebuilder_apps::AppStore;
 use codebuilder_core::fsutil::write_atomic;
 use codebuilder_core::{AppName, Home};
 use codebuilder_keys::authorized::quotable_path;
 use nix::fcntl::{Flock, FlockArg};
 
-const ADVERTISE_PUSH_OPTIONS: &str = "receive.advertisePushOptions";
+/// Settings every app repository has: `git push -o` needs push options advertised, and a
+/// reflog of every ref update lets an admin undo a force push or find a deleted branch's
+/// commits (`git --git-dir HOME/repos/APP.git reflog show refs/heads/main`).
+const REPO_CONFIG: &[(&str, &str)] = &[
+    ("receive.advertisePushOptions", "true"),
+    ("core.logAllRefUpdates", "always"),
+];
 
 /// Name of the hook binary, installed beside `codebuilder-receive`.
 pub const BUILD_BINARY: &str = "codebuilder-build";
@@ -29,8 +36,8 @@ pub fn hook_script(build: &Path, home: &Path) -> anyhow::Result<String> {
 /// Returns the app's repository, creating it if this is its first push. Two first pushes
 /// racing each other both succeed: each builds a repository aside and renames it into
 /// place, and the loser discards its own. The hook is rewritten when it differs, so that an
-/// upgrade that moves the binaries keeps old repositories working, and push options are
-/// advertised in repositories made before they were.
+/// upgrade that moves the binaries keeps old repositories working, and `REPO_CONFIG` is
+/// set in repositories made before it was.
 pub fn ensure_repo(
     home: &Home,
     app: &AppName,
@@ -59,7 +66,7 @@ pub fn ensure_repo(
         }
     }
     install_hook(&repo, hook)?;
-    advertise_push_options(&repo)?;
+    ensure_config(&repo)?;
     Ok(repo)
 }
 
@@ -69,6 +76,7 @@ pub fn ensure_repo(
 /// leaves no empty `APP.git` behind.
 pub struct RepoUse {
     lock: Flock<fs::File>,
+    app: AppName,
     repo: PathBuf,
 }
 
@@ -86,27 +94,36 @@ impl RepoUse {
             .with_context(|| format!("cannot lock {}", path.display()))?;
         Ok(Self {
             lock,
+            app: app.clone(),
             repo: home.repo(app),
         })
     }
 
-    /// Lets go, and removes the repository if it has no ref and no other push is in it.
-    pub fn leave(self) {
+    /// Lets go, and when no other push is in it and the repository has no ref (or was never
+    /// made), removes the repository and the app's state: an app without refs is no app.
+    pub fn leave(self, apps: &AppStore) {
         let Ok(file) = self.lock.unlock() else {
             return;
         };
         let Ok(_alone) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
             return;
         };
-        if let Err(e) = remove_if_empty(&self.repo) {
-            tracing::warn!("cannot remove the empty {}: {e:#}", self.repo.display());
+        match remove_if_empty(&self.repo) {
+            Ok(true) => {
+                if let Err(e) = apps.remove(&self.app) {
+                    tracing::warn!("cannot forget the empty app {}: {e}", self.app);
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!("cannot remove the empty {}: {e:#}", self.repo.display()),
         }
     }
 }
 
-fn remove_if_empty(repo: &Path) -> anyhow::Result<()> {
+/// True if `repo` is gone: it was never made, or it had no ref and was removed now.
+fn remove_if_empty(repo: &Path) -> anyhow::Result<bool> {
     if !repo.is_dir() {
-        return Ok(());
+        return Ok(true);
     }
     let mut refs = Command::new("git");
     refs.arg("--git-dir")
@@ -114,7 +131,7 @@ fn remove_if_empty(repo: &Path) -> anyhow::Result<()> {
         .args(["for-each-ref", "--count=1", "--format=%(refname)"]);
     let refs = codebuilder_process::run(refs, codebuilder_process::QUICK)?;
     if !refs.success() || !refs.stdout.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     // Renamed aside first, so that no one ever sees half a repository.
     let parent = repo.parent().context("a repository has a parent")?;
@@ -124,32 +141,37 @@ fn remove_if_empty(repo: &Path) -> anyhow::Result<()> {
     let target = aside.path().join("repo");
     fs::rename(repo, &target)?;
     tracing::debug!("removed {}: nothing was pushed to it", repo.display());
+    Ok(true)
+}
+
+/// Sets what `REPO_CONFIG` says where it is not set yet (repositories made before it was).
+fn ensure_config(repo: &Path) -> anyhow::Result<()> {
+    for (key, value) in REPO_CONFIG {
+        let get = || {
+            let mut get = Command::new("git");
+            get.arg("--git-dir")
+                .arg(repo)
+                .args(["config", "--get", key]);
+            codebuilder_process::run(get, codebuilder_process::QUICK)
+                .map(|out| out.stdout_text() == *value)
+                .context("is git installed?")
+        };
+        if get()? {
+            continue;
+        }
+        // Another push may be setting it at the same time: what matters is that it is set.
+        match set_config(repo, key, value) {
+            Err(_) if get()? => {}
+            other => other?,
+        }
+    }
     Ok(())
 }
 
-/// `git push -o OPTION` needs the repository to advertise push options.
-fn advertise_push_options(repo: &Path) -> anyhow::Result<()> {
-    let get = || {
-        let mut get = Command::new("git");
-        get.arg("--git-dir")
-            .arg(repo)
-            .args(["config", "--get", ADVERTISE_PUSH_OPTIONS]);
-        codebuilder_process::run(get, codebuilder_process::QUICK)
-            .map(|out| out.stdout_text() == "true")
-            .context("is git installed?")
-    };
-    if get()? {
-        return Ok(());
-    }
+fn set_config(repo: &Path, key: &str, value: &str) -> anyhow::Result<()> {
     let mut set = Command::new("git");
-    set.arg("--git-dir")
-        .arg(repo)
-        .args(["config", ADVERTISE_PUSH_OPTIONS, "true"]);
-    // Another push may be setting it at the same time: what matters is that it is set.
-    match git(set, "config", repo) {
-        Err(_) if get()? => Ok(()),
-        other => other,
-    }
+    set.arg("--git-dir").arg(repo).args(["config", key, value]);
+    git(set, "config", repo)
 }
 
 fn init_bare(dir: &Path, initial_branch: &str) -> anyhow::Result<()> {
@@ -159,18 +181,11 @@ fn init_bare(dir: &Path, initial_branch: &str) -> anyhow::Result<()> {
         .arg(format!("--initial-branch={initial_branch}"))
         .arg(dir);
     git(init, "init", dir)?;
-    let mut config = Command::new("git");
-    config
-        .arg("--git-dir")
-        .arg(dir)
-        .args(["config", "receive.fsckObjects", "true"]);
-    git(config, "config", dir)?;
-    let mut config = Command::new("git");
-    config
-        .arg("--git-dir")
-        .arg(dir)
-        .args(["config", ADVERTISE_PUSH_OPTIONS, "true"]);
-    git(config, "config", dir)
+    set_config(dir, "receive.fsckObjects", "true")?;
+    for (key, value) in REPO_CONFIG {
+        set_config(dir, key, value)?;
+    }
+    Ok(())
 }
 
 fn git(command: Command, what: &str, dir: &Path) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! Parsing of `SSH_ORIGINAL_COMMAND`: a whitelist, not a filter.
 
+use codebuilder_apps::Level;
 use codebuilder_core::{AppName, NameError};
 
 /// The longest command line worth reading; git's are a few dozen bytes.
@@ -19,13 +20,31 @@ pub enum Request {
     KeysRemove { key: String },
     /// `builds:cache:purge APP`: empty the app's buildpack cache.
     CachePurge(AppName),
+    /// Owner or admin: `access APP [--json]`.
+    Access { app: AppName, json: bool },
+    /// Owner or admin: `access:add APP KEYNAME [--read]`.
+    AccessAdd {
+        app: AppName,
+        key: String,
+        level: Level,
+    },
+    /// Owner or admin: `access:remove APP KEYNAME`.
+    AccessRemove { app: AppName, key: String },
+    /// Owner or admin: `apps:transfer APP KEYNAME`.
+    AppsTransfer { app: AppName, key: String },
 }
 
 impl Request {
     /// The app the request acts on, if it acts on one.
     pub fn app(&self) -> Option<&AppName> {
         match self {
-            Self::ReceivePack(app) | Self::UploadPack(app) | Self::CachePurge(app) => Some(app),
+            Self::ReceivePack(app)
+            | Self::UploadPack(app)
+            | Self::CachePurge(app)
+            | Self::Access { app, .. }
+            | Self::AccessAdd { app, .. }
+            | Self::AccessRemove { app, .. }
+            | Self::AppsTransfer { app, .. } => Some(app),
             Self::KeysAdd { .. } | Self::KeysList { .. } | Self::KeysRemove { .. } => None,
         }
     }
@@ -39,7 +58,7 @@ pub enum RequestError {
     TooLong,
     #[error("the command contains control characters or non-ASCII text")]
     BadCharacters,
-    #[error("command {0:?} is not allowed: only git push, git clone/fetch, builds:cache:purge and the admin keys:add, keys:list, keys:remove are")]
+    #[error("command {0:?} is not allowed: only git push, git clone/fetch, builds:cache:purge, access, access:add, access:remove, apps:transfer and the admin keys:add, keys:list, keys:remove are")]
     NotAllowed(String),
     #[error("{verb} takes {expected}")]
     BadArguments {
@@ -112,6 +131,48 @@ pub fn parse_request(command: Option<&str>, own_namespace: &str) -> Result<Reque
         ("builds:cache:purge", _) => Err(RequestError::BadArguments {
             verb: "builds:cache:purge",
             expected: "one APP",
+        }),
+        ("access", [app]) => Ok(Request::Access {
+            app: AppName::parse(app, own_namespace)?,
+            json: false,
+        }),
+        ("access", [app, "--json"]) => Ok(Request::Access {
+            app: AppName::parse(app, own_namespace)?,
+            json: true,
+        }),
+        ("access", _) => Err(RequestError::BadArguments {
+            verb: "access",
+            expected: "one APP, and optionally --json",
+        }),
+        ("access:add", [app, key]) => Ok(Request::AccessAdd {
+            app: AppName::parse(app, own_namespace)?,
+            key: (*key).to_owned(),
+            level: Level::Push,
+        }),
+        ("access:add", [app, key, "--read"]) => Ok(Request::AccessAdd {
+            app: AppName::parse(app, own_namespace)?,
+            key: (*key).to_owned(),
+            level: Level::Read,
+        }),
+        ("access:add", _) => Err(RequestError::BadArguments {
+            verb: "access:add",
+            expected: "APP KEYNAME, and --read for clone-only access",
+        }),
+        ("access:remove", [app, key]) => Ok(Request::AccessRemove {
+            app: AppName::parse(app, own_namespace)?,
+            key: (*key).to_owned(),
+        }),
+        ("access:remove", _) => Err(RequestError::BadArguments {
+            verb: "access:remove",
+            expected: "APP KEYNAME",
+        }),
+        ("apps:transfer", [app, key]) => Ok(Request::AppsTransfer {
+            app: AppName::parse(app, own_namespace)?,
+            key: (*key).to_owned(),
+        }),
+        ("apps:transfer", _) => Err(RequestError::BadArguments {
+            verb: "apps:transfer",
+            expected: "APP KEYNAME",
         }),
         _ => Err(RequestError::NotAllowed(shown())),
     }
@@ -187,6 +248,43 @@ mod tests {
             Ok(Request::KeysAdd { name: "bob".into() })
         );
         assert_eq!(
+            parse("access myapp --json"),
+            Ok(Request::Access {
+                app: app("myapp"),
+                json: true
+            })
+        );
+        assert_eq!(
+            parse("access:add myapp bob --read"),
+            Ok(Request::AccessAdd {
+                app: app("myapp"),
+                key: "bob".into(),
+                level: Level::Read
+            })
+        );
+        assert_eq!(
+            parse("access:add myapp bob"),
+            Ok(Request::AccessAdd {
+                app: app("myapp"),
+                key: "bob".into(),
+                level: Level::Push
+            })
+        );
+        assert_eq!(
+            parse("access:remove myapp bob"),
+            Ok(Request::AccessRemove {
+                app: app("myapp"),
+                key: "bob".into()
+            })
+        );
+        assert_eq!(
+            parse("apps:transfer myapp bob"),
+            Ok(Request::AppsTransfer {
+                app: app("myapp"),
+                key: "bob".into()
+            })
+        );
+        assert_eq!(
             parse("keys:remove SHA256:abc"),
             Ok(Request::KeysRemove {
                 key: "SHA256:abc".into()
@@ -258,6 +356,17 @@ mod tests {
             "builds:cache:purge codebuilder",
             "builds:cache:purge -a",
             "builds:cache:clear a",
+            "access",
+            "access a --all",
+            "access kube-system",
+            "access:add a",
+            "access:add a b --write",
+            "access:add a b --read x",
+            "access:add ../a b",
+            "access:remove a",
+            "access:remove a b c",
+            "apps:transfer a",
+            "apps:transfer default b",
             "git status",
             "git receive-pack",
             "git -c core.sshCommand=x upload-pack 'a'",

@@ -13,8 +13,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use codebuilder_core::{AppName, Home, KeyName, Settings};
-use codebuilder_keys::{commands, KeyRecord, KeyStore};
+use codebuilder_apps::{AppError, AppStore, Level, Role};
+use codebuilder_core::settings::AppCreators;
+use codebuilder_core::{AppName, Fingerprint, Home, KeyName, Settings};
+use codebuilder_keys::{access, commands, KeyRecord, KeyStore};
 use codebuilder_process::group::Group;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
@@ -26,19 +28,29 @@ use crate::request::{parse_request, Request};
 const STOP_GRACE: Duration = Duration::from_secs(2);
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Serves one session for the key named `user`.
-pub fn serve(home: &Home, user: &str, command: Option<&str>) -> anyhow::Result<ExitCode> {
+/// Serves one session for the key named `user` whose fingerprint is `fingerprint` (both
+/// from the forced command that codebuilder-keys gave sshd for the key the client proved).
+pub fn serve(
+    home: &Home,
+    user: &str,
+    fingerprint: &str,
+    command: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env()?;
     let user = KeyName::parse(user)?;
+    let fingerprint = Fingerprint::parse(fingerprint)?;
     let store = KeyStore::new(home).with_config_keys(settings.config_keys.clone());
     let record = store
         .by_name(&user)?
         .with_context(|| format!("key {user} has been removed"))?;
-    let request = parse_request(command, &settings.namespace)?;
-    tracing::info!(%user, ?request, "ssh request");
-    if let Some(app) = request.app() {
-        authorize_app(&record, app)?;
+    // The name is only a label: the key that authenticated is the fingerprint.
+    if record.fingerprint != fingerprint.as_str() {
+        bail!("key {user} is no longer the key this session authenticated with ({fingerprint}): reconnect, or ask an admin to check 'keys:list'");
     }
+    let apps = AppStore::new(home, &settings.namespace, settings.config_access.clone());
+    let request = parse_request(command, &settings.namespace)?;
+    tracing::info!(%user, %fingerprint, ?request, "ssh request");
+    let decision = authorize_app(home, &settings, &apps, &record, &request)?;
     let require_admin = || -> anyhow::Result<()> {
         if !record.admin {
             bail!("key {user} is not an admin key: only admins can manage keys (codebuilder-keys add --admin)");
@@ -49,6 +61,22 @@ pub fn serve(home: &Home, user: &str, command: Option<&str>) -> anyhow::Result<E
         Request::ReceivePack(app) => {
             let build = sibling(BUILD_BINARY)?;
             let using = RepoUse::enter(home, &app)?;
+            if decision == Decision::Create {
+                match apps.create(&app, record.id()?) {
+                    Ok(_) => tracing::info!(%app, owner = %user, "new app"),
+                    // Another first push won: this one is now decided against its owner.
+                    Err(AppError::Exists(_)) => {
+                        authorize_app(
+                            home,
+                            &settings,
+                            &apps,
+                            &record,
+                            &Request::ReceivePack(app.clone()),
+                        )?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let repo = ensure_repo(
                 home,
                 &app,
@@ -57,8 +85,8 @@ pub fn serve(home: &Home, user: &str, command: Option<&str>) -> anyhow::Result<E
             )?;
             // A pack over the limit is refused by git before anything is stored or built.
             let max_input = format!("receive.maxInputSize={}", settings.max_push_size.bytes());
-            let code = run_git(&["-c", &max_input, "receive-pack"], &repo, home, &user);
-            using.leave();
+            let code = run_git(&["-c", &max_input, "receive-pack"], &repo, home, &record);
+            using.leave(&apps);
             code
         }
         Request::CachePurge(app) => {
@@ -75,7 +103,23 @@ pub fn serve(home: &Home, user: &str, command: Option<&str>) -> anyhow::Result<E
             if !repo.is_dir() {
                 bail!("app {app} does not exist: push to it first");
             }
-            run_git(&["upload-pack"], &repo, home, &user)
+            run_git(&["upload-pack"], &repo, home, &record)
+        }
+        Request::Access { app, json } => {
+            access::show(&store, &apps, &app, json, &mut io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Request::AccessAdd { app, key, level } => {
+            println!("{}", access::add(&store, &apps, &app, &key, level)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Request::AccessRemove { app, key } => {
+            println!("{}", access::remove(&store, &apps, &app, &key)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Request::AppsTransfer { app, key } => {
+            println!("{}", access::transfer(&store, &apps, &app, &key)?);
+            Ok(ExitCode::SUCCESS)
         }
         Request::KeysAdd { name } => {
             require_admin()?;
@@ -108,14 +152,15 @@ fn run_git(
     args: &[&str],
     repo: &std::path::Path,
     home: &Home,
-    user: &KeyName,
+    key: &KeyRecord,
 ) -> anyhow::Result<ExitCode> {
     let mut command = Command::new("git");
     command
         .args(args)
         .arg(repo)
         .env("CODEBUILDER_HOME", home.root())
-        .env("CODEBUILDER_PUSHER", user.as_str());
+        .env("CODEBUILDER_PUSHER", key.name.as_str())
+        .env("CODEBUILDER_PUSHER_FINGERPRINT", &key.fingerprint);
     // Protocol v2 is negotiated through this variable; pass it only in the form git uses.
     match std::env::var("GIT_PROTOCOL") {
         Ok(value)
@@ -133,10 +178,89 @@ fn run_git(
     run_supervised(command, "git")
 }
 
-/// Whether the key may act on `app` (push, fetch, purge its cache): the one place where
-/// access to apps is decided. Every key reaches every app; admin rights are for keys.
-fn authorize_app(_record: &KeyRecord, _app: &AppName) -> anyhow::Result<()> {
-    Ok(())
+/// What a request needs of the app it acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Clone and fetch.
+    Read,
+    /// Push (force-push, delete refs too) and purge the build cache.
+    Push,
+    /// See and change who has access, and the owner.
+    Manage,
+}
+
+/// What the session may go on to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Allowed,
+    /// Allowed, and the push creates the app, with this key as its owner.
+    Create,
+}
+
+/// Why a key may not do what it asked. `NoAccess` is the same whether or not the app
+/// exists, so that no one can probe for app names.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("app {app} does not exist or key {key} has no access to it: ask its owner or an admin to run 'access:add {app} {key}'")]
+    NoAccess { app: AppName, key: KeyName },
+    #[error("key {key} can only clone {app}: ask its owner or an admin to run 'access:add {app} {key}' for push access")]
+    ReadOnly { app: AppName, key: KeyName },
+    #[error(
+        "key {key} cannot manage {app}: only its owner or an admin can change who has access to it"
+    )]
+    NotManager { app: AppName, key: KeyName },
+    #[error("app {0} does not exist: push to it first")]
+    NoSuchApp(AppName),
+}
+
+/// Whether the key may do what it asked with the app the request names: the one place where
+/// access to apps is decided. Admins may do everything; an app's owner everything with it;
+/// a collaborator what its grant says; anyone else nothing, with the same line whether or
+/// not the app exists. A push to a new name creates the app when the key may create apps.
+/// An app that predates owners has no state: only admins reach it.
+fn authorize_app(
+    home: &Home,
+    settings: &Settings,
+    apps: &AppStore,
+    record: &KeyRecord,
+    request: &Request,
+) -> anyhow::Result<Decision> {
+    let Some(app) = request.app() else {
+        return Ok(Decision::Allowed);
+    };
+    let need = match request {
+        Request::UploadPack(_) => Need::Read,
+        Request::ReceivePack(_) | Request::CachePurge(_) => Need::Push,
+        _ => Need::Manage,
+    };
+    let state = apps.state(app)?;
+    let exists = state.is_some() || home.repo(app).is_dir();
+    let creates = !exists && matches!(request, Request::ReceivePack(_));
+    if record.admin {
+        return match (exists, creates) {
+            (true, _) => Ok(Decision::Allowed),
+            (false, true) => Ok(Decision::Create),
+            (false, false) => Err(Refusal::NoSuchApp(app.clone()).into()),
+        };
+    }
+    let (app, key) = (app.clone(), record.name.clone());
+    if creates && settings.app_creators == AppCreators::All {
+        return Ok(Decision::Create);
+    }
+    let Some(state) = state else {
+        return Err(Refusal::NoAccess { app, key }.into());
+    };
+    let role = state.role_of(&record.id()?, &apps.declared(&app)?);
+    match (role, need) {
+        (Some(Role::Owner), _)
+        | (Some(Role::Collaborator(Level::Push)), Need::Read | Need::Push)
+        | (Some(Role::Collaborator(Level::Read)), Need::Read) => Ok(Decision::Allowed),
+        (Some(Role::Collaborator(Level::Read)), Need::Push) => {
+            Err(Refusal::ReadOnly { app, key }.into())
+        }
+        (Some(Role::Collaborator(_)), Need::Manage) => Err(Refusal::NotManager { app, key }.into()),
+        (None, _) => Err(Refusal::NoAccess { app, key }.into()),
+    }
 }
 
 /// Runs `command` in a process group of its own, stopped when the client goes away; its

@@ -88,16 +88,18 @@ pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
     }
     // Every top-level directory sessions write in is made here: in a home the ssh user does
     // not own, they can make nothing at the top themselves.
-    for top in [
-        home.keys_dir(),
-        home.repos_dir(),
-        home.locks_dir(),
-        root.join("builds"),
-        root.join("buildpacks"),
+    // App state says who may reach what: codebuilder's only.
+    for (top, mode) in [
+        (home.keys_dir(), 0o755),
+        (home.repos_dir(), 0o755),
+        (home.locks_dir(), 0o755),
+        (root.join("builds"), 0o755),
+        (root.join("buildpacks"), 0o755),
+        (home.apps_dir(), 0o700),
     ] {
         if !top.is_dir() {
             fs::create_dir(&top).with_context(|| format!("cannot create {}", top.display()))?;
-            fs::set_permissions(&top, fs::Permissions::from_mode(0o755))?;
+            fs::set_permissions(&top, fs::Permissions::from_mode(mode))?;
             give(&top)?;
         }
     }
@@ -142,7 +144,15 @@ mod tests {
         fs::write(used.join("notes.txt"), "mine").unwrap();
         prepare_home(&Home::new(&used), "git").unwrap();
         assert_eq!(owner(&used), 0);
-        for dir in ["keys", "keys/fp", "repos", "locks", "builds", "buildpacks"] {
+        for dir in [
+            "keys",
+            "keys/fp",
+            "repos",
+            "locks",
+            "builds",
+            "buildpacks",
+            "apps",
+        ] {
             assert_eq!(owner(&used.join(dir)), git.uid.as_raw(), "{dir}");
         }
         assert_eq!(owner(&used.join("ssh")), 0);

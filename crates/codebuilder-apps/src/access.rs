@@ -1,0 +1,153 @@
+//! Roles and grants, and the one rule that turns them into a key's role on an app.
+
+use std::fmt;
+
+use codebuilder_core::{Fingerprint, KeyName};
+use serde::{Deserialize, Serialize};
+
+use crate::declared::DeclaredGrant;
+
+/// A key as grants name it: its identity (the fingerprint) and the name it had then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyId {
+    pub name: KeyName,
+    pub fingerprint: Fingerprint,
+}
+
+/// What a collaborator may do: `read` clones and fetches; `push` also pushes, force-pushes,
+/// deletes refs and purges the build cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Read,
+    Push,
+}
+
+impl Level {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "read" => Some(Self::Read),
+            "push" => Some(Self::Push),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Push => "push",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One stored grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub key: KeyId,
+    pub level: Level,
+}
+
+/// What a key is to an app (admins are decided by the key store, not here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Collaborator(Level),
+}
+
+/// The stored state of one app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppState {
+    pub owner: KeyId,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+    /// Sorted by key name.
+    #[serde(default)]
+    pub access: Vec<Grant>,
+}
+
+impl AppState {
+    /// The role of `key` (a session's verified name and fingerprint): owner, or the highest
+    /// level a stored grant (same fingerprint) or a declared one (same name) gives it.
+    pub fn role_of(&self, key: &KeyId, declared: &[DeclaredGrant]) -> Option<Role> {
+        if self.owner.fingerprint == key.fingerprint {
+            return Some(Role::Owner);
+        }
+        let stored = self
+            .access
+            .iter()
+            .filter(|g| g.key.fingerprint == key.fingerprint)
+            .map(|g| g.level);
+        let declared = declared
+            .iter()
+            .filter(|g| g.key == key.name)
+            .map(|g| g.level);
+        stored.chain(declared).max().map(Role::Collaborator)
+    }
+
+    /// Grants `level` to `key`, replacing a grant it had.
+    pub(crate) fn grant(&mut self, key: KeyId, level: Level) {
+        self.access
+            .retain(|g| g.key.fingerprint != key.fingerprint && g.key.name != key.name);
+        self.access.push(Grant { key, level });
+        self.access.sort_by(|a, b| a.key.name.cmp(&b.key.name));
+    }
+
+    /// Takes back the grant of the key named `name`; false if it had none.
+    pub(crate) fn revoke(&mut self, name: &KeyName) -> bool {
+        let before = self.access.len();
+        self.access.retain(|g| &g.key.name != name);
+        self.access.len() != before
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    pub(crate) fn key(name: &str, tail: char) -> KeyId {
+        KeyId {
+            name: KeyName::parse(name).unwrap(),
+            fingerprint: Fingerprint::parse(&format!("SHA256:{}", tail.to_string().repeat(43)))
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn roles_follow_fingerprints_and_declared_names() {
+        let mut state = AppState {
+            owner: key("alice", 'a'),
+            created_at: 0,
+            access: Vec::new(),
+        };
+        state.grant(key("bob", 'b'), Level::Read);
+        state.grant(key("bob", 'b'), Level::Push);
+        assert_eq!(state.access.len(), 1);
+        let declared = [DeclaredGrant {
+            key: KeyName::parse("carol").unwrap(),
+            level: Level::Read,
+            path: PathBuf::from("/declared"),
+        }];
+        assert_eq!(state.role_of(&key("alice", 'a'), &[]), Some(Role::Owner));
+        assert_eq!(
+            state.role_of(&key("bob", 'b'), &[]),
+            Some(Role::Collaborator(Level::Push))
+        );
+        // Another key under bob's name gets nothing of bob's.
+        assert_eq!(state.role_of(&key("bob", 'x'), &[]), None);
+        assert_eq!(
+            state.role_of(&key("carol", 'c'), &declared),
+            Some(Role::Collaborator(Level::Read))
+        );
+        assert_eq!(state.role_of(&key("dave", 'd'), &declared), None);
+        assert!(state.revoke(&KeyName::parse("bob").unwrap()));
+        assert!(!state.revoke(&KeyName::parse("bob").unwrap()));
+        assert_eq!(state.role_of(&key("bob", 'b'), &[]), None);
+    }
+}

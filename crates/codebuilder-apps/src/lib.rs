@@ -1,0 +1,20 @@
+//! App state: who owns each app and who else may use it.
+//!
+//! ```text
+//! HOME/apps/APP.json   owner and access grants of APP (mode 0600)
+//! HOME/apps/tmp/       where writers stage files before renaming them in
+//! HOME/apps/.lock      held (flock) by writers only
+//! ```
+//!
+//! A key is named by its fingerprint and its name; a grant follows the fingerprint, so a key
+//! removed and added again under the same name does not inherit what the old one had.
+//! An app made before owners existed has no state: only admins reach it until one of them
+//! gives it an owner (`apps:transfer`).
+
+pub mod access;
+pub mod declared;
+pub mod store;
+
+pub use access::{AppState, Grant, KeyId, Level, Role};
+pub use declared::DeclaredGrant;
+pub use store::{AppError, AppStore};

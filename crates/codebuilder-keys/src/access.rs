@@ -1,0 +1,147 @@
+//! The access commands, shared by the `codebuilder-keys` CLI and `access*`/`apps:transfer`
+//! over ssh (where the session has already checked that the key is the app's owner or an
+//! admin): who may use an app, granting, taking back, changing the owner.
+
+use std::io::Write;
+
+use anyhow::{bail, Context};
+use codebuilder_apps::{AppStore, Level};
+use codebuilder_core::{AppName, Home, KeyName};
+
+use crate::store::{KeyRecord, KeyStore};
+
+/// An app exists once something was pushed to it (or its owner was recorded by a push).
+pub fn exists(home: &Home, apps: &AppStore, app: &AppName) -> anyhow::Result<bool> {
+    Ok(home.repo(app).is_dir() || apps.state(app)?.is_some())
+}
+
+fn existing(store: &KeyStore, apps: &AppStore, app: &AppName) -> anyhow::Result<()> {
+    if !exists(store.home(), apps, app)? {
+        bail!("app {app} does not exist: push to it first");
+    }
+    Ok(())
+}
+
+fn key(store: &KeyStore, name: &str) -> anyhow::Result<KeyRecord> {
+    let name = KeyName::parse(name)?;
+    store.by_name(&name)?.with_context(|| {
+        format!("no key {name} is stored: 'codebuilder-keys list' shows the stored keys")
+    })
+}
+
+/// `access APP [--json]`: the owner, then each collaborator and what it may do.
+pub fn show(
+    store: &KeyStore,
+    apps: &AppStore,
+    app: &AppName,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    existing(store, apps, app)?;
+    let state = apps.state(app)?;
+    let declared = apps.declared(app)?;
+    if json {
+        let stored = state.iter().flat_map(|s| &s.access).map(|g| {
+            serde_json::json!({
+                "name": g.key.name, "fingerprint": g.key.fingerprint,
+                "access": g.level, "source": "store",
+            })
+        });
+        let declared = declared.iter().map(|g| {
+            serde_json::json!({
+                "name": g.key, "fingerprint": null, "access": g.level,
+                "source": g.path.display().to_string(),
+            })
+        });
+        let value = serde_json::json!({
+            "app": app.as_str(),
+            "owner": state.as_ref().map(|s| &s.owner),
+            "access": stored.chain(declared).collect::<Vec<_>>(),
+        });
+        serde_json::to_writer_pretty(&mut *out, &value)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    match &state {
+        Some(state) => {
+            rows.push((
+                "owner".into(),
+                state.owner.name.to_string(),
+                state.owner.fingerprint.to_string(),
+            ));
+            for g in &state.access {
+                rows.push((
+                    g.level.to_string(),
+                    g.key.name.to_string(),
+                    g.key.fingerprint.to_string(),
+                ));
+            }
+        }
+        None => rows.push((
+            "owner".into(),
+            "-".into(),
+            format!("none: only admins reach {app} until one runs 'apps:transfer {app} KEYNAME'"),
+        )),
+    }
+    for g in &declared {
+        rows.push((
+            g.level.to_string(),
+            g.key.to_string(),
+            format!("declared in {}", g.path.display()),
+        ));
+    }
+    let width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    for (role, name, detail) in rows {
+        writeln!(out, "{role:<5}  {name:width$}  {detail}")?;
+    }
+    Ok(())
+}
+
+/// `access:add APP KEYNAME [--read]`.
+pub fn add(
+    store: &KeyStore,
+    apps: &AppStore,
+    app: &AppName,
+    name: &str,
+    level: Level,
+) -> anyhow::Result<String> {
+    existing(store, apps, app)?;
+    let key = key(store, name)?;
+    apps.grant(app, key.id()?, level)?;
+    Ok(match level {
+        Level::Read => format!("key {} can now clone {app}", key.name),
+        Level::Push => format!("key {} can now clone and push to {app}", key.name),
+    })
+}
+
+/// `access:remove APP KEYNAME`: works for a key that no longer exists, too.
+pub fn remove(
+    store: &KeyStore,
+    apps: &AppStore,
+    app: &AppName,
+    name: &str,
+) -> anyhow::Result<String> {
+    existing(store, apps, app)?;
+    let name = KeyName::parse(name)?;
+    apps.revoke(app, &name)?;
+    Ok(format!("key {name} no longer has access to {app}"))
+}
+
+/// `apps:transfer APP KEYNAME`.
+pub fn transfer(
+    store: &KeyStore,
+    apps: &AppStore,
+    app: &AppName,
+    name: &str,
+) -> anyhow::Result<String> {
+    existing(store, apps, app)?;
+    let key = key(store, name)?;
+    Ok(match apps.transfer(app, key.id()?)? {
+        Some(previous) => format!(
+            "{app} now belongs to key {}; key {} keeps push access ('access:remove {app} {}' takes it away)",
+            key.name, previous.name, previous.name
+        ),
+        None => format!("{app} now belongs to key {}", key.name),
+    })
+}
