@@ -586,7 +586,7 @@ fn kill_during_add_leaves_a_readable_store() {
             let (key_type, data) = (parts.next().unwrap(), parts.next().unwrap());
             let out = server.keys(&["authorized-keys", "git", key_type, data], b"");
             assert!(
-                text(&out.stdout).contains(&format!("--user {name}\"")),
+                text(&out.stdout).contains(&format!("--user {name} --fingerprint SHA256:")),
                 "round {round}: {}",
                 text(&out.stderr)
             );
