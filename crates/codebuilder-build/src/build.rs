@@ -334,11 +334,19 @@ impl Build<'_> {
         Ok(codebuilder_process::run(cat_file, QUICK)?.success())
     }
 
+    /// The app's own `chart/`, unpacked as `git archive` streams it, within the chart limits.
     fn extract_chart(&self, dir: &Path) -> anyhow::Result<()> {
         let mut archive = self.git();
         archive.args(["archive", "--format=tar", &self.rev, "chart"]);
-        let output = codebuilder_process::run(archive, QUICK)
-            .with_context(|| format!("cannot read chart/ from {}", self.short()))?;
+        let limits = chart::ChartLimits {
+            max_size: self.settings.max_chart_size,
+            max_files: self.settings.max_chart_files,
+        };
+        let (output, unpacked) = codebuilder_process::run_reading(archive, QUICK, |tar| {
+            chart::unpack_app_chart(tar, dir, limits)
+        })
+        .with_context(|| format!("cannot read chart/ from {}", self.short()))?;
+        unpacked?;
         if !output.success() {
             bail!(
                 "cannot read chart/ from {}: {}",
@@ -346,15 +354,6 @@ impl Build<'_> {
                 output.stderr_text()
             );
         }
-        let staging = dir.join(".extract");
-        tar::Archive::new(output.stdout.as_slice())
-            .unpack(&staging)
-            .context("cannot unpack chart/")?;
-        for entry in std::fs::read_dir(staging.join("chart"))? {
-            let entry = entry?;
-            std::fs::rename(entry.path(), dir.join(entry.file_name()))?;
-        }
-        std::fs::remove_dir_all(&staging)?;
         Ok(())
     }
 }
