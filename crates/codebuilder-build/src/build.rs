@@ -118,6 +118,11 @@ impl Build<'_> {
         let settings = self.settings;
         let (app, short) = (&self.app, self.short());
         crate::engine::check(&settings.docker)?;
+        let deploying = settings.deploy != DeployMode::None && !self.options.skip_deploy;
+        // A namespace that is not codebuilder's is refused before anything is built.
+        if deploying {
+            self.deployer(&step).check()?;
+        }
         // One tag, one push: the chart and rollbacks name images by revision, so nothing
         // needs a `latest` that would cost a second push.
         let tagged = format!("{}/{app}:git-{short}", settings.registry);
@@ -261,13 +266,7 @@ impl Build<'_> {
             "codebuilder build {} of {short} by {}",
             record.number, record.pusher
         );
-        let deploy = Deploy {
-            settings: self.settings,
-            app,
-            output: self.output,
-            step,
-        };
-        let revision = deploy.run(&Release {
+        let revision = self.deployer(step).run(&Release {
             chart: chart_dir.path(),
             values: values.iter().map(|v| v.path()).collect(),
             image_tag: &format!("git-{short}"),
@@ -275,6 +274,15 @@ impl Build<'_> {
         })?;
         record.helm_revision = Some(revision);
         Ok(())
+    }
+
+    fn deployer<'s>(&'s self, step: &'s StepContext<'s>) -> Deploy<'s> {
+        Deploy {
+            settings: self.settings,
+            app: &self.app,
+            output: self.output,
+            step,
+        }
     }
 
     /// What `reference` names now, or "" when it does not exist.

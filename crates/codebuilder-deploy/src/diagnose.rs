@@ -9,6 +9,8 @@ use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{run, QUICK};
 use serde_json::Value;
 
+use crate::tenancy::app_user;
+
 /// Pods looked at: the newest ones that are not ready.
 const MAX_PODS: usize = 3;
 /// Events shown per pod, the latest ones.
@@ -29,7 +31,10 @@ pub(crate) struct Diagnosis {
 pub(crate) fn not_ready_pods(settings: &Settings, app: &AppName) -> Diagnosis {
     let kubectl = |args: &[&str]| {
         let mut kubectl = Command::new(&settings.kubectl);
-        kubectl.args(["--namespace", app.as_str()]).args(args);
+        kubectl
+            .args(["--namespace", app.as_str()])
+            .args(["--as", &app_user(app)])
+            .args(args);
         run(kubectl, QUICK).ok().filter(|out| out.success())
     };
     let json = |args: &[&str]| -> Value {
