@@ -204,7 +204,10 @@ mod tests {
         max_files: 4,
     };
 
-    fn archive(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    /// A tar entry: path, type, contents.
+    type Entry<'a> = (&'a str, tar::EntryType, &'a [u8]);
+
+    fn archive(entries: &[Entry]) -> Vec<u8> {
         let mut tar = tar::Builder::new(Vec::new());
         for (path, kind, data) in entries {
             let mut header = tar::Header::new_ustar();
@@ -228,9 +231,7 @@ mod tests {
         tar.into_inner().unwrap()
     }
 
-    fn unpack(
-        entries: &[(&str, tar::EntryType, &[u8])],
-    ) -> (tempfile::TempDir, Result<(), String>) {
+    fn unpack(entries: &[Entry]) -> (tempfile::TempDir, Result<(), String>) {
         let dir = tempfile::tempdir().unwrap();
         let bytes = archive(entries);
         let result = unpack_app_chart(&mut bytes.as_slice(), dir.path(), LIMITS)
@@ -258,7 +259,7 @@ mod tests {
 
     #[test]
     fn links_and_escaping_paths_are_refused_and_nothing_is_left() {
-        let cases: [(&[(&str, tar::EntryType, &[u8])], &str); 5] = [
+        let cases: [(&[Entry], &str); 5] = [
             (&[("chart/Chart.yaml", Regular, b"x"), ("chart/files/x", Symlink, b"")],
              "chart/files/x is a symbolic link: a chart may only hold files and folders; put the file itself there, commit, and push again"),
             (&[("chart/files/x", Link, b"")],
