@@ -25,7 +25,7 @@ use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{Output, StepContext, StepError, Tail};
 
 use crate::helm::{explain_cluster_error, last_error_line, Helm};
-use crate::tenancy::Tenancy;
+use crate::tenancy::{Namespace, Tenancy};
 
 /// Time helm gets beyond its own rollout timeout to give up by itself.
 const HELM_MARGIN: Duration = Duration::from_secs(60);
@@ -63,9 +63,14 @@ impl Deploy<'_> {
     }
 
     /// Refuses, before anything is built, an app whose namespace exists and is not
-    /// codebuilder's.
+    /// codebuilder's. A cluster that cannot be asked is the deploy's to report, after the
+    /// build.
     pub fn check(&self) -> anyhow::Result<()> {
-        self.tenancy().check().map(drop)
+        let tenancy = self.tenancy();
+        match tenancy.namespace() {
+            Ok(Namespace::Foreign) => Err(tenancy.foreign()),
+            _ => Ok(()),
+        }
     }
 
     /// Deploys `release` and returns its helm revision. The error is one line: the cause and

@@ -26,6 +26,16 @@ pub(crate) fn app_user(app: &AppName) -> String {
     format!("system:serviceaccount:{app}:{APP_ACCOUNT}")
 }
 
+/// Where the app's namespace stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Namespace {
+    Missing,
+    /// Made by codebuilder for this app (its labels say so).
+    Ours,
+    /// Made by someone else: never deployed into.
+    Foreign,
+}
+
 /// The app's namespace and the account its deploys run as.
 pub(crate) struct Tenancy<'a> {
     pub settings: &'a Settings,
@@ -38,16 +48,16 @@ impl Tenancy<'_> {
         Command::new(&self.settings.kubectl)
     }
 
-    /// Refuses an app whose namespace exists and is not codebuilder's; `true` when it exists.
-    pub fn check(&self) -> anyhow::Result<bool> {
+    /// Whether the app's namespace exists, and whether codebuilder made it.
+    pub fn namespace(&self) -> anyhow::Result<Namespace> {
         let app = self.app;
         let mut get = self.kubectl();
         get.args(["get", "namespace", app.as_str(), "--output", "json"]);
         let out = run(get, QUICK).context("is kubectl installed? (CODEBUILDER_KUBECTL)")?;
         if !out.success() {
             let said = out.stderr_text();
-            if said.contains("NotFound") || said.contains("not found") {
-                return Ok(false);
+            if said.contains("(NotFound)") {
+                return Ok(Namespace::Missing);
             }
             bail!(
                 "{}",
@@ -60,17 +70,30 @@ impl Tenancy<'_> {
         let namespace: Value = serde_json::from_slice(&out.stdout)
             .context("cannot read the output of kubectl get namespace")?;
         let labels = &namespace["metadata"]["labels"];
-        if labels[MANAGED_BY] != CODEBUILDER || labels[APP_LABEL] != app.as_str() {
-            bail!("the namespace {app} exists and codebuilder did not make it (it lacks the labels {MANAGED_BY}={CODEBUILDER} and {APP_LABEL}={app}): push the app under another name; if that namespace is this app's, a cluster admin labels it with `kubectl label namespace {app} {MANAGED_BY}={CODEBUILDER} {APP_LABEL}={app}`");
-        }
-        Ok(true)
+        Ok(
+            if labels[MANAGED_BY] == CODEBUILDER && labels[APP_LABEL] == app.as_str() {
+                Namespace::Ours
+            } else {
+                Namespace::Foreign
+            },
+        )
+    }
+
+    /// The refusal of a namespace that codebuilder did not make.
+    pub fn foreign(&self) -> anyhow::Error {
+        let app = self.app;
+        anyhow::anyhow!("the namespace {app} exists and codebuilder did not make it (it lacks the labels {MANAGED_BY}={CODEBUILDER} and {APP_LABEL}={app}): push the app under another name; if that namespace is this app's, a cluster admin labels it with `kubectl label namespace {app} {MANAGED_BY}={CODEBUILDER} {APP_LABEL}={app}`")
     }
 
     /// Makes the app's namespace (labelled), its ServiceAccount and RoleBinding, unless they
     /// are there; refuses a namespace that codebuilder did not make.
     pub fn ensure(&self) -> anyhow::Result<()> {
         let app = self.app.as_str();
-        if !self.check()? {
+        let namespace = self.namespace()?;
+        if namespace == Namespace::Foreign {
+            return Err(self.foreign());
+        }
+        if namespace == Namespace::Missing {
             let namespace = json!({
                 "apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": app, "labels": {MANAGED_BY: CODEBUILDER, APP_LABEL: app}},
