@@ -60,9 +60,13 @@ pub(crate) fn not_ready_pods(settings: &Settings, app: &AppName) -> Diagnosis {
                 diagnosis.reason = reason;
             }
             let cname = container["name"].as_str().unwrap_or_default();
+            // A container waiting to restart (a crash loop) logs nothing new: its logs are
+            // those of the attempt that just ended, which kubelets may already have removed
+            // as "previous". A running one that restarted: the attempt before it.
             let restarted = container["restartCount"].as_u64().unwrap_or(0) > 0;
+            let running = container["state"]["running"].is_object();
             let mut args = vec!["logs", name, "--container", cname, "--tail", LOG_LINES];
-            if restarted {
+            if restarted && running {
                 args.push("--previous");
             }
             let logs = kubectl(&args)
