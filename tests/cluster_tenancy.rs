@@ -2,7 +2,7 @@
 //! Kubernetes API server (tests/support/cluster.rs): a chart deploys as the app's own
 //! ServiceAccount and cannot reach another namespace, a cluster-scoped kind, or another
 //! namespace's Secrets; a namespace or helm release codebuilder did not make is not taken
-//! over; a chart with links or over the limits is refused before helm sees it.
+//! over; a chart with links or over the limits is refused before anything is built.
 
 use std::fs;
 
@@ -247,6 +247,7 @@ fn a_chart_with_links_or_over_the_limits_is_refused() {
         let (ok, stderr) = push(&dev, work.path(), &app);
         assert!(!ok, "{what}: {stderr}");
         assert_eq!(error_line(&stderr), line, "{what}: {stderr}");
+        assert!(!stderr.contains("-----> Building"), "{what}: {stderr}");
         assert_eq!(server.server_ref(&app, "refs/heads/main"), None, "{what}");
         assert!(
             !cluster

@@ -119,10 +119,14 @@ impl Build<'_> {
         let (app, short) = (&self.app, self.short());
         crate::engine::check(&settings.docker)?;
         let deploying = settings.deploy != DeployMode::None && !self.options.skip_deploy;
-        // A namespace that is not codebuilder's is refused before anything is built.
-        if deploying {
+        // Refused before anything is built: a namespace that is not codebuilder's, an app's
+        // chart/ with links or over the limits.
+        let chart = if deploying {
             self.deployer(&step).check()?;
-        }
+            Some(self.chart(record)?)
+        } else {
+            None
+        };
         // One tag, one push: the chart and rollbacks name images by revision, so nothing
         // needs a `latest` that would cost a second push.
         let tagged = format!("{}/{app}:git-{short}", settings.registry);
@@ -154,19 +158,17 @@ impl Build<'_> {
         self.push(&step, deadline, &tagged)
             .map_err(|e| crate::engine::blame(&settings.docker, e))?;
         record.image = Some(tagged.clone());
-        let skipped = if settings.deploy == DeployMode::None {
-            Some("CODEBUILDER_DEPLOY=none")
-        } else if self.options.skip_deploy {
-            Some("deploy skipped: git push -o skip-deploy")
-        } else {
-            None
-        };
-        if let Some(reason) = skipped {
+        let Some(chart) = chart else {
+            let reason = if settings.deploy == DeployMode::None {
+                "CODEBUILDER_DEPLOY=none"
+            } else {
+                "deploy skipped: git push -o skip-deploy"
+            };
             return Ok(format!(
                 "Done: {app} {short} is in the registry as {tagged} ({reason})"
             ));
-        }
-        self.deploy(&step, record, processes.as_ref())?;
+        };
+        self.deploy(&step, record, processes.as_ref(), &chart)?;
         Ok(format!("Done: {app} {short} is live"))
     }
 
@@ -232,6 +234,21 @@ impl Build<'_> {
         })
     }
 
+    /// The chart to deploy: the app's own `chart/` when the tree has one, otherwise the
+    /// default chart.
+    fn chart(&self, record: &BuildRecord) -> anyhow::Result<Chart> {
+        let dir = tempfile::Builder::new()
+            .prefix("codebuilder-chart-")
+            .tempdir()?;
+        let own = self.tree_has("chart/Chart.yaml")?;
+        if own {
+            self.extract_chart(dir.path())?;
+        } else {
+            chart::write_default(dir.path(), &self.app, record.number, self.short())?;
+        }
+        Ok(Chart { dir, own })
+    }
+
     /// `helm upgrade --install` of the app's own chart or the default one. A buildpack app's
     /// process types go to the chart as values: the default chart runs each of them.
     fn deploy(
@@ -239,21 +256,13 @@ impl Build<'_> {
         step: &StepContext,
         record: &mut BuildRecord,
         processes: Option<&Processes>,
+        chart: &Chart,
     ) -> anyhow::Result<()> {
         let (app, short) = (&self.app, self.short());
-        let chart_dir = tempfile::Builder::new()
-            .prefix("codebuilder-chart-")
-            .tempdir()?;
-        let own_chart = self.tree_has("chart/Chart.yaml")?;
-        if own_chart {
-            self.extract_chart(chart_dir.path())?;
-        } else {
-            chart::write_default(chart_dir.path(), app, record.number, short)?;
-        }
         let values = processes
             .map(|p| chart::write_values(&p.values()))
             .transpose()?;
-        let source = if own_chart {
+        let source = if chart.own {
             "the app's own chart"
         } else {
             "the default chart"
@@ -267,7 +276,7 @@ impl Build<'_> {
             record.number, record.pusher
         );
         let revision = self.deployer(step).run(&Release {
-            chart: chart_dir.path(),
+            chart: chart.dir.path(),
             values: values.iter().map(|v| v.path()).collect(),
             image_tag: &format!("git-{short}"),
             description: &description,
@@ -364,6 +373,13 @@ impl Build<'_> {
         }
         Ok(())
     }
+}
+
+/// The chart a build deploys, unpacked or written before the build starts.
+struct Chart {
+    dir: tempfile::TempDir,
+    /// The app's own `chart/`, not the default chart.
+    own: bool,
 }
 
 /// Time left before `deadline`, at least a second: the build's time limit covers all steps.
