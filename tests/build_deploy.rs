@@ -331,7 +331,7 @@ fn deploy_to_an_unreachable_cluster_rejects_the_push_with_the_image_in_the_regis
             .lines()
             .map(str::trim_end)
             .find(|l| l.starts_with("remote: error:")),
-        Some("remote: error: cannot reach the Kubernetes API server (kubernetes cluster unreachable: Get \"https://127.0.0.1:1/version\": dial tcp 127.0.0.1:1: connect: connection refused): check KUBECONFIG and that the cluster is up"),
+        Some("remote: error: cannot reach the Kubernetes API server (The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?): check KUBECONFIG and that the cluster is up"),
         "{stderr}"
     );
     assert!(registry

@@ -10,48 +10,16 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use codebuilder_tests::cluster::{
-    cluster, processes_with, web_app_files, HostPort, ACCOUNT, NAMESPACE,
+    app_name, cluster, deploying_server, error_line, processes_with, push, web_app_files, HostPort,
+    ACCOUNT, NAMESPACE,
 };
 use codebuilder_tests::*;
-
-/// A codebuilder that deploys to the test cluster as `account`, with the operator values of
-/// `host` (hostNetwork on its own port).
-fn deploying_server(account: &str, host: &HostPort, timeout: &str) -> Server {
-    require_docker();
-    let cluster = cluster();
-    let kubeconfig = cluster.account_kubeconfig(account);
-    Server::start_with(&[
-        ("KUBECONFIG", &kubeconfig),
-        ("CODEBUILDER_REGISTRY", &cluster.registry),
-        ("CODEBUILDER_DEPLOY_VALUES", host.values.to_str().unwrap()),
-        ("CODEBUILDER_DEPLOY_TIMEOUT", timeout),
-        ("CODEBUILDER_BUILD_NETWORK", "host"),
-    ])
-}
-
-fn app_name(what: &str) -> String {
-    format!("cb-{what}-{}", std::process::id())
-}
-
-/// The one `error:` line the hook printed (git pads remote lines with spaces).
-fn error_line(stderr: &str) -> &str {
-    stderr
-        .lines()
-        .map(str::trim_end)
-        .find(|l| l.starts_with("remote: error:"))
-        .unwrap_or_default()
-}
-
-fn push(client: &Client, dir: &std::path::Path, app: &str) -> (bool, String) {
-    let out = client.git(dir, &["push", &client.url(app), "main"]);
-    (out.status.success(), text(&out.stderr))
-}
 
 #[test]
 fn a_push_goes_live_upgrades_and_a_release_that_cannot_run_is_rolled_back() {
     let cluster = cluster();
     let host = HostPort::new();
-    let server = deploying_server(ACCOUNT, &host, "40s");
+    let server = deploying_server(ACCOUNT, &host, "40s", &[]);
     let dev = server.add_user("dev", false);
     let app = app_name("live");
     let work = repo_with("main", &web_app_files("v1\n"));
@@ -118,7 +86,7 @@ fn a_push_goes_live_upgrades_and_a_release_that_cannot_run_is_rolled_back() {
 fn a_deploy_killed_mid_rollout_is_recovered_by_the_next_push() {
     let cluster = cluster();
     let host = HostPort::new();
-    let server = deploying_server(ACCOUNT, &host, "120s");
+    let server = deploying_server(ACCOUNT, &host, "120s", &[]);
     let dev = server.add_user("dev", false);
     let app = app_name("pending");
     let work = repo_with("main", &web_app_files("v1\n"));
@@ -194,8 +162,8 @@ fn a_deploy_killed_mid_rollout_is_recovered_by_the_next_push() {
 #[test]
 fn a_permission_the_cluster_refuses_is_named_with_where_to_grant_it() {
     let cluster = cluster();
-    // codebuilder's ClusterRole as codebuilder.yaml has it, less `patch` on namespaces (what
-    // the ClusterRole lacked before Helm 4), bound to an account of its own.
+    // codebuilder's ClusterRole as codebuilder.yaml has it, less `create` on namespaces,
+    // bound to an account of its own.
     let account = "cbtest-limited";
     let mut role: serde_json::Value = serde_json::from_str(&cluster.kubectl_ok(&[
         "get",
@@ -211,7 +179,7 @@ fn a_permission_the_cluster_refuses_is_named_with_where_to_grant_it() {
             rule["verbs"]
                 .as_array_mut()
                 .unwrap()
-                .retain(|v| v != "patch");
+                .retain(|v| v != "create");
         }
     }
     let role = serde_json::json!({
@@ -235,7 +203,7 @@ fn a_permission_the_cluster_refuses_is_named_with_where_to_grant_it() {
         cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
     }
     let host = HostPort::new();
-    let server = deploying_server(account, &host, "40s");
+    let server = deploying_server(account, &host, "40s", &[]);
     let dev = server.add_user("dev", false);
     let app = app_name("forbidden");
     let work = repo_with("main", &web_app_files("v1\n"));
@@ -243,78 +211,173 @@ fn a_permission_the_cluster_refuses_is_named_with_where_to_grant_it() {
     assert!(!ok, "{stderr}");
     assert_eq!(
         error_line(&stderr),
-        format!("remote: error: the cluster refused: system:serviceaccount:{NAMESPACE}:{account} may not patch namespaces in namespace {app}: grant it (verb patch, resource namespaces) in the ClusterRole codebuilder-deployer of codebuilder.yaml"),
+        format!("remote: error: the cluster refused: system:serviceaccount:{NAMESPACE}:{account} may not create namespaces: grant it (verb create, resource namespaces) in the ClusterRole codebuilder-deployer of codebuilder.yaml"),
         "{stderr}"
     );
     assert_eq!(server.server_ref(&app, "refs/heads/main"), None);
     assert!(cluster.release(&app).is_null());
+    assert!(!cluster
+        .kubectl(&["get", "namespace", &app])
+        .status
+        .success());
 }
 
-/// Every row of README's RBAC table is granted to codebuilder's account, and nothing else
-/// on those resources.
-#[test]
-fn the_service_account_may_do_what_the_readme_says_and_no_more() {
-    let cluster = cluster();
+/// One row of a README RBAC table: resources (`pods/log`; `serviceaccounts named X`) and verbs.
+struct Grant {
+    resource: String,
+    name: Option<String>,
+    verbs: Vec<String>,
+}
+
+/// The rows of README's `index`-th RBAC table (0: codebuilder's, 1: an app's).
+fn readme_grants(index: usize) -> Vec<Grant> {
     let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
     let table = readme
         .split("| resources | verbs | why |")
-        .nth(1)
-        .expect("README has the RBAC table");
-    let all = [
-        "get", "list", "watch", "create", "update", "patch", "delete",
-    ];
-    let who = format!("system:serviceaccount:{NAMESPACE}:{ACCOUNT}");
-    let mut checked = 0;
+        .nth(index + 1)
+        .expect("README has the RBAC tables");
+    let all = "get, list, watch, create, update, patch, delete";
+    let mut grants = Vec::new();
     for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        let granted: Vec<&str> = match cells[2] {
-            "all but deletecollection" => all.to_vec(),
-            verbs => verbs.split(", ").collect(),
+        let verbs = match cells[2] {
+            "all but deletecollection" => all,
+            verbs => verbs,
         };
         for resource in cells[1].split([',', ';']).map(str::trim) {
-            let (resource, sub) = match resource.split_once('/') {
-                Some((resource, sub)) => (resource, Some(sub)),
+            let (resource, name) = match resource.split_once(" named ") {
+                Some((resource, name)) => (resource, Some(name.to_owned())),
                 None => (resource, None),
             };
-            for verb in all {
-                let mut args = vec![
-                    "auth",
-                    "can-i",
-                    verb,
-                    resource,
-                    "--as",
-                    &who,
-                    "-n",
-                    "cbtest-rbac",
-                ];
-                let subresource;
-                if let Some(sub) = sub {
-                    subresource = format!("--subresource={sub}");
-                    args.push(&subresource);
-                }
-                let out = cluster.kubectl(&args);
-                let answer = text(&out.stdout).trim().to_owned();
-                let expected = if granted.contains(&verb) { "yes" } else { "no" };
-                assert_eq!(
-                    answer,
-                    expected,
-                    "can {who} {verb} {resource} {sub:?}? {}",
-                    text(&out.stderr)
-                );
-                checked += 1;
-            }
+            grants.push(Grant {
+                resource: resource.to_owned(),
+                name,
+                verbs: verbs.split(", ").map(str::to_owned).collect(),
+            });
         }
     }
+    grants
+}
+
+/// Asks the cluster, for every resource of `grants` and every verb, whether `who` may in
+/// `namespace`: yes exactly where a row says so. Returns how many questions were asked.
+fn check_grants(who: &str, namespace: &str, grants: &[Grant]) -> usize {
+    let cluster = cluster();
+    let verbs = [
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "bind",
+        "escalate",
+        "impersonate",
+    ];
+    let mut checked = 0;
+    for grant in grants {
+        let granted = |verb: &str| {
+            grants.iter().any(|g| {
+                g.resource == grant.resource
+                    && (g.name.is_none() || g.name == grant.name)
+                    && g.verbs.iter().any(|v| v == verb)
+            })
+        };
+        let (resource, sub) = match grant.resource.split_once('/') {
+            Some((resource, sub)) => (resource, Some(sub)),
+            None => (grant.resource.as_str(), None),
+        };
+        let target = match &grant.name {
+            Some(name) => format!("{resource}/{name}"),
+            None => resource.to_owned(),
+        };
+        for verb in verbs {
+            let mut args = vec!["auth", "can-i", verb, &target, "--as", who, "-n", namespace];
+            let subresource;
+            if let Some(sub) = sub {
+                subresource = format!("--subresource={sub}");
+                args.push(&subresource);
+            }
+            let out = cluster.kubectl(&args);
+            let answer = text(&out.stdout).trim().to_owned();
+            let expected = if granted(verb) { "yes" } else { "no" };
+            assert_eq!(
+                answer,
+                expected,
+                "can {who} {verb} {target} {sub:?} in {namespace}? {}",
+                text(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    checked
+}
+
+/// Every row of README's RBAC tables is granted, and nothing else on those resources: to
+/// codebuilder's account, and to an app's account in its namespace (bound as codebuilder
+/// binds it), which has nothing outside it.
+#[test]
+fn the_service_accounts_may_do_what_the_readme_says_and_no_more() {
+    let cluster = cluster();
+    let who = format!("system:serviceaccount:{NAMESPACE}:{ACCOUNT}");
+    let checked = check_grants(&who, "cbtest-rbac", &readme_grants(0));
     assert!(
-        checked > 100,
-        "only {checked} checks: is the table still there?"
+        checked > 40,
+        "only {checked} checks: is the first table still there?"
     );
     for (verb, resource) in [
         ("create", "clusterroles"),
         ("patch", "nodes"),
-        ("deletecollection", "secrets"),
+        ("get", "secrets"),
+        ("create", "deployments"),
+        ("bind", "clusterroles/cluster-admin"),
+        ("impersonate", "serviceaccounts/default"),
+        ("impersonate", "users"),
     ] {
         let out = cluster.kubectl(&["auth", "can-i", verb, resource, "--as", &who]);
         assert_eq!(text(&out.stdout).trim(), "no", "{verb} {resource}");
+    }
+
+    let app = "cbtest-rbac-app";
+    let binding = serde_json::json!({
+        "apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": app}},
+            {"apiVersion": "v1", "kind": "ServiceAccount",
+             "metadata": {"name": "codebuilder-app", "namespace": app}},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": "codebuilder-app", "namespace": app},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "codebuilder-app"},
+             "subjects": [{"kind": "ServiceAccount", "name": "codebuilder-app", "namespace": app}]},
+        ],
+    });
+    let scratch = shared_tempdir();
+    let path = scratch.path().join("app.json");
+    fs::write(&path, binding.to_string()).unwrap();
+    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    let who = format!("system:serviceaccount:{app}:codebuilder-app");
+    let checked = check_grants(&who, app, &readme_grants(1));
+    assert!(
+        checked > 100,
+        "only {checked} checks: is the second table still there?"
+    );
+    for (verb, resource, namespace) in [
+        ("get", "secrets", "cbtest-rbac"),
+        ("create", "deployments", "kube-system"),
+        ("create", "clusterroles", app),
+        ("create", "namespaces", app),
+        ("create", "roles", app),
+        ("create", "rolebindings", app),
+        ("deletecollection", "secrets", app),
+        ("impersonate", "serviceaccounts", app),
+    ] {
+        let out = cluster.kubectl(&[
+            "auth", "can-i", verb, resource, "--as", &who, "-n", namespace,
+        ]);
+        assert_eq!(
+            text(&out.stdout).trim(),
+            "no",
+            "{verb} {resource} in {namespace}"
+        );
     }
 }

@@ -707,8 +707,9 @@ fn codebuilder_yaml_wires_the_pod_together() {
     assert_eq!(&spec["selector"]["matchLabels"], labels);
     let pod = &spec["template"]["spec"];
 
-    // helm runs as the pod's service account, bound to a role that may create namespaces and
-    // keep releases (Secrets) in them.
+    // codebuilder runs as the pod's service account, bound to a role that may make an app's
+    // namespace, its account and binding, and act as that account; helm runs as the app's
+    // account, whose role keeps releases (Secrets) and manages what charts contain.
     let account = pod["serviceAccountName"].as_str().unwrap();
     object(&docs, "ServiceAccount", account);
     let binding = of_kind(&docs, "ClusterRoleBinding")
@@ -719,12 +720,8 @@ fn codebuilder_yaml_wires_the_pod_together() {
             })
         })
         .expect("no ClusterRoleBinding for the service account");
-    let role = object(
-        &docs,
-        "ClusterRole",
-        binding["roleRef"]["name"].as_str().unwrap(),
-    );
-    let grants = |resource: &str, verb: &str| {
+    let grants = |role: &str, resource: &str, verb: &str| {
+        let role = object(&docs, "ClusterRole", role);
         role["rules"].as_array().unwrap().iter().any(|r| {
             r["resources"]
                 .as_array()
@@ -734,8 +731,23 @@ fn codebuilder_yaml_wires_the_pod_together() {
                 && r["verbs"].as_array().unwrap().iter().any(|x| x == verb)
         })
     };
+    let own = binding["roleRef"]["name"].as_str().unwrap();
+    for (resource, verb, granted) in [
+        ("namespaces", "create", true),
+        ("serviceaccounts", "create", true),
+        ("rolebindings", "create", true),
+        ("clusterroles", "bind", true),
+        ("serviceaccounts", "impersonate", true),
+        ("secrets", "get", false),
+        ("deployments", "patch", false),
+    ] {
+        assert_eq!(
+            grants(own, resource, verb),
+            granted,
+            "the ClusterRole {own}: {verb} {resource}"
+        );
+    }
     for (resource, verb) in [
-        ("namespaces", "create"),
         ("secrets", "create"),
         ("secrets", "list"),
         ("deployments", "patch"),
@@ -743,8 +755,8 @@ fn codebuilder_yaml_wires_the_pod_together() {
         ("pods", "watch"),
     ] {
         assert!(
-            grants(resource, verb),
-            "the ClusterRole does not grant {verb} {resource}"
+            grants("codebuilder-app", resource, verb),
+            "the ClusterRole codebuilder-app does not grant {verb} {resource}"
         );
     }
 

@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::{free_port, repo_root, shared_tempdir, text};
+use crate::{free_port, repo_root, require_docker, shared_tempdir, text, Client, Server};
 
 /// codebuilder's own ServiceAccount, from codebuilder.yaml.
 pub const ACCOUNT: &str = "codebuilder";
@@ -174,6 +174,48 @@ impl Cluster {
         let _ = self.helm(&["uninstall", app, "-n", app, "--wait"]);
         let _ = self.kubectl(&["delete", "namespace", app, "--wait=false"]);
     }
+}
+
+/// A codebuilder that deploys to the test cluster as `account`, with the operator values of
+/// `host` (hostNetwork on its own port) and `settings` of the test's own.
+pub fn deploying_server(
+    account: &str,
+    host: &HostPort,
+    timeout: &str,
+    settings: &[(&str, &str)],
+) -> Server {
+    require_docker();
+    let cluster = cluster();
+    let kubeconfig = cluster.account_kubeconfig(account);
+    let mut env = vec![
+        ("KUBECONFIG", kubeconfig.as_str()),
+        ("CODEBUILDER_REGISTRY", cluster.registry.as_str()),
+        ("CODEBUILDER_DEPLOY_VALUES", host.values.to_str().unwrap()),
+        ("CODEBUILDER_DEPLOY_TIMEOUT", timeout),
+        ("CODEBUILDER_BUILD_NETWORK", "host"),
+    ];
+    env.extend_from_slice(settings);
+    Server::start_with(&env)
+}
+
+/// An app name of this test run.
+pub fn app_name(what: &str) -> String {
+    format!("cb-{what}-{}", std::process::id())
+}
+
+/// The one `error:` line the hook printed (git pads remote lines with spaces).
+pub fn error_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .map(str::trim_end)
+        .find(|l| l.starts_with("remote: error:"))
+        .unwrap_or_default()
+}
+
+/// `git push` of `main` to `app`: whether it succeeded, and what git printed.
+pub fn push(client: &Client, dir: &std::path::Path, app: &str) -> (bool, String) {
+    let out = client.git(dir, &["push", &client.url(app), "main"]);
+    (out.status.success(), text(&out.stderr))
 }
 
 /// What a test app needs of the cluster: its own host port (pods use the host's network) and

@@ -122,6 +122,15 @@ impl Build<'_> {
         let settings = self.settings;
         let (app, short) = (&self.app, self.short());
         crate::engine::check(&settings.docker)?;
+        let deploying = settings.deploy != DeployMode::None && !self.options.skip_deploy;
+        // Refused before anything is built: a namespace that is not codebuilder's, an app's
+        // chart/ with links or over the limits.
+        let chart = if deploying {
+            self.deployer(&step).check()?;
+            Some(self.chart(record)?)
+        } else {
+            None
+        };
         // One tag, one push: the chart and rollbacks name images by revision, so nothing
         // needs a `latest` that would cost a second push.
         let tagged = format!("{}/{app}:git-{short}", settings.registry);
@@ -156,19 +165,17 @@ impl Build<'_> {
         self.push(&step, deadline, &tagged)
             .map_err(|e| crate::engine::blame(&settings.docker, e))?;
         record.image = Some(tagged.clone());
-        let skipped = if settings.deploy == DeployMode::None {
-            Some("CODEBUILDER_DEPLOY=none")
-        } else if self.options.skip_deploy {
-            Some("deploy skipped: git push -o skip-deploy")
-        } else {
-            None
-        };
-        if let Some(reason) = skipped {
+        let Some(chart) = chart else {
+            let reason = if settings.deploy == DeployMode::None {
+                "CODEBUILDER_DEPLOY=none"
+            } else {
+                "deploy skipped: git push -o skip-deploy"
+            };
             return Ok(format!(
                 "Done: {app} {short} is in the registry as {tagged} ({reason})"
             ));
-        }
-        self.deploy(&step, record, processes.as_ref(), port)?;
+        };
+        self.deploy(&step, record, processes.as_ref(), port, &chart)?;
         Ok(format!("Done: {app} {short} is live"))
     }
 
@@ -287,6 +294,21 @@ impl Build<'_> {
         Ok(Some(file))
     }
 
+    /// The chart to deploy: the app's own `chart/` when the tree has one, otherwise the
+    /// default chart.
+    fn chart(&self, record: &BuildRecord) -> anyhow::Result<Chart> {
+        let dir = tempfile::Builder::new()
+            .prefix("codebuilder-chart-")
+            .tempdir()?;
+        let own = self.tree_has("chart/Chart.yaml")?;
+        if own {
+            self.extract_chart(dir.path())?;
+        } else {
+            chart::write_default(dir.path(), &self.app, record.number, self.short())?;
+        }
+        Ok(Chart { dir, own })
+    }
+
     /// `helm upgrade --install` of the app's own chart or the default one. A buildpack app's
     /// process types go to the chart as values: the default chart runs each of them. A
     /// Dockerfile app's exposed port is the `port` value, for its own chart too.
@@ -296,17 +318,9 @@ impl Build<'_> {
         record: &mut BuildRecord,
         processes: Option<&Processes>,
         port: Option<u16>,
+        chart: &Chart,
     ) -> anyhow::Result<()> {
         let (app, short) = (&self.app, self.short());
-        let chart_dir = tempfile::Builder::new()
-            .prefix("codebuilder-chart-")
-            .tempdir()?;
-        let own_chart = self.tree_has("chart/Chart.yaml")?;
-        if own_chart {
-            self.extract_chart(chart_dir.path())?;
-        } else {
-            chart::write_default(chart_dir.path(), app, record.number, short)?;
-        }
         let mut values = processes.map_or_else(|| serde_json::json!({}), Processes::values);
         if let (Some(port), Some(map)) = (port, values.as_object_mut()) {
             map.insert("port".into(), port.into());
@@ -316,7 +330,7 @@ impl Build<'_> {
             .is_some_and(|map| !map.is_empty())
             .then(|| chart::write_values(&values))
             .transpose()?;
-        let source = if own_chart {
+        let source = if chart.own {
             "the app's own chart"
         } else {
             "the default chart"
@@ -329,20 +343,23 @@ impl Build<'_> {
             "codebuilder build {} of {short} by {}",
             record.number, record.pusher
         );
-        let deploy = Deploy {
-            settings: self.settings,
-            app,
-            output: self.output,
-            step,
-        };
-        let revision = deploy.run(&Release {
-            chart: chart_dir.path(),
+        let revision = self.deployer(step).run(&Release {
+            chart: chart.dir.path(),
             values: values.iter().map(|v| v.path()).collect(),
             image_tag: &format!("git-{short}"),
             description: &description,
         })?;
         record.helm_revision = Some(revision);
         Ok(())
+    }
+
+    fn deployer<'s>(&'s self, step: &'s StepContext<'s>) -> Deploy<'s> {
+        Deploy {
+            settings: self.settings,
+            app: &self.app,
+            output: self.output,
+            step,
+        }
     }
 
     /// What `reference` names now, or "" when it does not exist.
@@ -402,11 +419,19 @@ impl Build<'_> {
         Ok(codebuilder_process::run(cat_file, QUICK)?.success())
     }
 
+    /// The app's own `chart/`, unpacked as `git archive` streams it, within the chart limits.
     fn extract_chart(&self, dir: &Path) -> anyhow::Result<()> {
         let mut archive = self.git();
         archive.args(["archive", "--format=tar", &self.rev, "chart"]);
-        let output = codebuilder_process::run(archive, QUICK)
-            .with_context(|| format!("cannot read chart/ from {}", self.short()))?;
+        let limits = chart::ChartLimits {
+            max_size: self.settings.max_chart_size,
+            max_files: self.settings.max_chart_files,
+        };
+        let (output, unpacked) = codebuilder_process::run_reading(archive, QUICK, |tar| {
+            chart::unpack_app_chart(tar, dir, limits)
+        })
+        .with_context(|| format!("cannot read chart/ from {}", self.short()))?;
+        unpacked?;
         if !output.success() {
             bail!(
                 "cannot read chart/ from {}: {}",
@@ -414,17 +439,15 @@ impl Build<'_> {
                 output.stderr_text()
             );
         }
-        let staging = dir.join(".extract");
-        tar::Archive::new(output.stdout.as_slice())
-            .unpack(&staging)
-            .context("cannot unpack chart/")?;
-        for entry in std::fs::read_dir(staging.join("chart"))? {
-            let entry = entry?;
-            std::fs::rename(entry.path(), dir.join(entry.file_name()))?;
-        }
-        std::fs::remove_dir_all(&staging)?;
         Ok(())
     }
+}
+
+/// The chart a build deploys, unpacked or written before the build starts.
+struct Chart {
+    dir: tempfile::TempDir,
+    /// The app's own `chart/`, not the default chart.
+    own: bool,
 }
 
 /// Time left before `deadline`, at least a second: the build's time limit covers all steps.

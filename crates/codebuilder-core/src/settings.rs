@@ -29,6 +29,8 @@ pub const VARIABLES: &[&str] = &[
     "CODEBUILDER_KEEP_IMAGES",
     "CODEBUILDER_MAX_PUSH_SIZE",
     "CODEBUILDER_MAX_CONTEXT_SIZE",
+    "CODEBUILDER_MAX_CHART_SIZE",
+    "CODEBUILDER_MAX_CHART_FILES",
     "CODEBUILDER_BUILDPACKS",
     "CODEBUILDER_BUILDER_IMAGE",
     "CODEBUILDER_RUN_IMAGE",
@@ -88,6 +90,10 @@ pub struct Settings {
     pub max_push_size: ByteSize,
     /// Largest build context: the pushed tree as `git archive` streams it into the build.
     pub max_context_size: ByteSize,
+    /// Largest app's own `chart/`: the bytes of its files, as `git archive` streams them.
+    pub max_chart_size: ByteSize,
+    /// Most files (and folders) an app's own `chart/` may hold.
+    pub max_chart_files: usize,
     /// Read-only file of declared keys (a mounted ConfigMap or Secret).
     pub config_keys: Option<std::path::PathBuf>,
     /// Read-only file of declared access to apps (`APP KEYNAME push|read` lines).
@@ -281,6 +287,8 @@ impl Settings {
             keep_images: count("CODEBUILDER_KEEP_IMAGES", "10")?,
             max_push_size: size("CODEBUILDER_MAX_PUSH_SIZE", "1G")?,
             max_context_size: size("CODEBUILDER_MAX_CONTEXT_SIZE", "500M")?,
+            max_chart_size: size("CODEBUILDER_MAX_CHART_SIZE", "10M")?,
+            max_chart_files: count("CODEBUILDER_MAX_CHART_FILES", "1000")?,
             config_keys: vars
                 .get("CODEBUILDER_CONFIG_KEYS")
                 .filter(|v| !v.is_empty())
@@ -608,6 +616,8 @@ mod tests {
         assert_eq!(s.max_context_size.bytes(), 500 << 20);
         assert_eq!(s.app_creators, AppCreators::All);
         assert_eq!(s.config_access, None);
+        assert_eq!(s.max_chart_size.to_string(), "10M");
+        assert_eq!(s.max_chart_files, 1000);
     }
 
     #[test]

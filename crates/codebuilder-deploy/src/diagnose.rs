@@ -9,6 +9,8 @@ use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{run, QUICK};
 use serde_json::Value;
 
+use crate::tenancy::app_user;
+
 /// Pods looked at: the newest ones that are not ready.
 const MAX_PODS: usize = 3;
 /// Events shown per pod, the latest ones.
@@ -31,7 +33,10 @@ pub(crate) struct Diagnosis {
 pub(crate) fn not_ready_pods(settings: &Settings, app: &AppName) -> Diagnosis {
     let kubectl = |args: &[&str]| {
         let mut kubectl = Command::new(&settings.kubectl);
-        kubectl.args(["--namespace", app.as_str()]).args(args);
+        kubectl
+            .args(["--namespace", app.as_str()])
+            .args(["--as", &app_user(app)])
+            .args(args);
         run(kubectl, QUICK).ok().filter(|out| out.success())
     };
     let json = |args: &[&str]| -> Value {
@@ -67,10 +72,13 @@ pub(crate) fn not_ready_pods(settings: &Settings, app: &AppName) -> Diagnosis {
                     .filter(|text| !text.starts_with(NO_LOGS))
                     .unwrap_or_default()
             };
-            // A container that restarted said why in its previous run; while the kubelet
-            // replaces it that log may be gone, and the current run says the same.
+            // A container waiting to restart (a crash loop) logs nothing new: its logs are
+            // those of the attempt that just ended, which kubelets may already have removed
+            // as "previous". A running one that restarted: the attempt before it, or its own
+            // when that one is gone.
             let restarted = container["restartCount"].as_u64().unwrap_or(0) > 0;
-            let mut logs = if restarted {
+            let running = container["state"]["running"].is_object();
+            let mut logs = if restarted && running {
                 logs_of(true)
             } else {
                 String::new()

@@ -9,8 +9,10 @@ use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{run, QUICK};
 use serde::Deserialize;
 
+use crate::tenancy::{app_user, APP_ACCOUNT, CODEBUILDER, MANAGED_BY};
+
 /// The helm of the settings, pointed at one app's release (named after the app, in the
-/// namespace of its name).
+/// namespace of its name), acting as the app's ServiceAccount.
 pub(crate) struct Helm<'a> {
     pub settings: &'a Settings,
     pub app: &'a AppName,
@@ -52,8 +54,30 @@ struct StatusInfo {
 impl Helm<'_> {
     fn command(&self) -> Command {
         let mut helm = Command::new(&self.settings.helm);
-        helm.args(["--namespace", self.app.as_str()]);
+        helm.args(["--namespace", self.app.as_str()])
+            .args(["--kube-as-user", &app_user(self.app)]);
         helm
+    }
+
+    /// Whether codebuilder made the release: its label, which every upgrade sets and
+    /// rollbacks keep.
+    pub fn is_ours(&self) -> anyhow::Result<bool> {
+        let mut metadata = self.command();
+        metadata.args(["get", "metadata", self.app.as_str(), "--output", "json"]);
+        let out = run(metadata, QUICK)?;
+        if !out.success() {
+            let said = out.stderr_text();
+            bail!(
+                "{}",
+                explain_cluster_error(&said).unwrap_or_else(|| format!(
+                    "helm get metadata failed: {}",
+                    last_error_line(&said)
+                ))
+            );
+        }
+        let metadata: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .context("cannot read the output of helm get metadata")?;
+        Ok(metadata["labels"][MANAGED_BY] == CODEBUILDER)
     }
 
     /// The release's state, or `None` when there is no release of the app yet. A cluster
@@ -105,8 +129,9 @@ impl Helm<'_> {
             .map(|r| r.revision))
     }
 
-    /// `helm upgrade --install` waiting for the rollout. No `--rollback-on-failure`: on a
-    /// failure the pods that did not become ready are looked at first, then rolled back.
+    /// `helm upgrade --install` waiting for the rollout, labelled as codebuilder's, into the
+    /// namespace codebuilder made. No `--rollback-on-failure`: on a failure the pods that did
+    /// not become ready are looked at first, then rolled back.
     pub fn upgrade(
         &self,
         chart: &Path,
@@ -119,7 +144,8 @@ impl Helm<'_> {
         let mut helm = self.command();
         helm.args(["upgrade", "--install", app])
             .arg(chart)
-            .args(["--create-namespace", "--wait"])
+            .args(["--labels", &format!("{MANAGED_BY}={CODEBUILDER}")])
+            .arg("--wait")
             .args(["--timeout", &seconds(settings.deploy_timeout)]);
         for file in values {
             helm.arg("--values").arg(file);
@@ -177,8 +203,8 @@ pub(crate) fn last_error_line(said: &str) -> String {
 }
 
 /// One line for the errors that are about the cluster rather than the app: a permission
-/// codebuilder's account lacks (naming it and where to grant it), or an API server that
-/// cannot be reached.
+/// codebuilder's account or the app's lacks (naming it and where to grant it, or that an app's
+/// chart stays in its namespace), or an API server that cannot be reached.
 pub(crate) fn explain_cluster_error(said: &str) -> Option<String> {
     if let Some(forbidden) = said.lines().find_map(Forbidden::parse) {
         return Some(forbidden.to_string());
@@ -236,6 +262,15 @@ fn quoted_after(text: &str, marker: &str) -> Option<String> {
     Some(rest[..rest.find('"')?].to_owned())
 }
 
+impl Forbidden {
+    /// The app whose ServiceAccount was refused, when it was an app's.
+    fn app(&self) -> Option<&str> {
+        let account = self.user.strip_prefix("system:serviceaccount:")?;
+        let (namespace, name) = account.split_once(':')?;
+        (name == APP_ACCOUNT).then_some(namespace)
+    }
+}
+
 impl std::fmt::Display for Forbidden {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let resource = if self.group.is_empty() {
@@ -248,11 +283,22 @@ impl std::fmt::Display for Forbidden {
             .as_ref()
             .map(|ns| format!(" in namespace {ns}"))
             .unwrap_or_default();
-        write!(
-            f,
-            "the cluster refused: {} may not {} {resource}{place}: grant it (verb {}, resource {resource}) in the ClusterRole codebuilder-deployer of codebuilder.yaml",
-            self.user, self.verb, self.verb
-        )
+        let (verb, user) = (&self.verb, &self.user);
+        match self.app() {
+            Some(app) if self.namespace.as_deref() != Some(app) => write!(
+                f,
+                "the cluster refused: the chart of {app} may not {verb} {resource}{}: an app's chart manages objects in its own namespace {app} only; remove that object from chart/, commit, and push again",
+                if place.is_empty() { " (cluster-wide)" } else { &place }
+            ),
+            Some(_) => write!(
+                f,
+                "the cluster refused: {user} may not {verb} {resource}{place}: grant it (verb {verb}, resource {resource}) in the ClusterRole {APP_ACCOUNT} of codebuilder.yaml"
+            ),
+            None => write!(
+                f,
+                "the cluster refused: {user} may not {verb} {resource}{place}: grant it (verb {verb}, resource {resource}) in the ClusterRole codebuilder-deployer of codebuilder.yaml"
+            ),
+        }
     }
 }
 
@@ -271,6 +317,25 @@ mod tests {
         assert_eq!(
             explain_cluster_error(said).unwrap(),
             "the cluster refused: u may not create deployments.apps: grant it (verb create, resource deployments.apps) in the ClusterRole codebuilder-deployer of codebuilder.yaml"
+        );
+    }
+
+    #[test]
+    fn an_apps_chart_is_told_to_stay_in_its_namespace() {
+        let said = r#"Error: UPGRADE FAILED: daemonsets.apps "x" is forbidden: User "system:serviceaccount:myapp:codebuilder-app" cannot patch resource "daemonsets" in API group "apps" in the namespace "kube-system""#;
+        assert_eq!(
+            explain_cluster_error(said).unwrap(),
+            "the cluster refused: the chart of myapp may not patch daemonsets.apps in namespace kube-system: an app's chart manages objects in its own namespace myapp only; remove that object from chart/, commit, and push again"
+        );
+        let said = r#"Error: clusterroles.rbac.authorization.k8s.io "x" is forbidden: User "system:serviceaccount:myapp:codebuilder-app" cannot get resource "clusterroles" in API group "rbac.authorization.k8s.io" at the cluster scope"#;
+        assert_eq!(
+            explain_cluster_error(said).unwrap(),
+            "the cluster refused: the chart of myapp may not get clusterroles.rbac.authorization.k8s.io (cluster-wide): an app's chart manages objects in its own namespace myapp only; remove that object from chart/, commit, and push again"
+        );
+        let said = r#"Error: roles.rbac.authorization.k8s.io "x" is forbidden: User "system:serviceaccount:myapp:codebuilder-app" cannot patch resource "roles" in API group "rbac.authorization.k8s.io" in the namespace "myapp""#;
+        assert_eq!(
+            explain_cluster_error(said).unwrap(),
+            "the cluster refused: system:serviceaccount:myapp:codebuilder-app may not patch roles.rbac.authorization.k8s.io in namespace myapp: grant it (verb patch, resource roles.rbac.authorization.k8s.io) in the ClusterRole codebuilder-app of codebuilder.yaml"
         );
     }
 

@@ -1,5 +1,8 @@
 //! The deploy: `helm upgrade --install` of an app's image into the namespace of its name.
 //!
+//! - The namespace is codebuilder's (labelled when codebuilder made it) and the deploy runs
+//!   as the app's own ServiceAccount, bound to that namespace only: a namespace or a helm
+//!   release that codebuilder did not make is never deployed over.
 //! - A release that an interrupted deploy left pending (helm killed during `--wait`) is
 //!   recovered first, instead of failing every later push with "another operation is in
 //!   progress".
@@ -11,6 +14,7 @@
 pub mod chart;
 mod diagnose;
 mod helm;
+mod tenancy;
 
 use std::path::Path;
 use std::process::Command;
@@ -21,6 +25,7 @@ use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{Output, StepContext, StepError, Tail};
 
 use crate::helm::{explain_cluster_error, last_error_line, Helm};
+use crate::tenancy::{Namespace, Tenancy};
 
 /// Time helm gets beyond its own rollout timeout to give up by itself.
 const HELM_MARGIN: Duration = Duration::from_secs(60);
@@ -50,12 +55,35 @@ impl Deploy<'_> {
         }
     }
 
+    fn tenancy(&self) -> Tenancy<'_> {
+        Tenancy {
+            settings: self.settings,
+            app: self.app,
+        }
+    }
+
+    /// Refuses, before anything is built, an app whose namespace exists and is not
+    /// codebuilder's. A cluster that cannot be asked is the deploy's to report, after the
+    /// build.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let tenancy = self.tenancy();
+        match tenancy.namespace() {
+            Ok(Namespace::Foreign) => Err(tenancy.foreign()),
+            _ => Ok(()),
+        }
+    }
+
     /// Deploys `release` and returns its helm revision. The error is one line: the cause and
     /// the fix.
     pub fn run(&self, release: &Release) -> anyhow::Result<u64> {
         let operator_values = self.operator_values()?;
+        self.tenancy().ensure()?;
         let helm = self.helm();
+        let app = self.app;
         if let Some(state) = helm.state()? {
+            if !helm.is_ours()? {
+                bail!("the namespace {app} holds a helm release {app} that codebuilder did not make: push the app under another name, or have a cluster admin remove that release (helm uninstall {app} -n {app})");
+            }
             if state.is_pending() {
                 self.recover(state.status.as_str())?;
             }

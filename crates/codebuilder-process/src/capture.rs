@@ -74,6 +74,71 @@ pub fn run_with_input(
     run_inner(command, Some(input), limit)
 }
 
+/// Runs `command` with stdin closed, handing its standard output to `read` as it comes instead
+/// of keeping it (a `git archive` unpacked on the fly), and waits at most `limit` for it. When
+/// `read` returns before the end, the stream is closed and the command stops with SIGPIPE;
+/// past the deadline the group is stopped and `read` sees the end of its input. The returned
+/// [`Captured`] has standard error only.
+pub fn run_reading<T: Send>(
+    mut command: Command,
+    limit: Duration,
+    read: impl FnOnce(&mut dyn Read) -> T + Send,
+) -> Result<(Captured, T), RunError> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    crate::group::die_with_parent(&mut command);
+    let mut child = command.spawn().map_err(|source| RunError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let id = Pid::from_raw(child.id() as i32);
+    let group = Group::new(id, vec![child]);
+    let (statuses, read, stderr) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut stdout = stdout?;
+            let read = read(&mut stdout);
+            drop(stdout);
+            Some(read)
+        });
+        let err = scope.spawn(move || read_capped(stderr));
+        let statuses = match group.wait_timeout(limit) {
+            Some(statuses) => statuses,
+            None => {
+                group.stop(KILL_GRACE);
+                return Err(RunError::TimedOut {
+                    program: program.clone(),
+                    limit: limit.into(),
+                });
+            }
+        };
+        let read = reader.join().unwrap_or(None);
+        Ok((statuses, read, join(err)))
+    })?;
+    let (Some(read), Some(stderr)) = (read, stderr) else {
+        return Err(RunError::TooMuchOutput { program });
+    };
+    let status = statuses
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Err(std::io::Error::other("the process was not reaped")))
+        .map_err(|source| RunError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    let captured = Captured {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    };
+    Ok((captured, read))
+}
+
 fn run_inner(
     mut command: Command,
     input: Option<&[u8]>,
@@ -197,6 +262,25 @@ mod tests {
     fn too_much_output_is_an_error_not_a_memory_leak() {
         let err = run(Command::new("yes"), Duration::from_secs(30)).unwrap_err();
         assert!(matches!(err, RunError::TooMuchOutput { .. }), "{err}");
+    }
+
+    #[test]
+    fn output_is_read_as_it_comes_and_a_reader_may_stop_early() {
+        let (out, read) = run_reading(sh("echo one; echo two >&2"), Duration::from_secs(10), |r| {
+            let mut text = String::new();
+            r.read_to_string(&mut text).map(|_| text).unwrap()
+        })
+        .unwrap();
+        assert!(out.success());
+        assert_eq!(read, "one\n");
+        assert_eq!(out.stderr_text(), "two");
+        let (out, read) = run_reading(Command::new("yes"), Duration::from_secs(30), |r| {
+            let mut first = [0; 2];
+            r.read_exact(&mut first).map(|()| first).unwrap()
+        })
+        .unwrap();
+        assert!(!out.success());
+        assert_eq!(&read, b"y\n");
     }
 
     #[test]
