@@ -44,7 +44,7 @@ RUN apt-get update \
  && install -D -m 0755 /tmp/docker.io/usr/bin/docker /out/docker \
  && /out/docker --version \
  && rm -rf /tmp/docker.io* /var/lib/apt/lists/*
-COPY target/release/codebuilder-keys target/release/codebuilder-receive target/release/codebuilder-build target/release/codebuilder-sshd /out/codebuilder/
+COPY target/release/codebuilder-keys target/release/codebuilder-receive target/release/codebuilder-build target/release/codebuilder-ops target/release/codebuilder-sshd /out/codebuilder/
 RUN strip --strip-debug /out/codebuilder/codebuilder-* \
  && chown -R root:root /out/codebuilder \
  && chmod 0755 /out/codebuilder /out/codebuilder/codebuilder-*

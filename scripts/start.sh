@@ -13,7 +13,7 @@ cargo build --release --workspace --bins
 BIN=/usr/local/lib/codebuilder
 install -d -m 0755 "$BIN"
 install -m 0755 target/release/codebuilder-keys target/release/codebuilder-receive \
-  target/release/codebuilder-build target/release/codebuilder-sshd "$BIN/"
+  target/release/codebuilder-build target/release/codebuilder-ops target/release/codebuilder-sshd "$BIN/"
 
 export CODEBUILDER_HOME="${CODEBUILDER_HOME:-$PWD/.codebuilder}"
 export CODEBUILDER_REGISTRY="${CODEBUILDER_REGISTRY:-127.0.0.1:5000}"

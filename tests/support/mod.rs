@@ -21,6 +21,7 @@ pub const BINARIES: &[&str] = &[
     "codebuilder-keys",
     "codebuilder-receive",
     "codebuilder-build",
+    "codebuilder-ops",
     "codebuilder-sshd",
 ];
 

@@ -2,6 +2,7 @@
 
 use codebuilder_apps::Level;
 use codebuilder_core::{AppName, NameError};
+use codebuilder_ops::Operation;
 
 /// The longest command line worth reading; git's are a few dozen bytes.
 const MAX_COMMAND: usize = 1024;
@@ -32,6 +33,13 @@ pub enum Request {
     AccessRemove { app: AppName, key: String },
     /// Owner or admin: `apps:transfer APP KEYNAME`.
     AppsTransfer { app: AppName, key: String },
+    /// An app command codebuilder-ops runs (`builds APP`, ...), with the words after the app,
+    /// which codebuilder-ops checks before it does anything.
+    Operate {
+        op: &'static Operation,
+        app: AppName,
+        args: Vec<String>,
+    },
 }
 
 impl Request {
@@ -44,7 +52,8 @@ impl Request {
             | Self::Access { app, .. }
             | Self::AccessAdd { app, .. }
             | Self::AccessRemove { app, .. }
-            | Self::AppsTransfer { app, .. } => Some(app),
+            | Self::AppsTransfer { app, .. }
+            | Self::Operate { app, .. } => Some(app),
             Self::KeysAdd { .. } | Self::KeysList { .. } | Self::KeysRemove { .. } => None,
         }
     }
@@ -58,12 +67,17 @@ pub enum RequestError {
     TooLong,
     #[error("the command contains control characters or non-ASCII text")]
     BadCharacters,
-    #[error("command {0:?} is not allowed: only git push, git clone/fetch, builds:cache:purge, access, access:add, access:remove, apps:transfer and the admin keys:add, keys:list, keys:remove are")]
+    #[error("command {0:?} is not allowed: only git push, git clone/fetch, builds:cache:purge, access, access:add, access:remove, apps:transfer, the app commands (builds, ...) and the admin keys:add, keys:list, keys:remove are")]
     NotAllowed(String),
     #[error("{verb} takes {expected}")]
     BadArguments {
         verb: &'static str,
         expected: &'static str,
+    },
+    #[error("{verb} needs the app it acts on: {usage}")]
+    NoApp {
+        verb: &'static str,
+        usage: &'static str,
     },
     #[error(
         "{0:?} is not a repository path: expected an app name such as 'myapp' or '/myapp.git'"
@@ -174,7 +188,18 @@ pub fn parse_request(command: Option<&str>, own_namespace: &str) -> Result<Reque
             verb: "apps:transfer",
             expected: "APP KEYNAME",
         }),
-        _ => Err(RequestError::NotAllowed(shown())),
+        (verb, args) => match (Operation::find(verb), args) {
+            (Some(op), [app, rest @ ..]) => Ok(Request::Operate {
+                op,
+                app: AppName::parse(app, own_namespace)?,
+                args: rest.iter().map(|w| (*w).to_owned()).collect(),
+            }),
+            (Some(op), []) => Err(RequestError::NoApp {
+                verb: op.verb,
+                usage: op.usage,
+            }),
+            (None, _) => Err(RequestError::NotAllowed(shown())),
+        },
     }
 }
 

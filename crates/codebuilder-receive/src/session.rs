@@ -17,12 +17,16 @@ use codebuilder_apps::{AppError, AppStore, Level, Role};
 use codebuilder_core::settings::AppCreators;
 use codebuilder_core::{AppName, Fingerprint, Home, KeyName, Settings};
 use codebuilder_keys::{access, commands, KeyRecord, KeyStore};
+use codebuilder_ops::Need;
 use codebuilder_process::group::Group;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
 use crate::repo::{ensure_repo, hook_script, RepoUse, BUILD_BINARY};
 use crate::request::{parse_request, Request};
+
+/// Runs the app commands (`builds APP`, ...).
+const OPS_BINARY: &str = "codebuilder-ops";
 
 /// How long the process group gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -97,6 +101,17 @@ pub fn serve(
                 .args(["cache", "purge", app.as_str()])
                 .stdin(std::process::Stdio::null());
             run_supervised(purge, BUILD_BINARY)
+        }
+        Request::Operate { op, app, args } => {
+            let mut operate = Command::new(sibling(OPS_BINARY)?);
+            operate
+                .arg("--home")
+                .arg(home.root())
+                .args([op.verb, app.as_str()])
+                .args(&args)
+                .env("CODEBUILDER_PUSHER", user.as_str())
+                .env("CODEBUILDER_PUSHER_FINGERPRINT", fingerprint.as_str());
+            run_supervised(operate, OPS_BINARY)
         }
         Request::UploadPack(app) => {
             let repo = home.repo(&app);
@@ -178,17 +193,6 @@ fn run_git(
     run_supervised(command, "git")
 }
 
-/// What a request needs of the app it acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Need {
-    /// Clone and fetch.
-    Read,
-    /// Push (force-push, delete refs too) and purge the build cache.
-    Push,
-    /// See and change who has access, and the owner.
-    Manage,
-}
-
 /// What the session may go on to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decision {
@@ -231,6 +235,7 @@ fn authorize_app(
     let need = match request {
         Request::UploadPack(_) => Need::Read,
         Request::ReceivePack(_) | Request::CachePurge(_) => Need::Push,
+        Request::Operate { op, .. } => op.need,
         _ => Need::Manage,
     };
     let state = apps.state(app)?;

@@ -1,0 +1,37 @@
+//! The app commands, by the name users type over ssh and on the command line, and the access
+//! each needs: the one table codebuilder-receive authorizes with.
+
+/// What a key needs on an app to run a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Looks without changing anything (`read` access).
+    Read,
+    /// Changes what runs (`push` access).
+    Push,
+    /// Changes who may do what, or removes the app: its owner and admins.
+    Manage,
+}
+
+/// One app command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    /// As typed: `builds`, `config:set`, ...
+    pub verb: &'static str,
+    pub need: Need,
+    /// A usage line for the refusal of bad arguments.
+    pub usage: &'static str,
+}
+
+/// Every app command codebuilder-ops runs.
+pub const OPERATIONS: &[Operation] = &[Operation {
+    verb: "builds",
+    need: Need::Read,
+    usage: "builds APP [--json]",
+}];
+
+impl Operation {
+    /// The command named `verb`, if there is one.
+    pub fn find(verb: &str) -> Option<&'static Operation> {
+        OPERATIONS.iter().find(|op| op.verb == verb)
+    }
+}
