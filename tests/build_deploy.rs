@@ -1174,92 +1174,39 @@ fn dockerignore_context_counts_against_the_limit_after_filtering() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// The port an image EXPOSEs, as the push names it (tests/cluster.rs deploys one for real).
 #[test]
-fn an_exposed_port_is_the_apps_port_its_probe_and_its_containerport() {
+fn the_push_names_the_port_the_image_exposes() {
     require_docker();
     let registry = Registry::start();
-    // helm as a user would check it: `helm template` of exactly what the deploy passes.
-    let fake = shared_tempdir();
-    fs::set_permissions(fake.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    let rendered = fake.path().join("rendered.yaml");
-    let helm = fake.path().join("helm");
-    let real_helm = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v helm"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    fs::write(
-        &helm,
-        format!(
-            "#!/bin/sh\n# --namespace APP COMMAND ...\ncase \"$3\" in\nupgrade) shift 4; exec {} template \"$@\" >{} ;;\n*) echo 'Error: release: not found' >&2; exit 1 ;;\nesac\n",
-            real_helm.trim(),
-            rendered.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&helm, fs::Permissions::from_mode(0o755)).unwrap();
-    let server = server_for(
-        &registry,
-        "helm",
-        &[("CODEBUILDER_HELM", helm.to_str().unwrap())],
-    );
+    let server = server_for(&registry, "none", &[]);
     let dev = server.add_user("dev", false);
-    let mut files = app_files("echo ok");
-    let dockerfile = String::from_utf8(files[0].1.clone())
-        .unwrap()
-        .replace("CMD", "EXPOSE 8080\nCMD")
-        .replace("\"5000\"", "\"8080\"");
-    files[0].1 = dockerfile.into_bytes();
-    let work = repo_with("main", &files);
-    let out = dev.git(work.path(), &["push", &dev.url("exposed"), "main"]);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().map(str::trim_end).collect();
-    assert!(
-        lines.contains(&"remote: -----> Port 8080 (EXPOSE in the Dockerfile)"),
-        "{stderr}"
+    let port_lines = |app: &str, expose: &str| {
+        let mut files = app_files("echo ok");
+        let dockerfile = String::from_utf8(files[0].1.clone())
+            .unwrap()
+            .replace("CMD", &format!("{expose}CMD"));
+        files[0].1 = dockerfile.into_bytes();
+        let work = repo_with("main", &files);
+        let out = dev.git(work.path(), &["push", &dev.url(app), "main"]);
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        stderr
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| l.starts_with("remote: -----> Port"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        port_lines("exposed", "EXPOSE 8080\n"),
+        ["remote: -----> Port 8080 (EXPOSE in the Dockerfile)"]
     );
-    let manifests = fs::read_to_string(&rendered).unwrap();
-    assert!(
-        manifests.contains("            - name: PORT\n              value: \"8080\"\n"),
-        "{manifests}"
+    // Several: the lowest TCP port, and the others named.
+    assert_eq!(
+        port_lines("several", "EXPOSE 9090 8443/tcp 53/udp\nEXPOSE 3000\n"),
+        ["remote: -----> Port 3000 (the lowest EXPOSE in the Dockerfile; not routed: 8443, 9090)"]
     );
-    assert!(
-        manifests.contains("            - name: http\n              containerPort: 8080\n"),
-        "{manifests}"
-    );
-    // The readiness probe connects to that named port.
-    assert!(
-        manifests.contains("            tcpSocket:\n              port: http\n"),
-        "{manifests}"
-    );
-
-    // Several ports: the lowest, said so; without EXPOSE no line, and the chart's port stays.
-    let mut files = app_files("echo ok");
-    let dockerfile = String::from_utf8(files[0].1.clone())
-        .unwrap()
-        .replace("CMD", "EXPOSE 9090 8443/tcp 53/udp\nEXPOSE 3000\nCMD");
-    files[0].1 = dockerfile.into_bytes();
-    let work = repo_with("main", &files);
-    let out = dev.git(work.path(), &["push", &dev.url("several"), "main"]);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.lines().map(str::trim_end).any(|l| l
-            == "remote: -----> Port 3000 (the lowest EXPOSE in the Dockerfile; not routed: 8443, 9090)"),
-        "{stderr}"
-    );
-    let manifests = fs::read_to_string(&rendered).unwrap();
-    assert!(manifests.contains("containerPort: 3000\n"), "{manifests}");
-
-    let work = repo_with("main", &app_files("echo ok"));
-    let out = dev.git(work.path(), &["push", &dev.url("unexposed"), "main"]);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(!stderr.contains("-----> Port"), "{stderr}");
-    let manifests = fs::read_to_string(&rendered).unwrap();
-    assert!(manifests.contains("containerPort: 5000\n"), "{manifests}");
+    // None: the chart's own port, nothing said.
+    assert!(port_lines("unexposed", "").is_empty());
 }

@@ -82,6 +82,33 @@ fn a_push_goes_live_upgrades_and_a_release_that_cannot_run_is_rolled_back() {
     cluster.remove_app(&app);
 }
 
+/// A Docker app behaves as `docker run` of its image would: the port it EXPOSEs is its
+/// `PORT`, its container port and where its readiness is probed.
+#[test]
+fn the_port_an_image_exposes_is_where_the_app_serves_and_is_probed() {
+    let exposed = free_port();
+    let host = HostPort::exposed(exposed);
+    let server = deploying_server(ACCOUNT, &host, "40s", &[]);
+    let dev = server.add_user("dev", false);
+    let app = app_name("exposed");
+    let mut files = web_app_files("exposed\n");
+    let dockerfile = String::from_utf8(files[0].1.clone())
+        .unwrap()
+        .replace("CMD", &format!("EXPOSE {exposed}\nCMD"));
+    files[0].1 = dockerfile.into_bytes();
+    let work = repo_with("main", &files);
+
+    let (ok, stderr) = push(&dev, work.path(), &app);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "remote: -----> Port {exposed} (EXPOSE in the Dockerfile)"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(host.served(Duration::from_secs(10)), "exposed\n");
+}
+
 #[test]
 fn a_deploy_killed_mid_rollout_is_recovered_by_the_next_push() {
     let cluster = cluster();

@@ -228,18 +228,41 @@ pub struct HostPort {
 
 impl HostPort {
     pub fn new() -> Self {
-        let dir = shared_tempdir();
         let port = free_port();
-        let values = serde_json::json!({
-            "hostNetwork": true,
-            "port": port,
-            "strategy": {"type": "Recreate"},
-            "terminationGracePeriodSeconds": 2,
-            "readinessProbe": {
-                "tcpSocket": {"host": "127.0.0.1", "port": port},
-                "periodSeconds": 1,
-            },
-        });
+        Self::with_values(
+            port,
+            serde_json::json!({
+                "hostNetwork": true,
+                "port": port,
+                "strategy": {"type": "Recreate"},
+                "terminationGracePeriodSeconds": 2,
+                "readinessProbe": {
+                    "tcpSocket": {"host": "127.0.0.1", "port": port},
+                    "periodSeconds": 1,
+                },
+            }),
+        )
+    }
+
+    /// For an image that EXPOSEs `port`: the values name no port, and the probe asks the
+    /// container's port named `http`, so only the image's EXPOSE can make the app ready there.
+    pub fn exposed(port: u16) -> Self {
+        Self::with_values(
+            port,
+            serde_json::json!({
+                "hostNetwork": true,
+                "strategy": {"type": "Recreate"},
+                "terminationGracePeriodSeconds": 2,
+                "readinessProbe": {
+                    "tcpSocket": {"host": "127.0.0.1", "port": "http"},
+                    "periodSeconds": 1,
+                },
+            }),
+        )
+    }
+
+    fn with_values(port: u16, values: serde_json::Value) -> Self {
+        let dir = shared_tempdir();
         let path = dir.path().join("values.json");
         fs::write(&path, values.to_string()).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
