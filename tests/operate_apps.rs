@@ -241,3 +241,53 @@ fn builds_log_rebuild_and_destroy_without_a_cluster() {
     let out = alice.git(work.path(), &["push", &alice.url("gone"), "main"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn apps_destroy_removes_the_release_and_the_namespace_codebuilder_made_only() {
+    use codebuilder_tests::cluster::{
+        app_name, cluster, deploying_server, push, web_app_files, HostPort, ACCOUNT,
+    };
+    let cluster = cluster();
+    let host = HostPort::new();
+    let server = deploying_server(ACCOUNT, &host, "60s", &[]);
+    let dev = server.add_user("dev", false);
+    let app = app_name("destroyed");
+    let work = repo_with("main", &web_app_files("destroy me"));
+    let (ok, stderr) = push(&dev, work.path(), &app);
+    assert!(ok, "{stderr}");
+    assert_eq!(cluster.release(&app)["info"]["status"], "deployed");
+    let info: serde_json::Value =
+        serde_json::from_str(&said(&dev.ssh(&["apps:info", &app, "--json"], b""))).unwrap();
+    assert_eq!(info["release"]["revision"], 1);
+    assert_eq!(info["release"]["status"], "deployed");
+
+    let output = said(&dev.ssh(&["apps:destroy", &app, "--confirm", &app], b""));
+    assert_eq!(
+        output,
+        format!("-----> Uninstalling the helm release {app}\n-----> Removing the namespace {app}\n-----> Removing the images of {app}\n-----> Removing the build cache of {app}\n-----> Removing the builds and the repository of {app}\n-----> Destroyed {app}\n")
+    );
+    let helm = cluster.helm(&["status", &app, "-n", &app]);
+    assert!(!helm.status.success());
+    let namespace = cluster.kubectl(&["get", "namespace", &app]);
+    assert!(
+        text(&namespace.stderr).contains("NotFound"),
+        "{}",
+        text(&namespace.stdout)
+    );
+    assert!(!server.repo(&app).exists());
+
+    // A namespace of the app's name that codebuilder did not make stays.
+    let foreign = app_name("foreign");
+    create(&dev, &foreign);
+    cluster.kubectl_ok(&["create", "namespace", &foreign]);
+    let output = said(&dev.ssh(&["apps:destroy", &foreign, "--confirm", &foreign], b""));
+    assert!(
+        output.starts_with(&format!(
+            "-----> Leaving the namespace {foreign} alone: codebuilder did not make it\n"
+        )),
+        "{output}"
+    );
+    cluster.kubectl_ok(&["get", "namespace", &foreign]);
+    assert!(!server.repo(&foreign).exists());
+    cluster.remove_app(&foreign);
+}
