@@ -68,6 +68,24 @@ pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
 
 /// `codebuilder-build rerun APP [REV]`: builds and deploys again without a push.
 pub fn rerun(home: &Home, app: &str, rev: Option<&str>) -> anyhow::Result<()> {
+    rebuild(
+        home,
+        app,
+        rev,
+        format!("rerun by {}", invoking_user()),
+        None,
+    )
+}
+
+/// Builds and deploys REV of `app` (its deploy branch by default) again without a push, for
+/// `pusher`: what `rerun` and `ssh git@HOST rebuild APP [REV]` run.
+pub fn rebuild(
+    home: &Home,
+    app: &str,
+    rev: Option<&str>,
+    pusher: String,
+    pusher_fingerprint: Option<Fingerprint>,
+) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let cancel = codebuilder_core::main_support::stop_flag()?;
     let app = AppName::parse(app, &settings.namespace)?;
@@ -82,12 +100,15 @@ pub fn rerun(home: &Home, app: &str, rev: Option<&str>) -> anyhow::Result<()> {
         }
         None if has_branch(&repo, "master") => "refs/heads/master".to_owned(),
         None => bail!(
-            "app {app} has no {} branch to rebuild",
+            "app {app} has no {} branch to rebuild: push it first, or name a revision",
             settings.deploy_branch
         ),
     };
-    if wanted.starts_with('-') {
-        bail!("{wanted:?} is not a revision");
+    if wanted.starts_with('-') || wanted.len() > 256 {
+        bail!(
+            "{} is not a revision: name a commit, branch or tag of {app}",
+            codebuilder_core::names::printable(&wanted)
+        );
     }
     let mut rev_parse = Command::new("git");
     rev_parse.arg("--git-dir").arg(&repo).args([
@@ -100,12 +121,11 @@ pub fn rerun(home: &Home, app: &str, rev: Option<&str>) -> anyhow::Result<()> {
     let resolved = codebuilder_process::run(rev_parse, codebuilder_process::QUICK)?;
     if !resolved.success() {
         bail!(
-            "{} is not a commit of {app}",
+            "{} is not a commit of {app}: name a commit, branch or tag that was pushed to it",
             codebuilder_core::names::printable(&wanted)
         );
     }
     let rev = resolved.stdout_text();
-    let pusher = format!("rerun by {}", invoking_user());
     let output = Output::stdout();
     Build {
         settings: &settings,
@@ -113,7 +133,7 @@ pub fn rerun(home: &Home, app: &str, rev: Option<&str>) -> anyhow::Result<()> {
         app,
         rev,
         pusher,
-        pusher_fingerprint: None,
+        pusher_fingerprint,
         output: &output,
         cancel,
         expected: None,

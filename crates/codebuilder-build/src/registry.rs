@@ -62,10 +62,11 @@ fn credentials(path: &Path, address: &str) -> anyhow::Result<String> {
         })
 }
 
-/// An HTTP answer: its status and headers (lower-case names).
+/// An HTTP answer: its status, headers (lower-case names) and body.
 struct Answer {
     status: u16,
     headers: Vec<(String, String)>,
+    body: String,
 }
 
 impl Answer {
@@ -105,7 +106,7 @@ impl RegistryApi<'_> {
             .read_to_end(&mut answer)
             .with_context(fail)?;
         let text = String::from_utf8_lossy(&answer);
-        let head = text.split("\r\n\r\n").next().unwrap_or_default();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         let mut lines = head.split("\r\n");
         let status = lines
             .next()
@@ -116,7 +117,11 @@ impl RegistryApi<'_> {
             .filter_map(|line| line.split_once(':'))
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
             .collect();
-        Ok(Answer { status, headers })
+        Ok(Answer {
+            status,
+            headers,
+            body: body.to_owned(),
+        })
     }
 
     /// The digest of the manifest `repository:tag` names, or `None` if there is no such tag.
@@ -140,6 +145,35 @@ impl RegistryApi<'_> {
             ),
             status => bail!(
                 "the registry {} answered {status} for {repository}:{tag}",
+                self.address
+            ),
+        }
+    }
+
+    /// Every tag of `repository`; none when the registry has no such repository.
+    pub fn tags(&self, repository: &str) -> anyhow::Result<Vec<String>> {
+        let answer = self.request("GET", &format!("/v2/{repository}/tags/list"))?;
+        match answer.status {
+            200 => {
+                let list: serde_json::Value = serde_json::from_str(&answer.body).with_context(
+                    || format!("the registry {} listed the tags of {repository} in no JSON", self.address),
+                )?;
+                Ok(list["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|tag| tag.as_str())
+                    .filter(|tag| is_tag(tag))
+                    .map(String::from)
+                    .collect())
+            }
+            404 => Ok(Vec::new()),
+            401 => bail!(
+                "the registry {} refused codebuilder's credentials: check CODEBUILDER_REGISTRY_AUTH",
+                self.address
+            ),
+            status => bail!(
+                "the registry {} answered {status} for the tags of {repository}",
                 self.address
             ),
         }
@@ -175,6 +209,15 @@ fn is_digest(text: &str) -> bool {
     })
 }
 
+/// A tag as the registry may name one (the distribution spec's rule): safe in a URL path.
+fn is_tag(text: &str) -> bool {
+    (1..=128).contains(&text.len())
+        && !text.starts_with(['.', '-'])
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +228,9 @@ mod tests {
         assert!(!is_digest("sha256:abc"));
         assert!(!is_digest(&format!("sha256:{}/../x", "a0".repeat(30))));
         assert!(!is_digest(&format!("sha512:{}", "a0".repeat(32))));
+        assert!(is_tag("git-abc1234"));
+        assert!(is_tag("latest"));
+        assert!(!is_tag("../x"));
+        assert!(!is_tag("-x"));
     }
 }

@@ -90,6 +90,40 @@ impl Retention<'_> {
         Ok(())
     }
 
+    /// Deletes every image of the app, whatever its tag: from the registry (each manifest a
+    /// tag names) and from the engine (each tag of the app's repository). For `apps:destroy`.
+    pub fn remove_all(&self) -> anyhow::Result<()> {
+        let api = self.api()?;
+        let repository = self.app.as_str();
+        for tag in api.tags(repository)? {
+            if let Some(digest) = api.digest(repository, &tag)? {
+                api.delete(repository, &digest)?;
+            }
+        }
+        let image = format!("{}/{}", self.settings.registry, self.app);
+        let mut list = Command::new(&self.settings.docker);
+        list.args(["image", "ls", "--format", "{{.Tag}}", &image]);
+        let listed = codebuilder_process::run(list, QUICK)?;
+        if !listed.success() {
+            bail!("docker image ls {image}: {}", listed.stderr_text());
+        }
+        let tags: Vec<String> = listed
+            .stdout_text()
+            .lines()
+            .filter(|tag| *tag != "<none>" && !tag.is_empty())
+            .map(|tag| format!("{image}:{tag}"))
+            .collect();
+        if !tags.is_empty() {
+            let mut remove = Command::new(&self.settings.docker);
+            remove.args(["image", "rm"]).args(&tags);
+            let out = codebuilder_process::run(remove, QUICK)?;
+            if !out.success() {
+                bail!("docker image rm {}: {}", tags.join(" "), out.stderr_text());
+            }
+        }
+        Ok(())
+    }
+
     /// The manifests that must stay: those of the kept tags and of `latest`.
     fn kept_digests(&self, kept: &[String]) -> anyhow::Result<Vec<String>> {
         let api = self.api()?;

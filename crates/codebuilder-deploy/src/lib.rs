@@ -14,6 +14,7 @@
 pub mod chart;
 mod diagnose;
 mod helm;
+pub mod teardown;
 mod tenancy;
 
 use std::path::Path;

@@ -3,6 +3,9 @@
 //! the fix. Who may run what is decided before: by codebuilder-receive for ssh sessions
 //! (`Operation::need`), and by the admin's own `kubectl exec` rights otherwise.
 
+pub mod apps;
+pub mod builds;
+pub mod destroy;
 pub mod operation;
 
 pub use operation::{Need, Operation};

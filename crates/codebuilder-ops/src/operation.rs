@@ -23,11 +23,38 @@ pub struct Operation {
 }
 
 /// Every app command codebuilder-ops runs.
-pub const OPERATIONS: &[Operation] = &[Operation {
-    verb: "builds",
-    need: Need::Read,
-    usage: "builds APP [--json]",
-}];
+pub const OPERATIONS: &[Operation] = &[
+    Operation {
+        verb: "builds",
+        need: Need::Read,
+        usage: "builds APP [--json]",
+    },
+    // Apps and their builds (apps.rs, builds.rs); `apps` itself takes no app (APPS).
+    Operation {
+        verb: "apps:info",
+        need: Need::Read,
+        usage: "apps:info APP [--json]",
+    },
+    Operation {
+        verb: "apps:destroy",
+        need: Need::Manage,
+        usage: "apps:destroy APP --confirm APP",
+    },
+    Operation {
+        verb: "builds:log",
+        need: Need::Read,
+        usage: "builds:log APP [NUMBER]",
+    },
+    Operation {
+        verb: "rebuild",
+        need: Need::Push,
+        usage: "rebuild APP [REVISION]",
+    },
+];
+
+/// `apps [--json]`: the one command without an app; every key may run it, and sees the apps
+/// it may reach.
+pub const APPS: &str = "apps";
 
 impl Operation {
     /// The command named `verb`, if there is one.

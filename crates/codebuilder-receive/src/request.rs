@@ -2,7 +2,7 @@
 
 use codebuilder_apps::Level;
 use codebuilder_core::{AppName, NameError};
-use codebuilder_ops::Operation;
+use codebuilder_ops::{operation::APPS, Operation};
 
 /// The longest command line worth reading; git's are a few dozen bytes.
 const MAX_COMMAND: usize = 1024;
@@ -33,6 +33,9 @@ pub enum Request {
     AccessRemove { app: AppName, key: String },
     /// Owner or admin: `apps:transfer APP KEYNAME`.
     AppsTransfer { app: AppName, key: String },
+    /// `apps [--json]`: the apps the key may reach, listed by codebuilder-ops, which checks
+    /// the words after the verb.
+    Apps { args: Vec<String> },
     /// An app command codebuilder-ops runs (`builds APP`, ...), with the words after the app,
     /// which codebuilder-ops checks before it does anything.
     Operate {
@@ -54,7 +57,10 @@ impl Request {
             | Self::AccessRemove { app, .. }
             | Self::AppsTransfer { app, .. }
             | Self::Operate { app, .. } => Some(app),
-            Self::KeysAdd { .. } | Self::KeysList { .. } | Self::KeysRemove { .. } => None,
+            Self::KeysAdd { .. }
+            | Self::KeysList { .. }
+            | Self::KeysRemove { .. }
+            | Self::Apps { .. } => None,
         }
     }
 }
@@ -67,7 +73,7 @@ pub enum RequestError {
     TooLong,
     #[error("the command contains control characters or non-ASCII text")]
     BadCharacters,
-    #[error("command {0:?} is not allowed: only git push, git clone/fetch, builds:cache:purge, access, access:add, access:remove, apps:transfer, the app commands (builds, ...) and the admin keys:add, keys:list, keys:remove are")]
+    #[error("command {0:?} is not allowed: only git push, git clone/fetch, builds:cache:purge, access, access:add, access:remove, apps:transfer, apps, the app commands (builds, apps:info, ...) and the admin keys:add, keys:list, keys:remove are")]
     NotAllowed(String),
     #[error("{verb} takes {expected}")]
     BadArguments {
@@ -187,6 +193,9 @@ pub fn parse_request(command: Option<&str>, own_namespace: &str) -> Result<Reque
         ("apps:transfer", _) => Err(RequestError::BadArguments {
             verb: "apps:transfer",
             expected: "APP KEYNAME",
+        }),
+        (APPS, args) => Ok(Request::Apps {
+            args: args.iter().map(|w| (*w).to_owned()).collect(),
         }),
         (verb, args) => match (Operation::find(verb), args) {
             (Some(op), [app, rest @ ..]) => Ok(Request::Operate {
@@ -310,6 +319,20 @@ mod tests {
             })
         );
         assert_eq!(
+            parse("apps --json"),
+            Ok(Request::Apps {
+                args: vec!["--json".into()]
+            })
+        );
+        assert_eq!(
+            parse("apps:destroy myapp --confirm myapp"),
+            Ok(Request::Operate {
+                op: Operation::find("apps:destroy").unwrap(),
+                app: app("myapp"),
+                args: vec!["--confirm".into(), "myapp".into()]
+            })
+        );
+        assert_eq!(
             parse("keys:remove SHA256:abc"),
             Ok(Request::KeysRemove {
                 key: "SHA256:abc".into()
@@ -392,6 +415,13 @@ mod tests {
             "access:remove a b c",
             "apps:transfer a",
             "apps:transfer default b",
+            "apps:info",
+            "apps:info kube-system",
+            "apps:destroy",
+            "apps:destroy ../a --confirm ../a",
+            "builds:log",
+            "rebuild",
+            "apps:list",
             "git status",
             "git receive-pack",
             "git -c core.sshCommand=x upload-pack 'a'",

@@ -113,6 +113,17 @@ pub fn serve(
                 .env("CODEBUILDER_PUSHER_FINGERPRINT", fingerprint.as_str());
             run_supervised(operate, OPS_BINARY)
         }
+        Request::Apps { args } => {
+            let mut list = Command::new(sibling(OPS_BINARY)?);
+            list.arg("--home")
+                .arg(home.root())
+                .arg(codebuilder_ops::operation::APPS)
+                .args(&args)
+                .env("CODEBUILDER_PUSHER", user.as_str())
+                .env("CODEBUILDER_PUSHER_FINGERPRINT", fingerprint.as_str())
+                .stdin(std::process::Stdio::null());
+            run_supervised(list, OPS_BINARY)
+        }
         Request::UploadPack(app) => {
             let repo = home.repo(&app);
             if !repo.is_dir() {
@@ -209,10 +220,13 @@ enum Refusal {
     NoAccess { app: AppName, key: KeyName },
     #[error("key {key} can only clone {app}: ask its owner or an admin to run 'access:add {app} {key}' for push access")]
     ReadOnly { app: AppName, key: KeyName },
-    #[error(
-        "key {key} cannot manage {app}: only its owner or an admin can change who has access to it"
-    )]
-    NotManager { app: AppName, key: KeyName },
+    #[error("key {key} cannot manage {app}: only its owner or an admin can {what}")]
+    NotManager {
+        app: AppName,
+        key: KeyName,
+        /// What the key asked for: `change who has access to it`, `destroy it`.
+        what: &'static str,
+    },
     #[error("app {0} does not exist: push to it first")]
     NoSuchApp(AppName),
 }
@@ -263,7 +277,13 @@ fn authorize_app(
         (Some(Role::Collaborator(Level::Read)), Need::Push) => {
             Err(Refusal::ReadOnly { app, key }.into())
         }
-        (Some(Role::Collaborator(_)), Need::Manage) => Err(Refusal::NotManager { app, key }.into()),
+        (Some(Role::Collaborator(_)), Need::Manage) => {
+            let what = match request {
+                Request::Operate { op, .. } if op.verb == "apps:destroy" => "destroy it",
+                _ => "change who has access to it",
+            };
+            Err(Refusal::NotManager { app, key, what }.into())
+        }
         (None, _) => Err(Refusal::NoAccess { app, key }.into()),
     }
 }

@@ -1,0 +1,84 @@
+//! What the app commands need of the cluster besides a deploy: where an app's release stands
+//! (`apps:info`), and the removal of the release and of the namespace codebuilder made for it
+//! (`apps:destroy`). A namespace codebuilder did not make is never looked into nor removed.
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use codebuilder_core::{AppName, Settings};
+use codebuilder_process::{run, Output};
+
+use crate::helm::{explain_cluster_error, last_error_line, Helm};
+use crate::tenancy::{app_user, Namespace, Tenancy};
+use crate::HELM_MARGIN;
+
+/// The app's helm release, as `helm status` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseStatus {
+    pub revision: u64,
+    /// `deployed`, `failed`, `pending-upgrade`, ...
+    pub status: String,
+}
+
+/// The app's release, or `None` when nothing of it is deployed (no namespace of codebuilder's,
+/// or no release in it).
+pub fn release(settings: &Settings, app: &AppName) -> anyhow::Result<Option<ReleaseStatus>> {
+    if (Tenancy { settings, app }).namespace()? != Namespace::Ours {
+        return Ok(None);
+    }
+    Ok((Helm { settings, app }).state()?.map(|s| ReleaseStatus {
+        revision: s.revision,
+        status: s.status,
+    }))
+}
+
+/// Uninstalls the app's release and removes its namespace, if codebuilder made it; says on
+/// `output` what it did. Both run as the app's own ServiceAccount, which can name no other
+/// namespace. Running it again after a failure finishes the job.
+pub fn remove(settings: &Settings, app: &AppName, output: &Output) -> anyhow::Result<()> {
+    let tenancy = Tenancy { settings, app };
+    match tenancy.namespace()? {
+        Namespace::Missing => return Ok(()),
+        Namespace::Foreign => {
+            output.step(&format!(
+                "Leaving the namespace {app} alone: codebuilder did not make it"
+            ));
+            return Ok(());
+        }
+        Namespace::Ours => {}
+    }
+    let helm = Helm { settings, app };
+    let limit = settings.deploy_timeout + HELM_MARGIN;
+    if helm.state()?.is_some() {
+        output.step(&format!("Uninstalling the helm release {app}"));
+        let out = run(helm.uninstall(), limit).context("is helm installed? (CODEBUILDER_HELM)")?;
+        if !out.success() {
+            let said = out.stderr_text();
+            bail!(
+                "{}",
+                explain_cluster_error(&said).unwrap_or_else(|| format!(
+                    "helm uninstall {app} failed: {}",
+                    last_error_line(&said)
+                ))
+            );
+        }
+    }
+    output.step(&format!("Removing the namespace {app}"));
+    let mut delete = Command::new(&settings.kubectl);
+    delete
+        .args(["--as", &app_user(app)])
+        .args(["delete", "namespace", app.as_str(), "--ignore-not-found"])
+        .args(["--wait=true", &format!("--timeout={}s", limit.as_secs())]);
+    let out = run(delete, limit).context("is kubectl installed? (CODEBUILDER_KUBECTL)")?;
+    if !out.success() {
+        let said = out.stderr_text();
+        bail!(
+            "{}",
+            explain_cluster_error(&said).unwrap_or_else(|| format!(
+                "cannot remove the namespace {app}: {}",
+                last_error_line(&said)
+            ))
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! `builds:log APP [N]` and `rebuild APP [REV]` (`builds APP` is codebuilder-build's listing).
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use codebuilder_build::records::Records;
+use codebuilder_core::names::printable;
+use codebuilder_core::{AppName, Fingerprint, Home};
+
+/// `builds:log APP [N]`: the whole log of build N of `app`, by default of its last build.
+pub fn log(
+    home: &Home,
+    app: &AppName,
+    number: Option<&str>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let wanted = match number {
+        Some(text) => Some(
+            text.parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0 && text.bytes().all(|b| b.is_ascii_digit()))
+                .with_context(|| {
+                    format!(
+                        "{} is not a build number: 'builds {app}' lists them",
+                        printable(text)
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let records = Records::new(home, app).list()?;
+    let record = match wanted {
+        None => records
+            .last()
+            .with_context(|| format!("{app} has no builds yet: push to its deploy branch"))?,
+        Some(n) => records
+            .iter()
+            .find(|r| r.number == n)
+            .with_context(|| format!("{app} has no build {n}: 'builds {app}' lists them"))?,
+    };
+    // The record names its log beside it; nothing else is read.
+    if Path::new(&record.log).file_name() != Some(record.log.as_ref()) {
+        bail!(
+            "the record of build {} of {app} names no log file",
+            record.number
+        );
+    }
+    let path = home.builds_dir(app).join(&record.log);
+    let mut file = File::open(&path).with_context(|| {
+        format!(
+            "the log of build {} of {app} is gone ({})",
+            record.number,
+            path.display()
+        )
+    })?;
+    io::copy(&mut file, out)?;
+    Ok(())
+}
+
+/// `rebuild APP [REV]`: builds and deploys REV (the deploy branch by default) again, as the
+/// key of the session (or the admin at `kubectl exec`), with a push's lock, output and record.
+pub fn rebuild(home: &Home, app: &AppName, rev: Option<&str>) -> anyhow::Result<()> {
+    let fingerprint = std::env::var("CODEBUILDER_PUSHER_FINGERPRINT")
+        .ok()
+        .map(|fp| Fingerprint::parse(&fp))
+        .transpose()?;
+    let pusher = match std::env::var("CODEBUILDER_PUSHER") {
+        Ok(name) if fingerprint.is_some() => format!("rebuild by {}", printable(&name)),
+        _ => "rebuild by admin".to_owned(),
+    };
+    codebuilder_build::commands::rebuild(home, app.as_str(), rev, pusher, fingerprint)
+}
