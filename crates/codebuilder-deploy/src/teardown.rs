@@ -3,10 +3,11 @@
 //! (`apps:destroy`). A namespace codebuilder did not make is never looked into nor removed.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use codebuilder_core::{AppName, Settings};
-use codebuilder_process::{run, Output};
+use codebuilder_process::{run, Output, QUICK};
 
 use crate::helm::{explain_cluster_error, last_error_line, Helm};
 use crate::tenancy::{app_user, Namespace, Tenancy};
@@ -51,7 +52,7 @@ pub fn remove(settings: &Settings, app: &AppName, output: &Output) -> anyhow::Re
     let limit = settings.deploy_timeout + HELM_MARGIN;
     if helm.state()?.is_some() {
         output.step(&format!("Uninstalling the helm release {app}"));
-        let out = run(helm.uninstall(), limit).context("is helm installed? (CODEBUILDER_HELM)")?;
+        let out = run(helm.uninstall(), limit).context("cannot run helm (CODEBUILDER_HELM)")?;
         if !out.success() {
             let said = out.stderr_text();
             bail!(
@@ -64,12 +65,14 @@ pub fn remove(settings: &Settings, app: &AppName, output: &Output) -> anyhow::Re
         }
     }
     output.step(&format!("Removing the namespace {app}"));
+    // Asked as the app, which can name no other namespace; not waited for as the app, whose
+    // RoleBinding goes with the namespace: kubectl would wait on, refused, to its timeout.
     let mut delete = Command::new(&settings.kubectl);
     delete
         .args(["--as", &app_user(app)])
         .args(["delete", "namespace", app.as_str(), "--ignore-not-found"])
-        .args(["--wait=true", &format!("--timeout={}s", limit.as_secs())]);
-    let out = run(delete, limit).context("is kubectl installed? (CODEBUILDER_KUBECTL)")?;
+        .arg("--wait=false");
+    let out = run(delete, QUICK).context("cannot run kubectl (CODEBUILDER_KUBECTL)")?;
     if !out.success() {
         let said = out.stderr_text();
         bail!(
@@ -79,6 +82,15 @@ pub fn remove(settings: &Settings, app: &AppName, output: &Output) -> anyhow::Re
                 last_error_line(&said)
             ))
         );
+    }
+    // Gone once the namespace controller has removed what it held: codebuilder's own
+    // account may read namespaces.
+    let deadline = Instant::now() + limit;
+    while tenancy.namespace()? != Namespace::Missing {
+        if Instant::now() > deadline {
+            bail!("the namespace {app} is still being removed after {}s: run 'apps:destroy {app} --confirm {app}' again later to finish", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_secs(1));
     }
     Ok(())
 }
