@@ -108,6 +108,16 @@ pub struct AppConfig {
     pub rollbacks: BTreeMap<u64, String>,
 }
 
+impl AppConfig {
+    /// The vars as environment variables, by name.
+    pub fn env(&self) -> BTreeMap<String, String> {
+        self.vars
+            .iter()
+            .map(|(key, value)| (key.0.clone(), value.clone()))
+            .collect()
+    }
+}
+
 pub struct ConfigStore {
     home: Home,
 }

@@ -3,6 +3,8 @@
 //! the fix. Who may run what is decided before: by codebuilder-receive for ssh sessions
 //! (`Operation::need`), and by the admin's own `kubectl exec` rights otherwise.
 
+pub mod config;
 pub mod operation;
+pub mod release;
 
 pub use operation::{Need, Operation};

@@ -23,11 +23,44 @@ pub struct Operation {
 }
 
 /// Every app command codebuilder-ops runs.
-pub const OPERATIONS: &[Operation] = &[Operation {
-    verb: "builds",
-    need: Need::Read,
-    usage: "builds APP [--json]",
-}];
+pub const OPERATIONS: &[Operation] = &[
+    Operation {
+        verb: "builds",
+        need: Need::Read,
+        usage: "builds APP [--json]",
+    },
+    // Config vars and releases.
+    Operation {
+        verb: "config",
+        need: Need::Read,
+        usage: "config APP [--json]",
+    },
+    Operation {
+        verb: "config:get",
+        need: Need::Read,
+        usage: "config:get APP KEY",
+    },
+    Operation {
+        verb: "config:set",
+        need: Need::Push,
+        usage: "config:set APP KEY=VALUE... [--no-deploy]",
+    },
+    Operation {
+        verb: "config:unset",
+        need: Need::Push,
+        usage: "config:unset APP KEY... [--no-deploy]",
+    },
+    Operation {
+        verb: "releases",
+        need: Need::Read,
+        usage: "releases APP [--json]",
+    },
+    Operation {
+        verb: "rollback",
+        need: Need::Push,
+        usage: "rollback APP [vN]",
+    },
+];
 
 impl Operation {
     /// The command named `verb`, if there is one.
