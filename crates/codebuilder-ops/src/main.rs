@@ -110,7 +110,7 @@ fn main() -> ExitCode {
             output: &output,
             cancel: Arc::clone(&cancel),
         };
-        let mut out = io::stdout().lock();
+        let mut out = io::stdout();
         match cli.command {
             Command::Builds { app: name, json } => codebuilder_build::commands::builds(
                 &home,
