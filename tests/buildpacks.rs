@@ -685,10 +685,17 @@ fn a_buildpacks_file_overrides_the_default_and_pins_refs_of_cloned_buildpacks() 
     assert_ne!(server.server_ref("bpclone", "refs/heads/main"), Some(sha));
 
     // The app's BUILDPACK_URL config var wins over its .buildpacks file.
-    let config = server.home.path().join("config/bpclone");
-    fs::create_dir_all(&config).unwrap();
     let pinned = format!("{}#v1", daemon.url("busybox-web"));
-    fs::write(config.join("BUILDPACK_URL"), format!("{pinned}\n")).unwrap();
+    let config = |args: &[&str]| {
+        let out = dev.ssh(args, b"");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    config(&[
+        "config:set",
+        "bpclone",
+        &format!("BUILDPACK_URL={pinned}"),
+        "--no-deploy",
+    ]);
     let (ok, stderr) = push(&dev, work.path(), "bpclone");
     assert!(ok, "{stderr}");
     assert!(
@@ -696,7 +703,7 @@ fn a_buildpacks_file_overrides_the_default_and_pins_refs_of_cloned_buildpacks() 
         "{stderr}"
     );
     assert!(!stderr.contains("main is broken"), "{stderr}");
-    fs::write(config.join("BUILDPACK_URL"), "/etc\n").unwrap();
+    config(&["config:set", "bpclone", "BUILDPACK_URL=/etc", "--no-deploy"]);
     commit_all(work.path(), "local path in the config");
     let (ok, stderr) = push(&dev, work.path(), "bpclone");
     assert!(!ok, "{stderr}");
@@ -704,7 +711,7 @@ fn a_buildpacks_file_overrides_the_default_and_pins_refs_of_cloned_buildpacks() 
         stderr.contains("error: the config var BUILDPACK_URL=\"/etc\" is a local path"),
         "{stderr}"
     );
-    fs::remove_file(config.join("BUILDPACK_URL")).unwrap();
+    config(&["config:unset", "bpclone", "BUILDPACK_URL", "--no-deploy"]);
 
     // A URL that cannot be fetched is named, with the fix.
     fs::write(
