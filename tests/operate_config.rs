@@ -6,9 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use codebuilder_tests::cluster::{
-    app_name, cluster, deploying_server, push, HostPort, ACCOUNT,
-};
+use codebuilder_tests::cluster::{app_name, cluster, deploying_server, push, HostPort, ACCOUNT};
 use codebuilder_tests::*;
 
 /// The only line on stderr of a command that failed.
@@ -116,7 +114,9 @@ fn config_set_reaches_the_pod_as_a_release_and_rollback_restores_image_and_confi
     let (pushed, stderr) = push(&dev, work.path(), &app);
     assert!(pushed, "second push: {stderr}");
     assert!(
-        stderr.contains(&format!("remote: -----> Deploying release 3 to namespace {app}")),
+        stderr.contains(&format!(
+            "remote: -----> Deploying release 3 to namespace {app}"
+        )),
         "{stderr}"
     );
     assert_eq!(host.served(Duration::from_secs(5)), "v2\n");
@@ -222,10 +222,9 @@ fn config_commands_store_privately_and_refuse_bad_input_in_one_line() {
     );
     assert_eq!(ok(owner.ssh(&["config", "conf"], b"")), "A=x=y\nB=2\n");
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&ok(owner.ssh(
-            &["config", "conf", "--json"],
-            b""
-        )))
+        serde_json::from_str::<serde_json::Value>(&ok(
+            owner.ssh(&["config", "conf", "--json"], b"")
+        ))
         .unwrap(),
         serde_json::json!({"A": "x=y", "B": "2"})
     );

@@ -39,7 +39,9 @@ pub struct ConfigKey(String);
 pub enum ConfigError {
     #[error("invalid config var name \"{0}\": use letters, digits and _, not starting with a digit, at most {MAX_KEY} characters")]
     BadKey(String),
-    #[error("config var {0} is longer than {MAX_VALUE} bytes: a config var holds a value, not a file")]
+    #[error(
+        "config var {0} is longer than {MAX_VALUE} bytes: a config var holds a value, not a file"
+    )]
     TooLong(ConfigKey),
     #[error("{0} would have more than {MAX_VARS} config vars: unset some first")]
     TooMany(AppName),

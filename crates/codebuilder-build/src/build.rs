@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+use codebuilder_apps::ConfigStore;
 use codebuilder_core::settings::{ByteSize, DeployMode};
 use codebuilder_core::{AppName, Fingerprint, Home, Settings};
-use codebuilder_apps::ConfigStore;
 use codebuilder_deploy::{chart, Cause, Deploy, Release};
 
 use crate::buildkit::{self, Progress};

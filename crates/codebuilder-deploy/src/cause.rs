@@ -9,7 +9,10 @@ pub enum Cause {
     /// A push or rebuild: build NUMBER of the short SHA.
     Build { number: u64, sha: String },
     /// `config:set` / `config:unset` of these names.
-    Config { set: Vec<String>, unset: Vec<String> },
+    Config {
+        set: Vec<String>,
+        unset: Vec<String>,
+    },
 }
 
 /// Between the cause and the key name in a description.
@@ -67,10 +70,16 @@ mod tests {
             set: vec!["A".into(), "B".into()],
             unset: vec!["C".into()],
         };
-        assert_eq!(config.describe("admin"), "config set A, B; unset C by admin");
+        assert_eq!(
+            config.describe("admin"),
+            "config set A, B; unset C by admin"
+        );
         assert_eq!(
             read_description("config set A, B; unset C by admin"),
-            ("config set A, B; unset C".to_owned(), Some("admin".to_owned()))
+            (
+                "config set A, B; unset C".to_owned(),
+                Some("admin".to_owned())
+            )
         );
         assert_eq!(
             read_description("Rollback to 2"),

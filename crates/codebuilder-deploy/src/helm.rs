@@ -131,10 +131,8 @@ impl Helm<'_> {
             }
             bail!(
                 "{}",
-                explain_cluster_error(&said).unwrap_or_else(|| format!(
-                    "helm history failed: {}",
-                    last_error_line(&said)
-                ))
+                explain_cluster_error(&said)
+                    .unwrap_or_else(|| format!("helm history failed: {}", last_error_line(&said)))
             );
         }
         serde_json::from_slice(&out.stdout).context("cannot read the output of helm history")
@@ -143,7 +141,8 @@ impl Helm<'_> {
     /// The user-supplied values of `revision`.
     pub fn values(&self, revision: u64) -> anyhow::Result<serde_json::Value> {
         let mut values = self.command();
-        values.args(["get", "values", self.app.as_str(), "--output", "json"])
+        values
+            .args(["get", "values", self.app.as_str(), "--output", "json"])
             .args(["--revision", &revision.to_string()]);
         let out = run(values, QUICK)?;
         if !out.success() {

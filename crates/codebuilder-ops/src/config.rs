@@ -42,7 +42,11 @@ pub fn get(op: &Operator, key: &ConfigKey, out: &mut impl Write) -> anyhow::Resu
     op.check_app()?;
     let config = ConfigStore::new(op.home).load(&op.app)?;
     let Some(value) = config.vars.get(key) else {
-        bail!("{} has no config var {key}: 'config {}' lists them", op.app, op.app);
+        bail!(
+            "{} has no config var {key}: 'config {}' lists them",
+            op.app,
+            op.app
+        );
     };
     writeln!(out, "{value}")?;
     Ok(())
@@ -80,8 +84,9 @@ pub fn change(
     let what = cause.to_string();
     let what = what.strip_prefix("config ").unwrap_or(&what);
     if !deploy {
-        op.output
-            .step(&format!("Stored on {app}: {what} (not deployed: --no-deploy)"));
+        op.output.step(&format!(
+            "Stored on {app}: {what} (not deployed: --no-deploy)"
+        ));
         return Ok(());
     }
     op.with_deployer(|deployer| {

@@ -8,8 +8,8 @@ use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use codebuilder_apps::ConfigKey;
 use codebuilder_core::{home::DEFAULT_HOME, main_support, AppName, Home, Settings};
-use codebuilder_ops::release::{self, Operator};
 use codebuilder_ops::config;
+use codebuilder_ops::release::{self, Operator};
 use codebuilder_process::Output;
 
 /// Operates apps: what `ssh git@HOST VERB APP ...` runs once codebuilder-receive has checked
@@ -112,12 +112,9 @@ fn main() -> ExitCode {
         };
         let mut out = io::stdout();
         match cli.command {
-            Command::Builds { app: name, json } => codebuilder_build::commands::builds(
-                &home,
-                app(&name)?.as_str(),
-                json,
-                &mut out,
-            )?,
+            Command::Builds { app: name, json } => {
+                codebuilder_build::commands::builds(&home, app(&name)?.as_str(), json, &mut out)?
+            }
             Command::Config { app: name, json } => {
                 config::show(&operator(app(&name)?), json, &mut out)?
             }

@@ -71,7 +71,10 @@ impl Operator<'_> {
     }
 
     /// Runs `act` with a deployer of the app.
-    pub fn with_deployer<T>(&self, act: impl FnOnce(&Deploy) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    pub fn with_deployer<T>(
+        &self,
+        act: impl FnOnce(&Deploy) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
         let step = self.step();
         let deployer = Deploy {
             settings: self.settings,
@@ -84,7 +87,12 @@ impl Operator<'_> {
 
     /// Deploys the current release's image, process types and port again with `config`:
     /// a new release made by `cause`. Returns its number.
-    pub fn redeploy(&self, deployer: &Deploy, config: &AppConfig, cause: &Cause) -> anyhow::Result<u64> {
+    pub fn redeploy(
+        &self,
+        deployer: &Deploy,
+        config: &AppConfig,
+        cause: &Cause,
+    ) -> anyhow::Result<u64> {
         let app = &self.app;
         let Some((current, _)) = deployer.current()? else {
             bail!("{app} has no release to change: push it first");
@@ -172,7 +180,9 @@ pub fn parse_version(text: &str) -> anyhow::Result<u64> {
         .parse::<u64>()
         .ok()
         .filter(|&n| n > 0 && text.len() <= 12)
-        .with_context(|| format!("invalid release \"{text}\": name one as vN, as 'releases' lists them"))
+        .with_context(|| {
+            format!("invalid release \"{text}\": name one as vN, as 'releases' lists them")
+        })
 }
 
 /// `rollback APP [vN]`: goes back to release vN (default: the one before the current), its
@@ -217,7 +227,9 @@ fn vars_of(values: &Value) -> anyhow::Result<ConfigVars> {
     let mut vars = ConfigVars::new();
     if let Some(map) = values.get("configVars").and_then(Value::as_object) {
         for (key, value) in map {
-            let value = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+            let value = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
             vars.insert(ConfigKey::parse(key)?, value);
         }
     }
