@@ -267,6 +267,10 @@ fn config_commands_store_privately_and_refuse_bad_input_in_one_line() {
             &["config"][..],
             "error: config needs the app it acts on: config APP [--json]",
         ),
+        (
+            &["releases", "conf"][..],
+            "error: conf has no releases here: codebuilder does not deploy (CODEBUILDER_DEPLOY=none)",
+        ),
     ] {
         assert_eq!(refused(&owner.ssh(args, b"")), line, "{args:?}");
     }

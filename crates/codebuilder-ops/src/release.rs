@@ -56,6 +56,17 @@ impl Operator<'_> {
         }
     }
 
+    /// Refuses a command about releases where nothing is deployed.
+    pub fn check_deploys(&self) -> anyhow::Result<()> {
+        if self.settings.deploy == DeployMode::None {
+            bail!(
+                "{} has no releases here: codebuilder does not deploy (CODEBUILDER_DEPLOY=none)",
+                self.app
+            );
+        }
+        Ok(())
+    }
+
     /// Why a config change is only stored, if it is: no deploys, or no release yet.
     pub fn not_deployed(&self, deployer: &Deploy) -> anyhow::Result<Option<String>> {
         if self.settings.deploy == DeployMode::None {
@@ -134,6 +145,7 @@ impl Operator<'_> {
 /// `releases APP [--json]`: the app's releases, oldest first.
 pub fn releases(op: &Operator, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
     op.check_app()?;
+    op.check_deploys()?;
     let stored = ConfigStore::new(op.home).load(&op.app)?;
     let history = op.with_deployer(|deployer| deployer.history())?;
     let rows: Vec<Value> = history
@@ -189,6 +201,7 @@ pub fn parse_version(text: &str) -> anyhow::Result<u64> {
 /// image and its config; the config store follows.
 pub fn rollback(op: &Operator, target: Option<u64>) -> anyhow::Result<()> {
     op.check_app()?;
+    op.check_deploys()?;
     let app = &op.app;
     let _lock = op.lock()?;
     op.with_deployer(|deployer| {
@@ -209,7 +222,10 @@ pub fn rollback(op: &Operator, target: Option<u64>) -> anyhow::Result<()> {
         }
         let values = deployer.values(target)?;
         let mut config = ConfigStore::new(op.home).load(app)?;
-        config.vars = vars_of(&values)?;
+        // A release made before config vars were part of releases leaves them as they are.
+        if let Some(vars) = vars_of(&values)? {
+            config.vars = vars;
+        }
         op.output.step(&format!("Rolling back {app} to v{target}"));
         deployer.rollback(target)?;
         let made = deployer.current()?.map_or(current + 1, |(revision, _)| revision);
@@ -222,8 +238,11 @@ pub fn rollback(op: &Operator, target: Option<u64>) -> anyhow::Result<()> {
     })
 }
 
-/// The config vars a release's values hold.
-fn vars_of(values: &Value) -> anyhow::Result<ConfigVars> {
+/// The config vars a release's values hold; `None` for a release that did not carry them.
+fn vars_of(values: &Value) -> anyhow::Result<Option<ConfigVars>> {
+    if values.get("configSecret").is_none() {
+        return Ok(None);
+    }
     let mut vars = ConfigVars::new();
     if let Some(map) = values.get("configVars").and_then(Value::as_object) {
         for (key, value) in map {
@@ -233,5 +252,5 @@ fn vars_of(values: &Value) -> anyhow::Result<ConfigVars> {
             vars.insert(ConfigKey::parse(key)?, value);
         }
     }
-    Ok(vars)
+    Ok(Some(vars))
 }
