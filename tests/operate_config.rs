@@ -193,7 +193,7 @@ fn config_set_reaches_the_pod_as_a_release_and_rollback_restores_image_and_confi
     assert_eq!(last.len(), 2, "{listed}");
     assert!(last[0].ends_with("rollback to v1 by dev"), "{listed}");
     assert!(
-        last[1].ends_with("  deployed     rollback to v3 by dev"),
+        last[1].ends_with("  deployed    rollback to v3 by dev"),
         "{listed}"
     );
     assert_eq!(

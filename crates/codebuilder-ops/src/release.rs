@@ -174,8 +174,8 @@ pub fn releases(op: &Operator, json: bool, out: &mut impl Write) -> anyhow::Resu
         let updated = row["updated"].as_str().unwrap_or_default();
         writeln!(
             out,
-            "v{:<4} {:<19}  {:<11} {} by {}",
-            row["version"],
+            "{:<6}{:<19}  {:<11} {} by {}",
+            format!("v{}", row["version"].as_u64().unwrap_or_default()),
             updated.get(..19).unwrap_or(updated).replace('T', " "),
             row["status"].as_str().unwrap_or_default(),
             row["description"].as_str().unwrap_or_default(),
