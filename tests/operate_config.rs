@@ -288,3 +288,75 @@ fn config_commands_store_privately_and_refuse_bad_input_in_one_line() {
     // Nothing refused was stored.
     assert_eq!(ok(owner.ssh(&["config", "conf"], b"")), "A=x=y\n");
 }
+
+#[test]
+fn config_vars_marked_as_build_args_reach_a_dockerfile_build() {
+    require_docker();
+    let registry = Registry::start();
+    let server = Server::start_with(&[
+        ("CODEBUILDER_REGISTRY", registry.address().as_str()),
+        ("CODEBUILDER_DEPLOY", "none"),
+        ("CODEBUILDER_BUILD_NETWORK", "host"),
+    ]);
+    let dev = server.add_user("dev", false);
+    let work = repo_with(
+        "main",
+        &[
+            (
+                "Dockerfile",
+                b"FROM scratch\nCOPY busybox /bin/busybox\nARG GREETING=none\nARG SECRET=unset\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"greeting=$GREETING secret=$SECRET\\\"\"]\n".to_vec(),
+            ),
+            (
+                "busybox",
+                std::fs::read("/bin/busybox").expect("busybox-static is not installed"),
+            ),
+        ],
+    );
+    let out = dev.git(work.path(), &["push", &dev.url("args"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(" greeting=none secret=unset"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Only the vars CODEBUILDER_BUILD_ARGS names are build args.
+    ok(dev.ssh(
+        &[
+            "config:set",
+            "args",
+            "GREETING=hello,world",
+            "SECRET=s3",
+            "CODEBUILDER_BUILD_ARGS=GREETING",
+        ],
+        b"",
+    ));
+    write_files(work.path(), &[("README", b"again\n")]);
+    commit_all(work.path(), "again");
+    let out = dev.git(work.path(), &["push", &dev.url("args"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(" greeting=hello,world secret=unset"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A name that is not set refuses the push before docker runs.
+    ok(dev.ssh(
+        &[
+            "config:set",
+            "args",
+            "CODEBUILDER_BUILD_ARGS=GREETING,MISSING",
+        ],
+        b"",
+    ));
+    write_files(work.path(), &[("README", b"third\n")]);
+    commit_all(work.path(), "third");
+    let out = dev.git(work.path(), &["push", &dev.url("args"), "main"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("remote: error: CODEBUILDER_BUILD_ARGS names MISSING, which is not set: set it with config:set, or remove it from CODEBUILDER_BUILD_ARGS"),
+        "{stderr}"
+    );
+}

@@ -29,6 +29,9 @@ pub const MAX_KEY: usize = 128;
 pub const MAX_VALUE: usize = 32 * 1024;
 /// Most vars per app.
 pub const MAX_VARS: usize = 256;
+/// The config var naming, comma-separated, the config vars a Dockerfile build gets as
+/// `--build-arg`s.
+pub const BUILD_ARGS: &str = "CODEBUILDER_BUILD_ARGS";
 
 /// A config var's name: what a shell accepts as a variable name, at most `MAX_KEY` bytes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -45,6 +48,12 @@ pub enum ConfigError {
     TooLong(ConfigKey),
     #[error("{0} would have more than {MAX_VARS} config vars: unset some first")]
     TooMany(AppName),
+    #[error(
+        "{BUILD_ARGS} names {0}, which is not a config var name: list names, separated by commas"
+    )]
+    BadBuildArg(String),
+    #[error("{BUILD_ARGS} names {0}, which is not set: set it with config:set, or remove it from {BUILD_ARGS}")]
+    MissingBuildArg(ConfigKey),
     #[error("config of {} is damaged ({source}): fix or remove the file", path.display())]
     Damaged {
         path: PathBuf,
@@ -116,6 +125,30 @@ impl AppConfig {
         self.vars
             .iter()
             .map(|(key, value)| (key.0.clone(), value.clone()))
+            .collect()
+    }
+
+    /// The vars `CODEBUILDER_BUILD_ARGS` marks as build-time, with their values.
+    pub fn build_args(&self) -> Result<Vec<(&ConfigKey, &str)>, ConfigError> {
+        let Some(list) = self
+            .vars
+            .iter()
+            .find(|(k, _)| k.0 == BUILD_ARGS)
+            .map(|(_, v)| v)
+        else {
+            return Ok(Vec::new());
+        };
+        list.split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| {
+                let key = ConfigKey::parse(name)
+                    .map_err(|_| ConfigError::BadBuildArg(name.to_owned()))?;
+                self.vars
+                    .get_key_value(&key)
+                    .map(|(key, value)| (key, value.as_str()))
+                    .ok_or(ConfigError::MissingBuildArg(key))
+            })
             .collect()
     }
 }
@@ -190,6 +223,33 @@ mod tests {
         for bad in ["", "1A", "A-B", "A B", "A=B", "Ä", &"A".repeat(MAX_KEY + 1)] {
             assert!(ConfigKey::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn build_args_are_the_vars_marked() {
+        let mut config = AppConfig::default();
+        let key = |k: &str| ConfigKey::parse(k).unwrap();
+        config.vars.insert(key("A"), "1".into());
+        config.vars.insert(key("B"), "x y".into());
+        assert!(config.build_args().unwrap().is_empty());
+        config.vars.insert(key(BUILD_ARGS), "B, A,".into());
+        let args: Vec<(String, &str)> = config
+            .build_args()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(args, [("B".to_owned(), "x y"), ("A".to_owned(), "1")]);
+        config.vars.insert(key(BUILD_ARGS), "A,C".into());
+        assert!(matches!(
+            config.build_args(),
+            Err(ConfigError::MissingBuildArg(k)) if k.as_str() == "C"
+        ));
+        config.vars.insert(key(BUILD_ARGS), "A-B".into());
+        assert!(matches!(
+            config.build_args(),
+            Err(ConfigError::BadBuildArg(_))
+        ));
     }
 
     #[test]

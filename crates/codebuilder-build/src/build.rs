@@ -224,6 +224,13 @@ impl Build<'_> {
         if let Some(network) = &settings.build_network {
             docker_build.args(["--network", network]);
         }
+        // Values as arguments, never as docker's own environment (PATH, DOCKER_HOST...).
+        let config = ConfigStore::new(self.home).load(&self.app)?;
+        for (key, value) in config.build_args()? {
+            docker_build
+                .arg("--build-arg")
+                .arg(format!("{key}={value}"));
+        }
         docker_build.arg("-");
         let mut pipeline = vec![archive];
         let filter_program = std::env::current_exe()
