@@ -232,11 +232,21 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
     let list = format!("{},{}", bps.path("nothing"), bps.path("busybox-web"));
     let server = server_for(&registry, &list, &[]);
     let dev = server.add_user("dev", false);
-    // The app's config vars (HOME/config/APP/NAME) reach bin/compile as its ENV_DIR.
-    let config = server.home.path().join("config/bpweb");
-    fs::create_dir_all(&config).unwrap();
-    fs::write(config.join("GREETING"), "hello from the config").unwrap();
     let work = web_app("first push", &[]);
+    // The app's config vars (config:set) reach bin/compile as its ENV_DIR: a branch that does
+    // not deploy creates the app first.
+    let out = dev.git(work.path(), &["push", &dev.url("bpweb"), "main:feature"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = dev.ssh(
+        &[
+            "config:set",
+            "bpweb",
+            "GREETING=hello-from-the-config",
+            "--no-deploy",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let sha = head(work.path());
 
     let (ok, stderr) = push(&dev, work.path(), "bpweb");
@@ -272,7 +282,7 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
         "{stderr}"
     );
     assert!(
-        stderr.contains("remote:        GREETING from ENV_DIR: hello from the config\n"),
+        stderr.contains("remote:        GREETING from ENV_DIR: hello-from-the-config\n"),
         "{stderr}"
     );
     // STACK (from the builder image's name) and SOURCE_VERSION, under the buildpack's set -u.
