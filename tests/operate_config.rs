@@ -33,12 +33,13 @@ fn ok(out: std::process::Output) -> String {
     text(&out.stdout)
 }
 
-/// A web app that serves `body` at / and, at /env.txt, the environment it started with.
+/// A web app that serves `body` at / and, at /env.txt, the environment it started with; it
+/// exits at once when CRASH is set.
 fn env_app_files(body: &str) -> Vec<(&'static str, Vec<u8>)> {
     vec![
         (
             "Dockerfile",
-            b"FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nCMD [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox env > /www/env.txt; exec /bin/busybox httpd -f -p \\\"$PORT\\\" -h /www\"]\n".to_vec(),
+            b"FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nCMD [\"/bin/busybox\", \"sh\", \"-c\", \"[ -z \\\"$CRASH\\\" ] || exit 3; /bin/busybox env > /www/env.txt; exec /bin/busybox httpd -f -p \\\"$PORT\\\" -h /www\"]\n".to_vec(),
         ),
         ("www/index.html", body.as_bytes().to_vec()),
         (
@@ -64,7 +65,7 @@ fn pod_env(host: &HostPort) -> Vec<String> {
 fn config_set_reaches_the_pod_as_a_release_and_rollback_restores_image_and_config() {
     let cluster = cluster();
     let host = HostPort::new();
-    let server = deploying_server(ACCOUNT, &host, "60s", &[]);
+    let server = deploying_server(ACCOUNT, &host, "30s", &[]);
     let dev = server.add_user("dev", false);
     let app = app_name("config");
     let work = repo_with("main", &env_app_files("v1\n"));
@@ -200,6 +201,35 @@ fn config_set_reaches_the_pod_as_a_release_and_rollback_restores_image_and_confi
         refused(&dev.ssh(&["rollback", &app, "v9"], b"")),
         format!("error: {app} has no release v9: 'releases {app}' lists them")
     );
+
+    // A config the app cannot run with: the release before serves on, and the stored config
+    // stays that release's.
+    let out = dev.ssh(&["config:set", &app, "CRASH=1"], b"");
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).starts_with("error: the new release did not become ready ("),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(host.served(Duration::from_secs(10)), "v2\n");
+    assert!(!pod_env(&host).iter().any(|l| l.starts_with("CRASH=")));
+    assert_eq!(
+        ok(dev.ssh(&["config", &app], b"")),
+        "GREETING=hello=\"world\"\n"
+    );
+    let releases: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(dev.ssh(&["releases", &app, "--json"], b""))).unwrap();
+    let last: Vec<(&serde_json::Value, &serde_json::Value)> = releases[5..]
+        .iter()
+        .map(|r| (&r["description"], &r["status"]))
+        .collect();
+    assert_eq!(
+        last,
+        [
+            (&"config set CRASH".into(), &"failed".into()),
+            (&"rollback to v5".into(), &"deployed".into()),
+        ]
+    );
     cluster.remove_app(&app);
 }
 
@@ -304,7 +334,8 @@ fn config_vars_marked_as_build_args_reach_a_dockerfile_build() {
         &[
             (
                 "Dockerfile",
-                b"FROM scratch\nCOPY busybox /bin/busybox\nARG GREETING=none\nARG SECRET=unset\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"greeting=$GREETING secret=$SECRET\\\"\"]\n".to_vec(),
+                // Unique, so that no earlier run's cached step hides the echo.
+                format!("FROM scratch\nCOPY busybox /bin/busybox\nARG GREETING=none\nARG SECRET=unset\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"greeting=$GREETING secret=$SECRET\\\"; : {}\"]\n", std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos()).into_bytes(),
             ),
             (
                 "busybox",

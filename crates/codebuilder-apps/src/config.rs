@@ -2,7 +2,7 @@
 //! compiles as ENV_DIR.
 //!
 //! ```text
-//! HOME/apps/config/APP.json   {"vars": {"KEY": "VALUE", ...}, "rollbacks": {"4": "KEYNAME"}}  (0600)
+//! HOME/apps/config/APP.json   {"vars": {"KEY": "VALUE", ...}, "causes": {"4": "config set A by alice"}}  (0600)
 //! HOME/apps/config/tmp/       where writers stage a file before renaming it in
 //! ```
 //!
@@ -114,9 +114,10 @@ pub fn check_value(key: &ConfigKey, value: &str) -> Result<(), ConfigError> {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppConfig {
     pub vars: ConfigVars,
-    /// Who asked for each rollback, by the helm revision it made (helm records no author).
+    /// What made each release codebuilder made, by helm revision: helm replaces a failed
+    /// release's description with its error, and writes its own for rollbacks.
     #[serde(default)]
-    pub rollbacks: BTreeMap<u64, String>,
+    pub causes: BTreeMap<u64, String>,
 }
 
 impl AppConfig {
@@ -203,6 +204,19 @@ impl ConfigStore {
             .and_then(|()| write_atomic_via(&staging, &path, &json, FILE_MODE))
             .and_then(|()| self.home.give_to_owner(&path))
             .map_err(self.io_at(app))
+    }
+
+    /// Records what makes release `revision` (before it is made). The caller holds the app's
+    /// lock.
+    pub fn record_cause(
+        &self,
+        app: &AppName,
+        revision: u64,
+        cause: String,
+    ) -> Result<(), ConfigError> {
+        let mut config = self.load(app)?;
+        config.causes.insert(revision, cause);
+        self.save(app, &config)
     }
 
     /// Forgets the app's config (the app is being destroyed).

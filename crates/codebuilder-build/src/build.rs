@@ -327,9 +327,16 @@ impl Build<'_> {
             .is_some_and(|map| !map.is_empty())
             .then(|| chart::write_values(&values))
             .transpose()?;
-        let config = ConfigStore::new(self.home).load(app)?.env();
+        let store = ConfigStore::new(self.home);
+        let config = store.load(app)?.env();
         let deployer = self.deployer(step);
         let next = deployer.prepare()?;
+        let cause = Cause::Build {
+            number: record.number,
+            sha: short.to_owned(),
+        }
+        .describe(&record.pusher);
+        store.record_cause(app, next, cause.clone())?;
         let source = if chart.own {
             "the app's own chart"
         } else {
@@ -339,16 +346,12 @@ impl Build<'_> {
         self.output.step(&format!(
             "Deploying release {next} to namespace {app} with {source}"
         ));
-        let cause = Cause::Build {
-            number: record.number,
-            sha: short.to_owned(),
-        };
         let revision = deployer.run(&Release {
             chart: chart.dir.path(),
             values: values.iter().map(|v| v.path()).collect(),
             image_tag: &format!("git-{short}"),
             config: &config,
-            description: &cause.describe(&record.pusher),
+            description: &cause,
         })?;
         record.helm_revision = Some(revision);
         Ok(())

@@ -63,7 +63,8 @@ pub fn change(
     let app = &op.app;
     let _lock = op.lock()?;
     let store = ConfigStore::new(op.home);
-    let mut config = store.load(app)?;
+    let before = store.load(app)?;
+    let mut config = before.clone();
     let names = |keys: &mut dyn Iterator<Item = &ConfigKey>| -> Vec<String> {
         let mut names: Vec<String> = keys.map(|k| k.to_string()).collect();
         names.sort();
@@ -96,7 +97,16 @@ pub fn change(
             return Ok(());
         }
         op.output.step(&format!("Stored on {app}: {what}"));
-        let release = op.redeploy(deployer, &config, &cause)?;
+        // A release that does not go live leaves the config of the one that serves.
+        let release = op.redeploy(deployer, &config, &cause).inspect_err(|_| {
+            let restored = store.load(app).and_then(|mut now| {
+                now.vars = before.vars.clone();
+                store.save(app, &now)
+            });
+            if let Err(e) = restored {
+                op.output.warning(&format!("{e}"));
+            }
+        })?;
         op.output
             .step(&format!("Done: {app} release {release} is live"));
         Ok(())

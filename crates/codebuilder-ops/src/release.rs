@@ -129,6 +129,8 @@ impl Operator<'_> {
             }
         }
         let kept = chart::write_values(&Value::Object(kept))?;
+        let description = cause.describe(&self.by);
+        ConfigStore::new(self.home).record_cause(app, next, description.clone())?;
         self.output.step(&format!(
             "Deploying release {next} to namespace {app} with {source}"
         ));
@@ -137,7 +139,7 @@ impl Operator<'_> {
             values: vec![kept.path()],
             image_tag: tag,
             config: &config.env(),
-            description: &cause.describe(&self.by),
+            description: &description,
         })
     }
 }
@@ -151,8 +153,11 @@ pub fn releases(op: &Operator, json: bool, out: &mut impl Write) -> anyhow::Resu
     let rows: Vec<Value> = history
         .iter()
         .map(|entry| {
-            let (what, by) = read_description(&entry.description);
-            let by = by.or_else(|| stored.rollbacks.get(&entry.revision).cloned());
+            let description = stored
+                .causes
+                .get(&entry.revision)
+                .unwrap_or(&entry.description);
+            let (what, by) = read_description(description);
             serde_json::json!({
                 "version": entry.revision,
                 "description": what,
@@ -229,7 +234,7 @@ pub fn rollback(op: &Operator, target: Option<u64>) -> anyhow::Result<()> {
         op.output.step(&format!("Rolling back {app} to v{target}"));
         deployer.rollback(target)?;
         let made = deployer.current()?.map_or(current + 1, |(revision, _)| revision);
-        config.rollbacks.insert(made, op.by.clone());
+        config.causes.insert(made, format!("rollback to v{target} by {}", op.by));
         ConfigStore::new(op.home).save(app, &config)?;
         op.output.step(&format!(
             "Done: {app} release {made} is live (rollback to v{target}: its image and config)"
