@@ -322,10 +322,8 @@ fn deploy_to_an_unreachable_cluster_rejects_the_push_with_the_image_in_the_regis
     let out = dev.git(work.path(), &["push", &dev.url("helmapp"), "main"]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("-----> Deploying release 1 to namespace helmapp with the default chart"),
-        "{stderr}"
-    );
+    // The release number comes from the cluster: without one, no release is announced.
+    assert!(!stderr.contains("-----> Deploying release"), "{stderr}");
     assert_eq!(
         stderr
             .lines()
@@ -361,7 +359,12 @@ fn deploy_to_an_unreachable_cluster_rejects_the_push_with_the_image_in_the_regis
     let out = dev.git(work.path(), &["push", &dev.url("helmapp"), "main"]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("with the app's own chart"), "{stderr}");
+    // The chart was unpacked and accepted before the build; the cluster is what fails.
+    assert!(stderr.contains("-----> Building helmapp"), "{stderr}");
+    assert!(
+        stderr.contains("remote: error: cannot reach the Kubernetes API server"),
+        "{stderr}"
+    );
     assert_eq!(server.server_ref("helmapp", "refs/heads/main"), None);
 }
 

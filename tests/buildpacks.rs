@@ -232,11 +232,21 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
     let list = format!("{},{}", bps.path("nothing"), bps.path("busybox-web"));
     let server = server_for(&registry, &list, &[]);
     let dev = server.add_user("dev", false);
-    // The app's config vars (HOME/config/APP/NAME) reach bin/compile as its ENV_DIR.
-    let config = server.home.path().join("config/bpweb");
-    fs::create_dir_all(&config).unwrap();
-    fs::write(config.join("GREETING"), "hello from the config").unwrap();
     let work = web_app("first push", &[]);
+    // The app's config vars (config:set) reach bin/compile as its ENV_DIR: a branch that does
+    // not deploy creates the app first.
+    let out = dev.git(work.path(), &["push", &dev.url("bpweb"), "main:feature"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = dev.ssh(
+        &[
+            "config:set",
+            "bpweb",
+            "GREETING=hello-from-the-config",
+            "--no-deploy",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let sha = head(work.path());
 
     let (ok, stderr) = push(&dev, work.path(), "bpweb");
@@ -272,7 +282,7 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
         "{stderr}"
     );
     assert!(
-        stderr.contains("remote:        GREETING from ENV_DIR: hello from the config\n"),
+        stderr.contains("remote:        GREETING from ENV_DIR: hello-from-the-config\n"),
         "{stderr}"
     );
     // STACK (from the builder image's name) and SOURCE_VERSION, under the buildpack's set -u.
@@ -685,10 +695,17 @@ fn a_buildpacks_file_overrides_the_default_and_pins_refs_of_cloned_buildpacks() 
     assert_ne!(server.server_ref("bpclone", "refs/heads/main"), Some(sha));
 
     // The app's BUILDPACK_URL config var wins over its .buildpacks file.
-    let config = server.home.path().join("config/bpclone");
-    fs::create_dir_all(&config).unwrap();
     let pinned = format!("{}#v1", daemon.url("busybox-web"));
-    fs::write(config.join("BUILDPACK_URL"), format!("{pinned}\n")).unwrap();
+    let config = |args: &[&str]| {
+        let out = dev.ssh(args, b"");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    config(&[
+        "config:set",
+        "bpclone",
+        &format!("BUILDPACK_URL={pinned}"),
+        "--no-deploy",
+    ]);
     let (ok, stderr) = push(&dev, work.path(), "bpclone");
     assert!(ok, "{stderr}");
     assert!(
@@ -696,7 +713,7 @@ fn a_buildpacks_file_overrides_the_default_and_pins_refs_of_cloned_buildpacks() 
         "{stderr}"
     );
     assert!(!stderr.contains("main is broken"), "{stderr}");
-    fs::write(config.join("BUILDPACK_URL"), "/etc\n").unwrap();
+    config(&["config:set", "bpclone", "BUILDPACK_URL=/etc", "--no-deploy"]);
     commit_all(work.path(), "local path in the config");
     let (ok, stderr) = push(&dev, work.path(), "bpclone");
     assert!(!ok, "{stderr}");
@@ -704,7 +721,7 @@ fn a_buildpacks_file_overrides_the_default_and_pins_refs_of_cloned_buildpacks() 
         stderr.contains("error: the config var BUILDPACK_URL=\"/etc\" is a local path"),
         "{stderr}"
     );
-    fs::remove_file(config.join("BUILDPACK_URL")).unwrap();
+    config(&["config:unset", "bpclone", "BUILDPACK_URL", "--no-deploy"]);
 
     // A URL that cannot be fetched is named, with the fix.
     fs::write(

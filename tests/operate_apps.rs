@@ -220,6 +220,11 @@ fn builds_log_rebuild_and_destroy_without_a_cluster() {
     let image = format!("{address}/gone:{tag}");
     assert!(docker(&["image", "inspect", &image]).status.success());
 
+    // Its config vars.
+    said(&alice.ssh(&["config:set", "gone", "SECRET=s3cret", "--no-deploy"], b""));
+    let config = server.home.path().join("apps/config/gone.json");
+    assert!(config.exists());
+
     let output = said(&alice.ssh(&["apps:destroy", "gone", "--confirm", "gone"], b""));
     assert_eq!(
         output,
@@ -232,6 +237,7 @@ fn builds_log_rebuild_and_destroy_without_a_cluster() {
     assert!(!server.repo("gone").exists());
     assert!(!server.home.path().join("builds/gone").exists());
     assert!(!server.home.path().join("apps/gone.json").exists());
+    assert!(!config.exists());
     assert!(names(&said(&alice.ssh(&["apps", "--json"], b""))).is_empty());
     assert_eq!(
         refused(&alice.ssh(&["apps:destroy", "gone", "--confirm", "gone"], b"")),

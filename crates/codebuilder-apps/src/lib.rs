@@ -4,6 +4,7 @@
 //! HOME/apps/APP.json   owner and access grants of APP (mode 0600)
 //! HOME/apps/tmp/       where writers stage files before renaming them in
 //! HOME/apps/.lock      held (flock) by writers only
+//! HOME/apps/config/    each app's config vars (see `config`)
 //! ```
 //!
 //! A key is named by its fingerprint and its name; a grant follows the fingerprint, so a key
@@ -12,9 +13,11 @@
 //! gives it an owner (`apps:transfer`).
 
 pub mod access;
+pub mod config;
 pub mod declared;
 pub mod store;
 
 pub use access::{AppState, Grant, KeyId, Level, Role};
+pub use config::{AppConfig, ConfigError, ConfigKey, ConfigStore, ConfigVars};
 pub use declared::DeclaredGrant;
 pub use store::{AppError, AppStore};

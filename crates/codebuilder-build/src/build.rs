@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+use codebuilder_apps::ConfigStore;
 use codebuilder_core::settings::{ByteSize, DeployMode};
 use codebuilder_core::{AppName, Fingerprint, Home, Settings};
-use codebuilder_deploy::{chart, Deploy, Release};
+use codebuilder_deploy::{chart, Cause, Deploy, Release};
 
 use crate::buildkit::{self, Progress};
 use crate::buildpack::{BuildpackBuild, Processes};
@@ -127,7 +128,7 @@ impl Build<'_> {
         // chart/ with links or over the limits.
         let chart = if deploying {
             self.deployer(&step).check()?;
-            Some(self.chart(record)?)
+            Some(self.chart()?)
         } else {
             None
         };
@@ -223,6 +224,13 @@ impl Build<'_> {
         if let Some(network) = &settings.build_network {
             docker_build.args(["--network", network]);
         }
+        // Values as arguments, never as docker's own environment (PATH, DOCKER_HOST...).
+        let config = ConfigStore::new(self.home).load(&self.app)?;
+        for (key, value) in config.build_args()? {
+            docker_build
+                .arg("--build-arg")
+                .arg(format!("{key}={value}"));
+        }
         docker_build.arg("-");
         let mut pipeline = vec![archive];
         let filter_program = std::env::current_exe()
@@ -294,19 +302,8 @@ impl Build<'_> {
         Ok(Some(file))
     }
 
-    /// The chart to deploy: the app's own `chart/` when the tree has one, otherwise the
-    /// default chart.
-    fn chart(&self, record: &BuildRecord) -> anyhow::Result<Chart> {
-        let dir = tempfile::Builder::new()
-            .prefix("codebuilder-chart-")
-            .tempdir()?;
-        let own = self.tree_has("chart/Chart.yaml")?;
-        if own {
-            self.extract_chart(dir.path())?;
-        } else {
-            chart::write_default(dir.path(), &self.app, record.number, self.short())?;
-        }
-        Ok(Chart { dir, own })
+    fn chart(&self) -> anyhow::Result<Chart> {
+        Chart::at(self.settings, &self.repo(), &self.rev)
     }
 
     /// `helm upgrade --install` of the app's own chart or the default one. A buildpack app's
@@ -330,24 +327,31 @@ impl Build<'_> {
             .is_some_and(|map| !map.is_empty())
             .then(|| chart::write_values(&values))
             .transpose()?;
+        let store = ConfigStore::new(self.home);
+        let config = store.load(app)?.env();
+        let deployer = self.deployer(step);
+        let next = deployer.prepare()?;
+        let cause = Cause::Build {
+            number: record.number,
+            sha: short.to_owned(),
+        }
+        .describe(&record.pusher);
+        store.record_cause(app, next, cause.clone())?;
         let source = if chart.own {
             "the app's own chart"
         } else {
+            chart::write_default(chart.dir.path(), app, next, short)?;
             "the default chart"
         };
         self.output.step(&format!(
-            "Deploying release {} to namespace {app} with {source}",
-            record.number
+            "Deploying release {next} to namespace {app} with {source}"
         ));
-        let description = format!(
-            "codebuilder build {} of {short} by {}",
-            record.number, record.pusher
-        );
-        let revision = self.deployer(step).run(&Release {
+        let revision = deployer.run(&Release {
             chart: chart.dir.path(),
             values: values.iter().map(|v| v.path()).collect(),
             image_tag: &format!("git-{short}"),
-            description: &description,
+            config: &config,
+            description: &cause,
         })?;
         record.helm_revision = Some(revision);
         Ok(())
@@ -418,36 +422,51 @@ impl Build<'_> {
         cat_file.args(["cat-file", "-e", &format!("{}:{path}", self.rev)]);
         Ok(codebuilder_process::run(cat_file, QUICK)?.success())
     }
-
-    /// The app's own `chart/`, unpacked as `git archive` streams it, within the chart limits.
-    fn extract_chart(&self, dir: &Path) -> anyhow::Result<()> {
-        let mut archive = self.git();
-        archive.args(["archive", "--format=tar", &self.rev, "chart"]);
-        let limits = chart::ChartLimits {
-            max_size: self.settings.max_chart_size,
-            max_files: self.settings.max_chart_files,
-        };
-        let (output, unpacked) = codebuilder_process::run_reading(archive, QUICK, |tar| {
-            chart::unpack_app_chart(tar, dir, limits)
-        })
-        .with_context(|| format!("cannot read chart/ from {}", self.short()))?;
-        unpacked?;
-        if !output.success() {
-            bail!(
-                "cannot read chart/ from {}: {}",
-                self.short(),
-                output.stderr_text()
-            );
-        }
-        Ok(())
-    }
 }
 
-/// The chart a build deploys, unpacked or written before the build starts.
-struct Chart {
-    dir: tempfile::TempDir,
+/// The chart a release deploys: the app's own `chart/` at the revision deployed, unpacked
+/// before the build starts, with the config Secret's template added; otherwise the default
+/// chart, written into `dir` once the release number is known (`chart::write_default`).
+pub struct Chart {
+    pub dir: tempfile::TempDir,
     /// The app's own `chart/`, not the default chart.
-    own: bool,
+    pub own: bool,
+}
+
+impl Chart {
+    /// The chart of revision `rev` of the app whose repository is `repo`.
+    pub fn at(settings: &Settings, repo: &Path, rev: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("codebuilder-chart-")
+            .tempdir()?;
+        let git = || {
+            let mut command = Command::new("git");
+            command.arg("--git-dir").arg(repo);
+            command
+        };
+        let mut cat_file = git();
+        cat_file.args(["cat-file", "-e", &format!("{rev}:chart/Chart.yaml")]);
+        let own = codebuilder_process::run(cat_file, QUICK)?.success();
+        if own {
+            let short = &rev[..7.min(rev.len())];
+            let mut archive = git();
+            archive.args(["archive", "--format=tar", rev, "chart"]);
+            let limits = chart::ChartLimits {
+                max_size: settings.max_chart_size,
+                max_files: settings.max_chart_files,
+            };
+            let (output, unpacked) = codebuilder_process::run_reading(archive, QUICK, |tar| {
+                chart::unpack_app_chart(tar, dir.path(), limits)
+            })
+            .with_context(|| format!("cannot read chart/ from {short}"))?;
+            unpacked?;
+            if !output.success() {
+                bail!("cannot read chart/ from {short}: {}", output.stderr_text());
+            }
+            chart::add_config_secret(dir.path())?;
+        }
+        Ok(Self { dir, own })
+    }
 }
 
 /// Time left before `deadline`, at least a second: the build's time limit covers all steps.

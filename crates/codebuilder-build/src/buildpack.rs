@@ -58,7 +58,7 @@ impl BuildpackBuild<'_> {
 
     /// Builds the image, tagged `tags`, and returns the app's process types for the deploy.
     pub fn run(&self, tags: &[&str]) -> anyhow::Result<Processes> {
-        let config = ConfigVars::load(&self.home.root().join("config").join(self.app.as_str()))?;
+        let config = ConfigVars::load(self.home, self.app)?;
         let selection = select::select(self.settings, &config, self.repo, self.rev)?;
         if selection.buildpacks.is_empty() {
             bail!(

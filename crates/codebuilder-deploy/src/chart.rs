@@ -33,7 +33,19 @@ const DEFAULT_FILES: &[(&str, &str)] = &[
         "templates/processes.yaml",
         include_str!("../chart/templates/processes.yaml"),
     ),
+    (CONFIG_SECRET_FILE, CONFIG_SECRET_TEMPLATE),
 ];
+
+/// The template of the Secret holding the app's config vars, in every chart codebuilder
+/// deploys: the default chart's, and added to an app's own chart.
+const CONFIG_SECRET_FILE: &str = "templates/codebuilder-config.yaml";
+const CONFIG_SECRET_TEMPLATE: &str = include_str!("../chart/templates/codebuilder-config.yaml");
+
+/// Adds the config Secret's template to an app's own chart (replacing a file of that name):
+/// the chart gets the Secret's name as the value `configSecret`, to use with `envFrom`.
+pub fn add_config_secret(dir: &Path) -> anyhow::Result<()> {
+    write(dir, CONFIG_SECRET_FILE, CONFIG_SECRET_TEMPLATE)
+}
 
 /// Writes the default chart for `app` into `dir`: chart name = app, version = release
 /// number, appVersion = the short git sha.

@@ -119,6 +119,45 @@ impl Helm<'_> {
         serde_json::from_slice(&out.stdout).context("cannot read the output of helm history")
     }
 
+    /// The release's revisions with what made them, oldest first.
+    pub fn history_entries(&self) -> anyhow::Result<Vec<crate::HistoryEntry>> {
+        let mut history = self.command();
+        history.args(["history", self.app.as_str(), "--output", "json"]);
+        let out = run(history, QUICK)?;
+        if !out.success() {
+            let said = out.stderr_text();
+            if said.contains("release: not found") {
+                return Ok(Vec::new());
+            }
+            bail!(
+                "{}",
+                explain_cluster_error(&said)
+                    .unwrap_or_else(|| format!("helm history failed: {}", last_error_line(&said)))
+            );
+        }
+        serde_json::from_slice(&out.stdout).context("cannot read the output of helm history")
+    }
+
+    /// The user-supplied values of `revision`.
+    pub fn values(&self, revision: u64) -> anyhow::Result<serde_json::Value> {
+        let mut values = self.command();
+        values
+            .args(["get", "values", self.app.as_str(), "--output", "json"])
+            .args(["--revision", &revision.to_string()]);
+        let out = run(values, QUICK)?;
+        if !out.success() {
+            let said = out.stderr_text();
+            bail!(
+                "{}",
+                explain_cluster_error(&said).unwrap_or_else(|| format!(
+                    "helm get values failed: {}",
+                    last_error_line(&said)
+                ))
+            );
+        }
+        serde_json::from_slice(&out.stdout).context("cannot read the output of helm get values")
+    }
+
     /// The last revision that was live: the one to go back to.
     pub fn last_good(&self) -> anyhow::Result<Option<u64>> {
         Ok(self

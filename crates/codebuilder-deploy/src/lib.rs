@@ -11,12 +11,14 @@
 //! - When the new pods do not become ready, the pusher first sees why (their events and last
 //!   log lines), then the previous release is rolled back and serves again.
 
+mod cause;
 pub mod chart;
 mod diagnose;
 mod helm;
 pub mod teardown;
 mod tenancy;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use anyhow::{anyhow, bail};
 use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{Output, StepContext, StepError, Tail};
 
+pub use crate::cause::{read_description, Cause};
 use crate::helm::{explain_cluster_error, last_error_line, Helm};
 use crate::tenancy::{Namespace, Tenancy};
 
@@ -37,8 +40,27 @@ pub struct Release<'a> {
     /// Values files of the build (its process types), applied after the operator's.
     pub values: Vec<&'a Path>,
     pub image_tag: &'a str,
+    /// The app's config vars: the chart renders them as the Secret `APP-config`.
+    pub config: &'a BTreeMap<String, String>,
     /// What made this release, as `helm history` shows it.
     pub description: &'a str,
+}
+
+/// The Secret an app's config vars reach its processes through.
+pub fn config_secret(app: &AppName) -> String {
+    format!("{app}-config")
+}
+
+/// One release of an app, from `helm history`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct HistoryEntry {
+    pub revision: u64,
+    pub updated: String,
+    pub status: String,
+    #[serde(default)]
+    pub app_version: String,
+    #[serde(default)]
+    pub description: String,
 }
 
 pub struct Deploy<'a> {
@@ -74,10 +96,10 @@ impl Deploy<'_> {
         }
     }
 
-    /// Deploys `release` and returns its helm revision. The error is one line: the cause and
-    /// the fix.
-    pub fn run(&self, release: &Release) -> anyhow::Result<u64> {
-        let operator_values = self.operator_values()?;
+    /// Makes the release ready for an upgrade (its namespace, a pending release recovered)
+    /// and returns the revision the next deploy makes: the release number users see.
+    pub fn prepare(&self) -> anyhow::Result<u64> {
+        self.operator_values()?;
         self.tenancy().ensure()?;
         let helm = self.helm();
         let app = self.app;
@@ -89,8 +111,43 @@ impl Deploy<'_> {
                 self.recover(state.status.as_str())?;
             }
         }
+        Ok(helm.state()?.map_or(1, |s| s.revision + 1))
+    }
+
+    /// The release deployed now, if any: its revision and status.
+    pub fn current(&self) -> anyhow::Result<Option<(u64, String)>> {
+        Ok(self.helm().state()?.map(|s| (s.revision, s.status)))
+    }
+
+    /// The app's releases, oldest first.
+    pub fn history(&self) -> anyhow::Result<Vec<HistoryEntry>> {
+        self.helm().history_entries()
+    }
+
+    /// The values codebuilder gave `revision` (the image, process types, port, config vars).
+    pub fn values(&self, revision: u64) -> anyhow::Result<serde_json::Value> {
+        self.helm().values(revision)
+    }
+
+    /// Goes back to `revision` (its image and config), waiting for its pods.
+    pub fn rollback(&self, revision: u64) -> anyhow::Result<()> {
+        let app = self.app;
+        self.helm_step(self.helm().rollback(revision), "rolling back")
+            .map_err(|why| anyhow!("the rollback of {app} to v{revision} failed ({why}): see 'releases {app}', and try again"))
+    }
+
+    /// Deploys `release` (after `prepare`) and returns its helm revision. The error is one
+    /// line: the cause and the fix.
+    pub fn run(&self, release: &Release) -> anyhow::Result<u64> {
+        let operator_values = self.operator_values()?;
+        let helm = self.helm();
+        let config = chart::write_values(&serde_json::json!({
+            "configVars": release.config,
+            "configSecret": config_secret(self.app),
+        }))?;
         let mut values: Vec<&Path> = operator_values.into_iter().collect();
         values.extend(&release.values);
+        values.push(config.path());
         let upgrade = helm.upgrade(
             release.chart,
             &values,

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context};
-use codebuilder_apps::AppStore;
+use codebuilder_apps::{AppStore, ConfigStore};
 use codebuilder_build::buildpack::cache_volume;
 use codebuilder_build::lock::AppLock;
 use codebuilder_build::records::Records;
@@ -73,6 +73,10 @@ pub fn destroy(
     output.step(&format!("Removing the builds and the repository of {app}"));
     step("the build records", remove_dir(&home.builds_dir(app)))?;
     step("the repository", remove_dir(&home.repo(app)))?;
+    step(
+        "the config vars",
+        ConfigStore::new(home).remove(app).map_err(Into::into),
+    )?;
     step("the state", apps.remove(app).map_err(Into::into))?;
     output.step(&format!("Destroyed {app}"));
     Ok(())

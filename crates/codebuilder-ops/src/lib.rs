@@ -5,7 +5,9 @@
 
 pub mod apps;
 pub mod builds;
+pub mod config;
 pub mod destroy;
 pub mod operation;
+pub mod release;
 
 pub use operation::{Need, Operation};

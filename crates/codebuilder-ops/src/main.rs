@@ -1,12 +1,16 @@
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::bail;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
+use codebuilder_apps::ConfigKey;
 use codebuilder_core::{home::DEFAULT_HOME, main_support, AppName, Home, Settings};
 use codebuilder_ops::apps::{self, Viewer};
+use codebuilder_ops::config;
+use codebuilder_ops::release::{self, Operator};
 use codebuilder_ops::{builds, destroy};
 use codebuilder_process::Output;
 
@@ -61,6 +65,50 @@ enum Command {
         app: String,
         revision: Option<String>,
     },
+    /// List APP's config vars.
+    #[command(name = "config")]
+    Config {
+        app: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the value of APP's config var KEY.
+    #[command(name = "config:get")]
+    ConfigGet { app: String, key: String },
+    /// Set config vars and deploy them as a new release.
+    #[command(name = "config:set")]
+    ConfigSet {
+        app: String,
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        assignments: Vec<String>,
+        /// Only store them: the next release gets them.
+        #[arg(long)]
+        no_deploy: bool,
+    },
+    /// Remove config vars and deploy that as a new release.
+    #[command(name = "config:unset")]
+    ConfigUnset {
+        app: String,
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+        /// Only store the change: the next release gets it.
+        #[arg(long)]
+        no_deploy: bool,
+    },
+    /// List APP's releases, oldest first.
+    #[command(name = "releases")]
+    Releases {
+        app: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Go back to release vN (default: the one before the current), its image and config.
+    #[command(name = "rollback")]
+    Rollback {
+        app: String,
+        #[arg(value_name = "vN")]
+        version: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,6 +132,17 @@ fn main() -> ExitCode {
         let home = Home::new(cli.home);
         let settings = Settings::from_env()?;
         let app = |name: &str| AppName::parse(name, &settings.namespace);
+        let output = Output::stdout();
+        let cancel = main_support::stop_flag()?;
+        let operator = |app: AppName| Operator {
+            home: &home,
+            settings: &settings,
+            app,
+            by: std::env::var("CODEBUILDER_PUSHER").unwrap_or_else(|_| "admin".into()),
+            output: &output,
+            cancel: Arc::clone(&cancel),
+        };
+        let mut out = io::stdout();
         match cli.command {
             Command::Builds { app: name, json } => codebuilder_build::commands::builds(
                 &home,
@@ -124,6 +183,45 @@ fn main() -> ExitCode {
                 app: name,
                 revision,
             } => builds::rebuild(&home, &app(&name)?, revision.as_deref())?,
+            Command::Config { app: name, json } => {
+                config::show(&operator(app(&name)?), json, &mut out)?
+            }
+            Command::ConfigGet { app: name, key } => {
+                let (app, key) = (app(&name)?, ConfigKey::parse(&key)?);
+                config::get(&operator(app), &key, &mut out)?
+            }
+            Command::ConfigSet {
+                app: name,
+                assignments,
+                no_deploy,
+            } => {
+                let app = app(&name)?;
+                let set = assignments
+                    .iter()
+                    .map(|a| config::parse_assignment(a))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                config::change(&operator(app), set, Vec::new(), !no_deploy)?
+            }
+            Command::ConfigUnset {
+                app: name,
+                keys,
+                no_deploy,
+            } => {
+                let app = app(&name)?;
+                let unset = keys
+                    .iter()
+                    .map(|k| ConfigKey::parse(k))
+                    .collect::<Result<Vec<_>, _>>()?;
+                config::change(&operator(app), Vec::new(), unset, !no_deploy)?
+            }
+            Command::Releases { app: name, json } => {
+                release::releases(&operator(app(&name)?), json, &mut out)?
+            }
+            Command::Rollback { app: name, version } => {
+                let app = app(&name)?;
+                let version = version.as_deref().map(release::parse_version).transpose()?;
+                release::rollback(&operator(app), version)?
+            }
         }
         Ok(ExitCode::SUCCESS)
     })

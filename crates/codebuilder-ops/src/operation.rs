@@ -50,6 +50,37 @@ pub const OPERATIONS: &[Operation] = &[
         need: Need::Push,
         usage: "rebuild APP [REVISION]",
     },
+    // Config vars and releases.
+    Operation {
+        verb: "config",
+        need: Need::Read,
+        usage: "config APP [--json]",
+    },
+    Operation {
+        verb: "config:get",
+        need: Need::Read,
+        usage: "config:get APP KEY",
+    },
+    Operation {
+        verb: "config:set",
+        need: Need::Push,
+        usage: "config:set APP KEY=VALUE... [--no-deploy]",
+    },
+    Operation {
+        verb: "config:unset",
+        need: Need::Push,
+        usage: "config:unset APP KEY... [--no-deploy]",
+    },
+    Operation {
+        verb: "releases",
+        need: Need::Read,
+        usage: "releases APP [--json]",
+    },
+    Operation {
+        verb: "rollback",
+        need: Need::Push,
+        usage: "rollback APP [vN]",
+    },
 ];
 
 /// `apps [--json]`: the one command without an app; every key may run it, and sees the apps

@@ -1,0 +1,261 @@
+//! Releases: what `releases` lists and `rollback` goes back to, and the deploy a config change
+//! makes. A release is a helm revision of the app; its number is what users see (`v3`).
+//! The config vars are part of each release's values, rendered by the chart as the Secret
+//! `APP-config`: `helm rollback` brings back a release's image and config together.
+
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use codebuilder_apps::{AppConfig, ConfigKey, ConfigStore, ConfigVars};
+use codebuilder_build::build::{Chart, HEARTBEAT};
+use codebuilder_build::lock::AppLock;
+use codebuilder_build::records::Records;
+use codebuilder_core::settings::DeployMode;
+use codebuilder_core::{AppName, Home, Settings};
+use codebuilder_deploy::{chart, read_description, Cause, Deploy, Release};
+use codebuilder_process::{Output, StepContext};
+use serde_json::Value;
+
+/// Who runs a command, and where: the one context of the commands that change a release.
+pub struct Operator<'a> {
+    pub home: &'a Home,
+    pub settings: &'a Settings,
+    pub app: AppName,
+    /// The key name (CODEBUILDER_PUSHER), or "admin" through `kubectl exec`.
+    pub by: String,
+    pub output: &'a Output,
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Operator<'_> {
+    /// Refuses an app that was never pushed (over ssh, access was checked before).
+    pub fn check_app(&self) -> anyhow::Result<()> {
+        let app = &self.app;
+        if !self.home.repo(app).is_dir() {
+            bail!("app {app} does not exist: push to it first (git push HOST:{app} main)");
+        }
+        Ok(())
+    }
+
+    /// Takes the app's lock, as a push does: one change of a release at a time.
+    pub fn lock(&self) -> anyhow::Result<AppLock> {
+        let records = Records::new(self.home, &self.app);
+        AppLock::acquire(self.home, &self.app, self.output, &self.cancel, || {
+            records.describe_running()
+        })
+    }
+
+    fn step(&self) -> StepContext<'_> {
+        StepContext {
+            output: self.output,
+            cancel: Arc::clone(&self.cancel),
+            heartbeat: HEARTBEAT,
+            show: Output::detail,
+        }
+    }
+
+    /// Refuses a command about releases where nothing is deployed.
+    pub fn check_deploys(&self) -> anyhow::Result<()> {
+        if self.settings.deploy == DeployMode::None {
+            bail!(
+                "{} has no releases here: codebuilder does not deploy (CODEBUILDER_DEPLOY=none)",
+                self.app
+            );
+        }
+        Ok(())
+    }
+
+    /// Why a config change is only stored, if it is: no deploys, or no release yet.
+    pub fn not_deployed(&self, deployer: &Deploy) -> anyhow::Result<Option<String>> {
+        if self.settings.deploy == DeployMode::None {
+            return Ok(Some("CODEBUILDER_DEPLOY=none".into()));
+        }
+        if deployer.current()?.is_none() {
+            return Ok(Some(format!(
+                "{} has no release yet; the next push deploys it",
+                self.app
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Runs `act` with a deployer of the app.
+    pub fn with_deployer<T>(
+        &self,
+        act: impl FnOnce(&Deploy) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let step = self.step();
+        let deployer = Deploy {
+            settings: self.settings,
+            app: &self.app,
+            output: self.output,
+            step: &step,
+        };
+        act(&deployer)
+    }
+
+    /// Deploys the current release's image, process types and port again with `config`:
+    /// a new release made by `cause`. Returns its number.
+    pub fn redeploy(
+        &self,
+        deployer: &Deploy,
+        config: &AppConfig,
+        cause: &Cause,
+    ) -> anyhow::Result<u64> {
+        let app = &self.app;
+        let Some((current, _)) = deployer.current()? else {
+            bail!("{app} has no release to change: push it first");
+        };
+        let values = deployer.values(current)?;
+        let tag = values["image"]["tag"].as_str().unwrap_or_default();
+        let Some(sha) = tag.strip_prefix("git-").filter(|s| !s.is_empty()) else {
+            bail!("release v{current} of {app} names no codebuilder image (image.tag {tag:?}): push the app again");
+        };
+        let chart = Chart::at(self.settings, &self.home.repo(app), sha)?;
+        let next = deployer.prepare()?;
+        let source = if chart.own {
+            "the app's own chart"
+        } else {
+            chart::write_default(chart.dir.path(), app, next, sha)?;
+            "the default chart"
+        };
+        // What the build set: the process types and the port.
+        let mut kept = serde_json::Map::new();
+        for key in ["processes", "port"] {
+            if let Some(value) = values.get(key) {
+                kept.insert(key.into(), value.clone());
+            }
+        }
+        let kept = chart::write_values(&Value::Object(kept))?;
+        let description = cause.describe(&self.by);
+        ConfigStore::new(self.home).record_cause(app, next, description.clone())?;
+        self.output.step(&format!(
+            "Deploying release {next} to namespace {app} with {source}"
+        ));
+        deployer.run(&Release {
+            chart: chart.dir.path(),
+            values: vec![kept.path()],
+            image_tag: tag,
+            config: &config.env(),
+            description: &description,
+        })
+    }
+}
+
+/// `releases APP [--json]`: the app's releases, oldest first.
+pub fn releases(op: &Operator, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    op.check_app()?;
+    op.check_deploys()?;
+    let stored = ConfigStore::new(op.home).load(&op.app)?;
+    let history = op.with_deployer(|deployer| deployer.history())?;
+    let rows: Vec<Value> = history
+        .iter()
+        .map(|entry| {
+            let description = stored
+                .causes
+                .get(&entry.revision)
+                .unwrap_or(&entry.description);
+            let (what, by) = read_description(description);
+            serde_json::json!({
+                "version": entry.revision,
+                "description": what,
+                "by": by,
+                "updated": entry.updated,
+                "status": entry.status,
+            })
+        })
+        .collect();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &rows)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if rows.is_empty() {
+        writeln!(out, "{} has no releases yet: push it to deploy it", op.app)?;
+    }
+    for row in &rows {
+        let updated = row["updated"].as_str().unwrap_or_default();
+        writeln!(
+            out,
+            "{:<6}{:<19}  {:<11} {} by {}",
+            format!("v{}", row["version"].as_u64().unwrap_or_default()),
+            updated.get(..19).unwrap_or(updated).replace('T', " "),
+            row["status"].as_str().unwrap_or_default(),
+            row["description"].as_str().unwrap_or_default(),
+            row["by"].as_str().unwrap_or("unknown"),
+        )?;
+    }
+    Ok(())
+}
+
+/// A release as users name it: `v3` (or `3`).
+pub fn parse_version(text: &str) -> anyhow::Result<u64> {
+    text.strip_prefix('v')
+        .unwrap_or(text)
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0 && text.len() <= 12)
+        .with_context(|| {
+            format!("invalid release \"{text}\": name one as vN, as 'releases' lists them")
+        })
+}
+
+/// `rollback APP [vN]`: goes back to release vN (default: the one before the current), its
+/// image and its config; the config store follows.
+pub fn rollback(op: &Operator, target: Option<u64>) -> anyhow::Result<()> {
+    op.check_app()?;
+    op.check_deploys()?;
+    let app = &op.app;
+    let _lock = op.lock()?;
+    op.with_deployer(|deployer| {
+        let Some((current, _)) = deployer.current()? else {
+            bail!("{app} has no release to roll back: push it first");
+        };
+        let history = deployer.history()?;
+        let target = match target {
+            Some(target) => target,
+            None if current > 1 => current - 1,
+            None => bail!("{app} has only one release, v{current}: there is none to roll back to"),
+        };
+        if target == current {
+            bail!("v{target} is the current release of {app}: name an earlier one ('releases {app}' lists them)");
+        }
+        if !history.iter().any(|entry| entry.revision == target) {
+            bail!("{app} has no release v{target}: 'releases {app}' lists them");
+        }
+        let values = deployer.values(target)?;
+        let mut config = ConfigStore::new(op.home).load(app)?;
+        // A release made before config vars were part of releases leaves them as they are.
+        if let Some(vars) = vars_of(&values)? {
+            config.vars = vars;
+        }
+        op.output.step(&format!("Rolling back {app} to v{target}"));
+        deployer.rollback(target)?;
+        let made = deployer.current()?.map_or(current + 1, |(revision, _)| revision);
+        config.causes.insert(made, format!("rollback to v{target} by {}", op.by));
+        ConfigStore::new(op.home).save(app, &config)?;
+        op.output.step(&format!(
+            "Done: {app} release {made} is live (rollback to v{target}: its image and config)"
+        ));
+        Ok(())
+    })
+}
+
+/// The config vars a release's values hold; `None` for a release that did not carry them.
+fn vars_of(values: &Value) -> anyhow::Result<Option<ConfigVars>> {
+    if values.get("configSecret").is_none() {
+        return Ok(None);
+    }
+    let mut vars = ConfigVars::new();
+    if let Some(map) = values.get("configVars").and_then(Value::as_object) {
+        for (key, value) in map {
+            let value = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            vars.insert(ConfigKey::parse(key)?, value);
+        }
+    }
+    Ok(Some(vars))
+}
