@@ -3,19 +3,6 @@
 
 use codebuilder_tests::*;
 
-/// The only line on stderr of a command that failed.
-fn refused(out: &std::process::Output) -> String {
-    assert!(
-        !out.status.success(),
-        "not refused: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    stderr.trim_end().to_owned()
-}
-
 #[test]
 fn builds_lists_an_apps_builds_for_those_with_access_only() {
     let server = Server::start_with(&[("CODEBUILDER_DEPLOY", "none")]);

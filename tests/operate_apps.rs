@@ -5,30 +5,6 @@ use std::process::{Command, Output};
 
 use codebuilder_tests::*;
 
-/// The only line on stderr of a command that failed.
-fn refused(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "not refused: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    stderr.trim_end().to_owned()
-}
-
-/// Standard output of a command that succeeded.
-fn said(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 /// Creates `app` owned by `client` with a branch that does not deploy: no build.
 fn create(client: &Client, app: &str) {
     let work = repo_with("feature", &[("README", b"hello\n".to_vec())]);

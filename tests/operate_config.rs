@@ -9,30 +9,6 @@ use std::time::{Duration, Instant};
 use codebuilder_tests::cluster::{app_name, cluster, deploying_server, push, HostPort, ACCOUNT};
 use codebuilder_tests::*;
 
-/// The only line on stderr of a command that failed.
-fn refused(out: &std::process::Output) -> String {
-    assert!(
-        !out.status.success(),
-        "not refused: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    stderr.trim_end().to_owned()
-}
-
-/// What a command that succeeded printed.
-fn ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 /// A web app that serves `body` at / and, at /env.txt, the environment it started with; it
 /// exits at once when CRASH is set.
 fn env_app_files(body: &str) -> Vec<(&'static str, Vec<u8>)> {
@@ -81,7 +57,7 @@ fn config_set_reaches_the_pod_as_a_release_and_rollback_restores_image_and_confi
     assert!(!pod_env(&host).iter().any(|l| l.starts_with("GREETING=")));
 
     // A value with spaces cannot cross ssh's argument splitting; = and quotes can.
-    let out = ok(dev.ssh(&["config:set", &app, "GREETING=hello=\"world\""], b""));
+    let out = said(&dev.ssh(&["config:set", &app, "GREETING=hello=\"world\""], b""));
     assert!(
         out.contains(&format!("-----> Stored on {app}: set GREETING\n")),
         "{out}"
@@ -124,7 +100,7 @@ fn config_set_reaches_the_pod_as_a_release_and_rollback_restores_image_and_confi
     assert!(pod_env(&host).contains(&"GREETING=hello=\"world\"".to_owned()));
 
     // --no-deploy only stores.
-    let out = ok(dev.ssh(&["config:set", &app, "LATER=1", "--no-deploy"], b""));
+    let out = said(&dev.ssh(&["config:set", &app, "LATER=1", "--no-deploy"], b""));
     assert_eq!(
         out,
         format!("-----> Stored on {app}: set LATER (not deployed: --no-deploy)\n")
@@ -132,7 +108,7 @@ fn config_set_reaches_the_pod_as_a_release_and_rollback_restores_image_and_confi
     assert!(!pod_env(&host).iter().any(|l| l.starts_with("LATER=")));
 
     let releases: Vec<serde_json::Value> =
-        serde_json::from_str(&ok(dev.ssh(&["releases", &app, "--json"], b""))).unwrap();
+        serde_json::from_str(&said(&dev.ssh(&["releases", &app, "--json"], b""))).unwrap();
     let made: Vec<(u64, &str, &str, &str)> = releases
         .iter()
         .map(|r| {
@@ -154,7 +130,7 @@ fn config_set_reaches_the_pod_as_a_release_and_rollback_restores_image_and_confi
             (3, build2.as_str(), "dev", "deployed"),
         ]
     );
-    let listed = ok(dev.ssh(&["releases", &app], b""));
+    let listed = said(&dev.ssh(&["releases", &app], b""));
     let line = listed.lines().nth(1).unwrap();
     assert!(line.starts_with("v2    "), "{listed}");
     assert!(
@@ -163,7 +139,7 @@ fn config_set_reaches_the_pod_as_a_release_and_rollback_restores_image_and_confi
     );
 
     // Back to v1: its image and its config (none), and the store follows.
-    let out = ok(dev.ssh(&["rollback", &app, "v1"], b""));
+    let out = said(&dev.ssh(&["rollback", &app, "v1"], b""));
     assert!(
         out.starts_with(&format!("-----> Rolling back {app} to v1\n")),
         "{out}"
@@ -177,19 +153,19 @@ fn config_set_reaches_the_pod_as_a_release_and_rollback_restores_image_and_confi
     assert_eq!(host.served(Duration::from_secs(5)), "v1\n");
     assert!(!pod_env(&host).iter().any(|l| l.starts_with("GREETING=")));
     assert_eq!(
-        ok(dev.ssh(&["config", &app], b"")),
+        said(&dev.ssh(&["config", &app], b"")),
         format!("{app} has no config vars\n")
     );
 
     // The default is the release before the current one: v3, v2's image with GREETING.
-    ok(dev.ssh(&["rollback", &app], b""));
+    said(&dev.ssh(&["rollback", &app], b""));
     assert_eq!(host.served(Duration::from_secs(5)), "v2\n");
     assert!(pod_env(&host).contains(&"GREETING=hello=\"world\"".to_owned()));
     assert_eq!(
-        ok(dev.ssh(&["config:get", &app, "GREETING"], b"")),
+        said(&dev.ssh(&["config:get", &app, "GREETING"], b"")),
         "hello=\"world\"\n"
     );
-    let listed = ok(dev.ssh(&["releases", &app], b""));
+    let listed = said(&dev.ssh(&["releases", &app], b""));
     let last: Vec<&str> = listed.lines().skip(3).collect();
     assert_eq!(last.len(), 2, "{listed}");
     assert!(last[0].ends_with("rollback to v1 by dev"), "{listed}");
@@ -214,11 +190,11 @@ fn config_set_reaches_the_pod_as_a_release_and_rollback_restores_image_and_confi
     assert_eq!(host.served(Duration::from_secs(10)), "v2\n");
     assert!(!pod_env(&host).iter().any(|l| l.starts_with("CRASH=")));
     assert_eq!(
-        ok(dev.ssh(&["config", &app], b"")),
+        said(&dev.ssh(&["config", &app], b"")),
         "GREETING=hello=\"world\"\n"
     );
     let releases: Vec<serde_json::Value> =
-        serde_json::from_str(&ok(dev.ssh(&["releases", &app, "--json"], b""))).unwrap();
+        serde_json::from_str(&said(&dev.ssh(&["releases", &app, "--json"], b""))).unwrap();
     let last: Vec<(&serde_json::Value, &serde_json::Value)> = releases[5..]
         .iter()
         .map(|r| (&r["description"], &r["status"]))
@@ -243,24 +219,24 @@ fn config_commands_store_privately_and_refuse_bad_input_in_one_line() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     assert_eq!(
-        ok(owner.ssh(&["config", "conf"], b"")),
+        said(&owner.ssh(&["config", "conf"], b"")),
         "conf has no config vars\n"
     );
     assert_eq!(
-        ok(owner.ssh(&["config:set", "conf", "B=2", "A=x=y"], b"")),
+        said(&owner.ssh(&["config:set", "conf", "B=2", "A=x=y"], b"")),
         "-----> Stored on conf: set A, B (not deployed: CODEBUILDER_DEPLOY=none)\n"
     );
-    assert_eq!(ok(owner.ssh(&["config", "conf"], b"")), "A=x=y\nB=2\n");
+    assert_eq!(said(&owner.ssh(&["config", "conf"], b"")), "A=x=y\nB=2\n");
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&ok(
-            owner.ssh(&["config", "conf", "--json"], b"")
+        serde_json::from_str::<serde_json::Value>(&said(
+            &owner.ssh(&["config", "conf", "--json"], b"")
         ))
         .unwrap(),
         serde_json::json!({"A": "x=y", "B": "2"})
     );
-    assert_eq!(ok(owner.ssh(&["config:get", "conf", "A"], b"")), "x=y\n");
+    assert_eq!(said(&owner.ssh(&["config:get", "conf", "A"], b"")), "x=y\n");
     assert_eq!(
-        ok(owner.ssh(&["config:unset", "conf", "B", "--no-deploy"], b"")),
+        said(&owner.ssh(&["config:unset", "conf", "B", "--no-deploy"], b"")),
         "-----> Stored on conf: unset B (not deployed: --no-deploy)\n"
     );
     let stored = server.home.path().join("apps/config/conf.json");
@@ -316,7 +292,7 @@ fn config_commands_store_privately_and_refuse_bad_input_in_one_line() {
         no_access("missing")
     );
     // Nothing refused was stored.
-    assert_eq!(ok(owner.ssh(&["config", "conf"], b"")), "A=x=y\n");
+    assert_eq!(said(&owner.ssh(&["config", "conf"], b"")), "A=x=y\n");
 }
 
 #[test]
@@ -352,7 +328,7 @@ fn config_vars_marked_as_build_args_reach_a_dockerfile_build() {
     );
 
     // Only the vars CODEBUILDER_BUILD_ARGS names are build args.
-    ok(dev.ssh(
+    said(&dev.ssh(
         &[
             "config:set",
             "args",
@@ -373,7 +349,7 @@ fn config_vars_marked_as_build_args_reach_a_dockerfile_build() {
     );
 
     // A name that is not set refuses the push before docker runs.
-    ok(dev.ssh(
+    said(&dev.ssh(
         &[
             "config:set",
             "args",

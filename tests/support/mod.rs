@@ -25,6 +25,30 @@ pub const BINARIES: &[&str] = &[
     "codebuilder-sshd",
 ];
 
+/// The one line on stderr of a command that failed: a session's refusal.
+pub fn refused(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "not refused: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr.trim_end().to_owned()
+}
+
+/// Standard output of a command that succeeded.
+pub fn said(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
 /// The built binaries, copied into a root-owned directory: sshd refuses an
 /// AuthorizedKeysCommand anywhere else (and /tmp is world-writable).
 pub fn bin_dir() -> &'static Path {
