@@ -62,7 +62,9 @@ impl Captured {
 
 /// Runs `command` with stdin closed and waits at most `limit` for it.
 pub fn run(command: Command, limit: Duration) -> Result<Captured, RunError> {
-    run_inner(command, None, limit)
+    kept(run_inner(command, None, limit, |out| {
+        read_capped(Some(out))
+    })?)
 }
 
 /// Runs `command` with `input` on its stdin and waits at most `limit` for it.
@@ -71,7 +73,9 @@ pub fn run_with_input(
     input: &[u8],
     limit: Duration,
 ) -> Result<Captured, RunError> {
-    run_inner(command, Some(input), limit)
+    kept(run_inner(command, Some(input), limit, |out| {
+        read_capped(Some(out))
+    })?)
 }
 
 /// Runs `command` with stdin closed, handing its standard output to `read` as it comes instead
@@ -80,13 +84,57 @@ pub fn run_with_input(
 /// past the deadline the group is stopped and `read` sees the end of its input. The returned
 /// [`Captured`] has standard error only.
 pub fn run_reading<T: Send>(
-    mut command: Command,
+    command: Command,
     limit: Duration,
     read: impl FnOnce(&mut dyn Read) -> T + Send,
 ) -> Result<(Captured, T), RunError> {
+    let ran = run_inner(command, None, limit, read)?;
+    Ok((
+        Captured {
+            status: ran.status,
+            stdout: Vec::new(),
+            stderr: ran.stderr,
+        },
+        ran.read,
+    ))
+}
+
+/// A command that ran to its end: its status, what `read` made of its standard output, and
+/// its standard error.
+struct Ran<T> {
+    program: String,
+    status: ExitStatus,
+    read: T,
+    stderr: Vec<u8>,
+}
+
+/// The output kept by [`read_capped`], or the error of a command that printed too much.
+fn kept(ran: Ran<Option<Vec<u8>>>) -> Result<Captured, RunError> {
+    let stdout = ran.read.ok_or(RunError::TooMuchOutput {
+        program: ran.program,
+    })?;
+    Ok(Captured {
+        status: ran.status,
+        stdout,
+        stderr: ran.stderr,
+    })
+}
+
+/// Runs `command` in a process group of its own, `input` (if any) on its stdin, its standard
+/// output handed to `read` and its standard error kept, and stops the group past `limit`.
+fn run_inner<T: Send>(
+    mut command: Command,
+    input: Option<&[u8]>,
+    limit: Duration,
+    read: impl FnOnce(&mut dyn Read) -> T + Send,
+) -> Result<Ran<T>, RunError> {
     let program = command.get_program().to_string_lossy().into_owned();
     command
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -95,14 +143,20 @@ pub fn run_reading<T: Send>(
         program: program.clone(),
         source,
     })?;
+    let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let id = Pid::from_raw(child.id() as i32);
     let group = Group::new(id, vec![child]);
     let (statuses, read, stderr) = std::thread::scope(|scope| {
+        if let (Some(mut stdin), Some(input)) = (stdin, input) {
+            // A command that exits without reading all of it is its own business.
+            scope.spawn(move || stdin.write_all(input));
+        }
         let reader = scope.spawn(move || {
             let mut stdout = stdout?;
             let read = read(&mut stdout);
+            // Closed before the wait: a writer with more to say stops with SIGPIPE.
             drop(stdout);
             Some(read)
         });
@@ -131,73 +185,10 @@ pub fn run_reading<T: Send>(
             program: program.clone(),
             source,
         })?;
-    let captured = Captured {
+    Ok(Ran {
+        program,
         status,
-        stdout: Vec::new(),
-        stderr,
-    };
-    Ok((captured, read))
-}
-
-fn run_inner(
-    mut command: Command,
-    input: Option<&[u8]>,
-    limit: Duration,
-) -> Result<Captured, RunError> {
-    let program = command.get_program().to_string_lossy().into_owned();
-    command
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    crate::group::die_with_parent(&mut command);
-    let mut child = command.spawn().map_err(|source| RunError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let id = Pid::from_raw(child.id() as i32);
-    let group = Group::new(id, vec![child]);
-    let (status, stdout, stderr) = std::thread::scope(|scope| {
-        if let (Some(mut stdin), Some(input)) = (stdin, input) {
-            // A command that exits without reading all of it is its own business.
-            scope.spawn(move || stdin.write_all(input));
-        }
-        let out = scope.spawn(move || read_capped(stdout));
-        let err = scope.spawn(move || read_capped(stderr));
-        let statuses = match group.wait_timeout(limit) {
-            Some(statuses) => statuses,
-            None => {
-                group.stop(KILL_GRACE);
-                return Err(RunError::TimedOut {
-                    program: program.clone(),
-                    limit: limit.into(),
-                });
-            }
-        };
-        let (out, err) = (join(out), join(err));
-        Ok((statuses, out, err))
-    })?;
-    let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
-        return Err(RunError::TooMuchOutput { program });
-    };
-    let status = status
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| Err(std::io::Error::other("the process was not reaped")))
-        .map_err(|source| RunError::Spawn {
-            program: program.clone(),
-            source,
-        })?;
-    Ok(Captured {
-        status,
-        stdout,
+        read,
         stderr,
     })
 }
