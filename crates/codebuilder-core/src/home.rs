@@ -50,6 +50,17 @@ impl Home {
         self.root.join("locks")
     }
 
+    /// The lock file of `app`'s repository (`locks/APP.repo`), opened (made if missing): a
+    /// push holds it shared while it runs, `apps:destroy` exclusively. The path names it in
+    /// errors.
+    pub fn open_repo_lock(&self, app: &AppName) -> io::Result<(PathBuf, fs::File)> {
+        let dir = self.locks_dir();
+        self.ensure_dir(&dir)?;
+        let path = dir.join(format!("{app}.repo"));
+        let file = self.open_lock(&path)?;
+        Ok((path, file))
+    }
+
     pub fn ssh_dir(&self) -> PathBuf {
         self.root.join("ssh")
     }

@@ -84,13 +84,12 @@ pub fn destroy(
 
 /// Holds the app's repository for itself: pushes hold it shared while they run.
 fn no_push_in(home: &Home, app: &AppName) -> anyhow::Result<Flock<File>> {
-    let dir = home.locks_dir();
-    home.ensure_dir(&dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join(format!("{app}.repo"));
-    let file = home
-        .open_lock(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+    let (path, file) = home.open_repo_lock(app).with_context(|| {
+        format!(
+            "cannot open the lock of {app}'s repository in {}",
+            home.locks_dir().display()
+        )
+    })?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(lock),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => {

@@ -82,13 +82,12 @@ pub struct RepoUse {
 
 impl RepoUse {
     pub fn enter(home: &Home, app: &AppName) -> anyhow::Result<Self> {
-        let dir = home.locks_dir();
-        home.ensure_dir(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join(format!("{app}.repo"));
-        let file = home
-            .open_lock(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        let (path, file) = home.open_repo_lock(app).with_context(|| {
+            format!(
+                "cannot open the lock of {app}'s repository in {}",
+                home.locks_dir().display()
+            )
+        })?;
         let lock = Flock::lock(file, FlockArg::LockShared)
             .map_err(|(_, errno)| errno)
             .with_context(|| format!("cannot lock {}", path.display()))?;
