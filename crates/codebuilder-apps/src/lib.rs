@@ -4,6 +4,7 @@
 //! HOME/apps/APP.json   owner and access grants of APP (mode 0600)
 //! HOME/apps/tmp/       where writers stage files before renaming them in
 //! HOME/apps/.lock      held (flock) by writers only
+//! HOME/apps/formation/APP.json   the scale of APP's process types (`formation`)
 //! ```
 //!
 //! A key is named by its fingerprint and its name; a grant follows the fingerprint, so a key
@@ -13,6 +14,7 @@
 
 pub mod access;
 pub mod declared;
+pub mod formation;
 pub mod store;
 
 pub use access::{AppState, Grant, KeyId, Level, Role};

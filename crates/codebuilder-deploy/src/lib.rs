@@ -14,6 +14,8 @@
 pub mod chart;
 mod diagnose;
 mod helm;
+pub mod job;
+pub mod ps;
 mod tenancy;
 
 use std::path::Path;
@@ -38,6 +40,9 @@ pub struct Release<'a> {
     pub image_tag: &'a str,
     /// What made this release, as `helm history` shows it.
     pub description: &'a str,
+    /// The release phase: a command (the Procfile's `release:`) run once as a Job with the
+    /// new image and config before the rollout; when it fails, nothing is rolled out.
+    pub release_command: Option<&'a str>,
 }
 
 pub struct Deploy<'a> {
@@ -88,6 +93,9 @@ impl Deploy<'_> {
                 self.recover(state.status.as_str())?;
             }
         }
+        if let Some(command) = release.release_command {
+            self.release_phase(command, release.image_tag)?;
+        }
         let mut values: Vec<&Path> = operator_values.into_iter().collect();
         values.extend(&release.values);
         let upgrade = helm.upgrade(
@@ -118,6 +126,31 @@ impl Deploy<'_> {
                 "cannot run {program}: {source} (is helm installed? CODEBUILDER_HELM)"
             )),
         }
+    }
+
+    /// Runs the release command with the new image; refuses the deploy when it fails.
+    fn release_phase(&self, command: &str, image_tag: &str) -> anyhow::Result<()> {
+        let app = self.app;
+        self.output
+            .step(&format!("Running the release command: {command}"));
+        let image = format!("{}/{app}:{image_tag}", self.settings.pull_registry);
+        let status = job::OneOff {
+            settings: self.settings,
+            app,
+            kind: job::JobKind::Release,
+            image: &image,
+            command_line: command,
+            timeout: self.settings.deploy_timeout,
+        }
+        .run(self.step, &mut |line| {
+            self.output.detail(line);
+            true
+        })
+        .map_err(|e| anyhow!("{e:#}: the running release is untouched; push again"))?;
+        if status != 0 {
+            bail!("the release command failed (exit status {status}): the running release is untouched; fix it, commit, and push again");
+        }
+        Ok(())
     }
 
     /// The operator's values file, checked before helm sees it.

@@ -4,5 +4,6 @@
 //! (`Operation::need`), and by the admin's own `kubectl exec` rights otherwise.
 
 pub mod operation;
+pub mod ps;
 
 pub use operation::{Need, Operation};

@@ -23,11 +23,34 @@ pub struct Operation {
 }
 
 /// Every app command codebuilder-ops runs.
-pub const OPERATIONS: &[Operation] = &[Operation {
-    verb: "builds",
-    need: Need::Read,
-    usage: "builds APP [--json]",
-}];
+pub const OPERATIONS: &[Operation] = &[
+    Operation {
+        verb: "builds",
+        need: Need::Read,
+        usage: "builds APP [--json]",
+    },
+    // Processes (ps.rs).
+    Operation {
+        verb: "ps",
+        need: Need::Read,
+        usage: "ps APP [--json]",
+    },
+    Operation {
+        verb: "ps:scale",
+        need: Need::Push,
+        usage: "ps:scale APP TYPE=COUNT...",
+    },
+    Operation {
+        verb: "logs",
+        need: Need::Read,
+        usage: "logs APP [--tail N] [-f] [--process TYPE]",
+    },
+    Operation {
+        verb: "run",
+        need: Need::Push,
+        usage: "run APP -- COMMAND [ARGS...]",
+    },
+];
 
 impl Operation {
     /// The command named `verb`, if there is one.
