@@ -152,7 +152,11 @@ impl OneOff<'_> {
             if !phase.is_empty() && phase != "Pending" {
                 return Ok(pod);
             }
-            self.wait(step, deadline)?;
+            self.wait(step, deadline)
+                .map_err(|e| match unscheduled(&pod) {
+                    Some(why) => anyhow!("{e:#} (its pod was never scheduled: {why})"),
+                    None => e,
+                })?;
         }
     }
 
@@ -269,6 +273,20 @@ fn exit_code(pod: &Value) -> Option<i32> {
 fn stuck(pod: &Value) -> Option<String> {
     let reason = pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].as_str()?;
     STUCK.contains(&reason).then(|| reason.to_owned())
+}
+
+/// Why the scheduler has not placed the pod, if it said.
+fn unscheduled(pod: &Value) -> Option<String> {
+    pod["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")
+        .and_then(|c| c["message"].as_str())
+        .map(|m| {
+            codebuilder_core::main_support::one_line(m)
+                .trim_end_matches('.')
+                .to_owned()
+        })
 }
 
 /// The operator's pod settings (CODEBUILDER_DEPLOY_VALUES), as the default chart applies them
