@@ -110,6 +110,34 @@ fn release_phase_ps_run_logs_and_a_kept_scale() {
             .is_empty()
     });
 
+    // A run whose client goes is cancelled: its Job is deleted, no kubectl is left.
+    let mut running = Command::new("ssh")
+        .args(dev.ssh_options())
+        .arg("git@127.0.0.1")
+        .args(["run", &app, "--", "echo started; sleep 600"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(running.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "started");
+    assert!(!cluster
+        .kubectl_ok(&["get", "jobs", "-n", &app, "-o", "name"])
+        .trim()
+        .is_empty());
+    running.kill().unwrap();
+    running.wait().unwrap();
+    eventually("the cancelled run's Job is removed", || {
+        cluster
+            .kubectl_ok(&["get", "jobs", "-n", &app, "-o", "name"])
+            .trim()
+            .is_empty()
+    });
+    eventually("no kubectl of the run is left", || {
+        processes_with(&["kubectl", &app, "pod/run-"]).is_empty()
+    });
+
     // logs -f streams until the client goes, and leaves no kubectl behind.
     let mut following = Command::new("ssh")
         .args(dev.ssh_options())

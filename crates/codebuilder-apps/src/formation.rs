@@ -142,6 +142,11 @@ impl Formation {
         self.0.get(kind).copied()
     }
 
+    /// Pods wanted of each process type that was scaled.
+    pub fn counts(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.0.iter().map(|(kind, count)| (kind.as_str(), *count))
+    }
+
     /// Helm values for the default chart that keep this scale for a release whose process
     /// types are `types`: `replicas` for web, `processes.TYPE.replicas` for the others
     /// (merged by helm with the release's commands). Types the release lacks are left out,

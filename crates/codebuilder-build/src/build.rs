@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Context};
 use codebuilder_apps::formation::Formation;
 use codebuilder_core::settings::{ByteSize, DeployMode};
 use codebuilder_core::{AppName, Fingerprint, Home, Settings};
+use codebuilder_deploy::ps::AppPods;
 use codebuilder_deploy::{chart, Deploy, Release};
 
 use crate::buildkit::{self, Progress};
@@ -328,9 +329,9 @@ impl Build<'_> {
             map.insert("port".into(), port.into());
         }
         let types = processes.map_or_else(|| vec!["web"], Processes::names);
-        let scale = Formation::load(self.home, app)
-            .with_context(|| format!("cannot read the scale of {app}"))?
-            .values(&types);
+        let formation = Formation::load(self.home, app)
+            .with_context(|| format!("cannot read the scale of {app}"))?;
+        let scale = formation.values(&types);
         // A Dockerfile app's release phase comes from its Procfile, if it has one.
         let procfile_release = match processes {
             Some(_) => None,
@@ -357,13 +358,25 @@ impl Build<'_> {
             "codebuilder build {} of {short} by {}",
             record.number, record.pusher
         );
-        let revision = self.deployer(step).run(&Release {
+        let deployed = self.deployer(step).run(&Release {
             chart: chart.dir.path(),
             values: values.iter().map(|v| v.path()).collect(),
             image_tag: &format!("git-{short}"),
             description: &description,
             release_command,
-        })?;
+        });
+        if deployed.is_err() && formation.counts().next().is_some() {
+            // A rollback put back the replicas of the release it went back to.
+            let pods = AppPods {
+                settings: self.settings,
+                app,
+            };
+            if let Err(e) = pods.keep_scale(formation.counts()) {
+                self.output
+                    .warning(&format!("cannot put back the scale of {app}: {e:#}"));
+            }
+        }
+        let revision = deployed?;
         record.helm_revision = Some(revision);
         Ok(())
     }

@@ -148,6 +148,25 @@ impl AppPods<'_> {
         Ok(())
     }
 
+    /// Puts back the stored scale (`wanted`: pods per process type) where the Deployments
+    /// differ: after a `helm rollback`, which restores the replicas of the release it goes
+    /// back to.
+    pub fn keep_scale<'k>(
+        &self,
+        wanted: impl IntoIterator<Item = (&'k str, u32)>,
+    ) -> anyhow::Result<()> {
+        let processes = self.processes()?;
+        for (kind, count) in wanted {
+            let differs = processes
+                .iter()
+                .find(|p| p.kind == kind && p.desired != u64::from(count));
+            if let Some(process) = differs {
+                self.scale(process, count)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `kubectl logs` of the app's pods (of one process type with `process`), each line
     /// prefixed with the pod it comes from.
     pub fn logs(&self, process: Option<&str>, tail: u32, follow: bool) -> Command {
