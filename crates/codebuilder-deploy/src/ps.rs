@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::helm::{explain_cluster_error, last_error_line};
-use crate::tenancy::app_user;
+use crate::tenancy::{app_user, Namespace, Tenancy};
 
 /// The label the default chart gives the pods of a process type other than web.
 const COMPONENT: &str = "app.kubernetes.io/component";
@@ -79,8 +79,16 @@ impl AppPods<'_> {
             .unwrap_or_else(|| format!("cannot {what} of {}: {}", self.app, last_error_line(said)))
     }
 
-    /// The app's process types, web first, each with its pods.
+    /// The app's process types, web first, each with its pods; none while codebuilder has
+    /// not made the app's namespace.
     pub fn processes(&self) -> anyhow::Result<Vec<Process>> {
+        let tenancy = Tenancy {
+            settings: self.settings,
+            app: self.app,
+        };
+        if tenancy.namespace()? != Namespace::Ours {
+            return Ok(Vec::new());
+        }
         let deployments = self.get("deployments")?;
         let pods = self.get("pods")?;
         let app = self.app.as_str();
