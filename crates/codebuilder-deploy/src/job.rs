@@ -19,14 +19,9 @@ use crate::tenancy::{app_user, APP_LABEL, CODEBUILDER, MANAGED_BY};
 pub const JOB_LABEL: &str = "codebuilder.io/job";
 /// How often the Job's pod is looked at while it starts and ends.
 const POLL: Duration = Duration::from_millis(500);
-/// Waiting reasons of a container that will not start by itself.
-const STUCK: &[&str] = &[
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-];
+/// Waiting reasons of a container that will not start by itself (a config error may be a
+/// moment's: the kubelet retries, and the deadline ends the wait).
+const STUCK: &[&str] = &["ErrImagePull", "ImagePullBackOff", "InvalidImageName"];
 
 /// What a Job is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,11 +147,10 @@ impl OneOff<'_> {
             if !phase.is_empty() && phase != "Pending" {
                 return Ok(pod);
             }
-            self.wait(step, deadline)
-                .map_err(|e| match unscheduled(&pod) {
-                    Some(why) => anyhow!("{e:#} (its pod was never scheduled: {why})"),
-                    None => e,
-                })?;
+            self.wait(step, deadline).map_err(|e| match pending(&pod) {
+                Some(why) => anyhow!("{e:#} ({why})"),
+                None => e,
+            })?;
         }
     }
 
@@ -275,18 +269,29 @@ fn stuck(pod: &Value) -> Option<String> {
     STUCK.contains(&reason).then(|| reason.to_owned())
 }
 
-/// Why the scheduler has not placed the pod, if it said.
-fn unscheduled(pod: &Value) -> Option<String> {
-    pod["status"]["conditions"]
-        .as_array()?
-        .iter()
+/// Why the pod has not started, if the scheduler or the kubelet said.
+fn pending(pod: &Value) -> Option<String> {
+    let unscheduled = pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")
         .and_then(|c| c["message"].as_str())
-        .map(|m| {
-            codebuilder_core::main_support::one_line(m)
-                .trim_end_matches('.')
-                .to_owned()
+        .map(|m| format!("its pod was never scheduled: {m}"));
+    let waiting = &pod["status"]["containerStatuses"][0]["state"]["waiting"];
+    let why = unscheduled.or_else(|| {
+        let reason = waiting["reason"].as_str()?;
+        Some(match waiting["message"].as_str() {
+            Some(message) => format!("{reason}: {message}"),
+            None => reason.to_owned(),
         })
+    })?;
+    Some(
+        codebuilder_core::main_support::one_line(&why)
+            .trim_end()
+            .trim_end_matches('.')
+            .to_owned(),
+    )
 }
 
 /// The operator's pod settings (CODEBUILDER_DEPLOY_VALUES), as the default chart applies them
@@ -341,6 +346,19 @@ mod tests {
         assert_eq!(stuck(&pulling).as_deref(), Some("ImagePullBackOff"));
         let creating = json!({"status": {"containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}]}});
         assert_eq!(stuck(&creating), None);
+        let config = json!({"status": {"containerStatuses": [{"state": {"waiting": {
+            "reason": "CreateContainerConfigError", "message": "secret \"x\" not found"}}}]}});
+        assert_eq!(stuck(&config), None);
+        assert_eq!(
+            pending(&config).as_deref(),
+            Some("CreateContainerConfigError: secret \"x\" not found")
+        );
+        let unplaced = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False",
+            "message": "0/1 nodes are available: 1 node(s) had taint.\n"}]}});
+        assert_eq!(
+            pending(&unplaced).as_deref(),
+            Some("its pod was never scheduled: 0/1 nodes are available: 1 node(s) had taint")
+        );
         assert!(job_name(JobKind::Release).starts_with("release-"));
     }
 }
