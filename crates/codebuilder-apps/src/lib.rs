@@ -5,6 +5,7 @@
 //! HOME/apps/tmp/       where writers stage files before renaming them in
 //! HOME/apps/.lock      held (flock) by writers only
 //! HOME/apps/config/    each app's config vars (see `config`)
+//! HOME/apps/formation/APP.json   the scale of APP's process types (`formation`)
 //! ```
 //!
 //! A key is named by its fingerprint and its name; a grant follows the fingerprint, so a key
@@ -15,6 +16,7 @@
 pub mod access;
 pub mod config;
 pub mod declared;
+pub mod formation;
 pub mod store;
 
 pub use access::{AppState, Grant, KeyId, Level, Role};

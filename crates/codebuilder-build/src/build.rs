@@ -7,12 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+use codebuilder_apps::formation::Formation;
 use codebuilder_apps::ConfigStore;
 use codebuilder_core::settings::{ByteSize, DeployMode};
 use codebuilder_core::{AppName, Fingerprint, Home, Settings};
+use codebuilder_deploy::ps::AppPods;
 use codebuilder_deploy::{chart, Cause, Deploy, Release};
 
 use crate::buildkit::{self, Progress};
+use crate::buildpack::processes::{parse_procfile, RELEASE};
 use crate::buildpack::{BuildpackBuild, Processes};
 use crate::dockerignore::Patterns;
 use crate::lock::AppLock;
@@ -322,11 +325,23 @@ impl Build<'_> {
         if let (Some(port), Some(map)) = (port, values.as_object_mut()) {
             map.insert("port".into(), port.into());
         }
-        let values = values
-            .as_object()
-            .is_some_and(|map| !map.is_empty())
-            .then(|| chart::write_values(&values))
-            .transpose()?;
+        let types = processes.map_or_else(|| vec!["web"], Processes::names);
+        let formation = Formation::load(self.home, app)
+            .with_context(|| format!("cannot read the scale of {app}"))?;
+        let scale = formation.values(&types);
+        // A Dockerfile app's release phase comes from its Procfile, if it has one.
+        let procfile_release = match processes {
+            Some(_) => None,
+            None => self.procfile_release()?,
+        };
+        let release_command = processes
+            .and_then(Processes::release)
+            .or(procfile_release.as_deref());
+        let values = [values, scale]
+            .iter()
+            .filter(|v| v.as_object().is_some_and(|map| !map.is_empty()))
+            .map(chart::write_values)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let store = ConfigStore::new(self.home);
         let config = store.load(app)?.env();
         let deployer = self.deployer(step);
@@ -346,15 +361,46 @@ impl Build<'_> {
         self.output.step(&format!(
             "Deploying release {next} to namespace {app} with {source}"
         ));
-        let revision = deployer.run(&Release {
+        let deployed = deployer.run(&Release {
             chart: chart.dir.path(),
             values: values.iter().map(|v| v.path()).collect(),
             image_tag: &format!("git-{short}"),
             config: &config,
             description: &cause,
-        })?;
+            release_command,
+        });
+        if deployed.is_err() && formation.counts().next().is_some() {
+            // A rollback put back the replicas of the release it went back to.
+            let pods = AppPods {
+                settings: self.settings,
+                app,
+            };
+            if let Err(e) = pods.keep_scale(formation.counts()) {
+                self.output
+                    .warning(&format!("cannot put back the scale of {app}: {e:#}"));
+            }
+        }
+        let revision = deployed?;
         record.helm_revision = Some(revision);
         Ok(())
+    }
+
+    /// The `release:` command of the pushed tree's Procfile, if any.
+    fn procfile_release(&self) -> anyhow::Result<Option<String>> {
+        let mut cat_file = self.git();
+        cat_file.args(["cat-file", "blob", &format!("{}:Procfile", self.rev)]);
+        let read = codebuilder_process::run(cat_file, QUICK)?;
+        if !read.success() {
+            return Ok(None);
+        }
+        let entries = parse_procfile(&String::from_utf8_lossy(&read.stdout))?;
+        let Some((_, command)) = entries.into_iter().find(|(kind, _)| kind == RELEASE) else {
+            return Ok(None);
+        };
+        if command.is_empty() || command.chars().any(|c| c.is_control() && c != '\t') {
+            bail!("the command of process type release is empty or has control characters: fix the Procfile, commit, and push again");
+        }
+        Ok(Some(command))
     }
 
     fn deployer<'s>(&'s self, step: &'s StepContext<'s>) -> Deploy<'s> {

@@ -15,6 +15,8 @@ mod cause;
 pub mod chart;
 mod diagnose;
 mod helm;
+pub mod job;
+pub mod ps;
 pub mod teardown;
 mod tenancy;
 
@@ -44,6 +46,9 @@ pub struct Release<'a> {
     pub config: &'a BTreeMap<String, String>,
     /// What made this release, as `helm history` shows it.
     pub description: &'a str,
+    /// The release phase: a command (the Procfile's `release:`) run once as a Job with the
+    /// new image and config before the rollout; when it fails, nothing is rolled out.
+    pub release_command: Option<&'a str>,
 }
 
 /// The Secret an app's config vars reach its processes through.
@@ -145,6 +150,9 @@ impl Deploy<'_> {
             "configVars": release.config,
             "configSecret": config_secret(self.app),
         }))?;
+        if let Some(command) = release.release_command {
+            self.release_phase(command, release.image_tag, release.config)?;
+        }
         let mut values: Vec<&Path> = operator_values.into_iter().collect();
         values.extend(&release.values);
         values.push(config.path());
@@ -176,6 +184,37 @@ impl Deploy<'_> {
                 "cannot run {program}: {source} (is helm installed? CODEBUILDER_HELM)"
             )),
         }
+    }
+
+    /// Runs the release command with the new image; refuses the deploy when it fails.
+    fn release_phase(
+        &self,
+        command: &str,
+        image_tag: &str,
+        config: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let app = self.app;
+        self.output
+            .step(&format!("Running the release command: {command}"));
+        let image = format!("{}/{app}:{image_tag}", self.settings.pull_registry);
+        let status = job::OneOff {
+            settings: self.settings,
+            app,
+            kind: job::JobKind::Release,
+            image: &image,
+            command_line: command,
+            config: Some(config),
+            timeout: self.settings.deploy_timeout,
+        }
+        .run(self.step, &mut |line| {
+            self.output.detail(line);
+            true
+        })
+        .map_err(|e| anyhow!("{e:#}: the running release is untouched; push again"))?;
+        if status != 0 {
+            bail!("the release command failed (exit status {status}): the running release is untouched; fix it, commit, and push again");
+        }
+        Ok(())
     }
 
     /// The operator's values file, checked before helm sees it.

@@ -8,6 +8,7 @@ pub mod builds;
 pub mod config;
 pub mod destroy;
 pub mod operation;
+pub mod ps;
 pub mod release;
 
 pub use operation::{Need, Operation};

@@ -10,6 +10,7 @@ use codebuilder_apps::ConfigKey;
 use codebuilder_core::{home::DEFAULT_HOME, main_support, AppName, Home, Settings};
 use codebuilder_ops::apps::{self, Viewer};
 use codebuilder_ops::config;
+use codebuilder_ops::ps;
 use codebuilder_ops::release::{self, Operator};
 use codebuilder_ops::{builds, destroy};
 use codebuilder_process::Output;
@@ -108,6 +109,38 @@ enum Command {
         app: String,
         #[arg(value_name = "vN")]
         version: Option<String>,
+    },
+    /// List APP's process types, their desired and ready pods, and each pod's state.
+    #[command(name = "ps")]
+    Ps {
+        app: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set how many pods each process type runs, now and for every later deploy.
+    #[command(name = "ps:scale")]
+    PsScale { app: String, scale: Vec<String> },
+    /// Show the logs of APP's pods, each line naming its pod.
+    #[command(name = "logs")]
+    Logs {
+        app: String,
+        /// Lines of each pod's past log to show first.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+        tail: u32,
+        /// Keep following new lines until the client disconnects.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only the pods of this process type.
+        #[arg(long)]
+        process: Option<String>,
+    },
+    /// Run a one-off process with the current release's image and config; its exit status is
+    /// the command's.
+    #[command(name = "run")]
+    Run {
+        app: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
     },
 }
 
@@ -221,6 +254,38 @@ fn main() -> ExitCode {
                 let app = app(&name)?;
                 let version = version.as_deref().map(release::parse_version).transpose()?;
                 release::rollback(&operator(app), version)?
+            }
+            Command::Ps { app: name, json } => {
+                ps::ps(&settings, &app(&name)?, json, &mut io::stdout().lock())?;
+            }
+            Command::PsScale { app: name, scale } => {
+                ps::scale(
+                    &home,
+                    &settings,
+                    &app(&name)?,
+                    &scale,
+                    &cancel,
+                    &mut io::stdout().lock(),
+                )?;
+            }
+            Command::Logs {
+                app: name,
+                tail,
+                follow,
+                process,
+            } => {
+                ps::logs(
+                    &settings,
+                    &app(&name)?,
+                    process.as_deref(),
+                    tail,
+                    follow,
+                    &cancel,
+                )?;
+            }
+            Command::Run { app: name, command } => {
+                let status = ps::run(&settings, &app(&name)?, &command, &cancel)?;
+                return Ok(ExitCode::from(u8::try_from(status).unwrap_or(1)));
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -81,6 +81,27 @@ pub const OPERATIONS: &[Operation] = &[
         need: Need::Push,
         usage: "rollback APP [vN]",
     },
+    // Processes (ps.rs).
+    Operation {
+        verb: "ps",
+        need: Need::Read,
+        usage: "ps APP [--json]",
+    },
+    Operation {
+        verb: "ps:scale",
+        need: Need::Push,
+        usage: "ps:scale APP TYPE=COUNT...",
+    },
+    Operation {
+        verb: "logs",
+        need: Need::Read,
+        usage: "logs APP [--tail N] [-f] [--process TYPE]",
+    },
+    Operation {
+        verb: "run",
+        need: Need::Push,
+        usage: "run APP -- COMMAND [ARGS...]",
+    },
 ];
 
 /// `apps [--json]`: the one command without an app; every key may run it, and sees the apps

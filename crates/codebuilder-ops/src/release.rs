@@ -8,12 +8,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use codebuilder_apps::formation::Formation;
 use codebuilder_apps::{AppConfig, ConfigKey, ConfigStore, ConfigVars};
 use codebuilder_build::build::{Chart, HEARTBEAT};
 use codebuilder_build::lock::AppLock;
 use codebuilder_build::records::Records;
 use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Home, Settings};
+use codebuilder_deploy::ps::AppPods;
 use codebuilder_deploy::{chart, read_description, Cause, Deploy, Release};
 use codebuilder_process::{Output, StepContext};
 use serde_json::Value;
@@ -128,7 +130,16 @@ impl Operator<'_> {
                 kept.insert(key.into(), value.clone());
             }
         }
+        // The scale ps:scale keeps, for the process types the release has.
+        let mut types = vec!["web"];
+        if let Some(Value::Object(processes)) = values.get("processes") {
+            types.extend(processes.keys().map(String::as_str));
+        }
+        let scale = Formation::load(self.home, app)
+            .with_context(|| format!("cannot read the scale of {app}"))?
+            .values(&types);
         let kept = chart::write_values(&Value::Object(kept))?;
+        let scale = chart::write_values(&scale)?;
         let description = cause.describe(&self.by);
         ConfigStore::new(self.home).record_cause(app, next, description.clone())?;
         self.output.step(&format!(
@@ -136,10 +147,12 @@ impl Operator<'_> {
         ));
         deployer.run(&Release {
             chart: chart.dir.path(),
-            values: vec![kept.path()],
+            values: vec![kept.path(), scale.path()],
             image_tag: tag,
             config: &config.env(),
             description: &description,
+            // The release phase runs for a build's release (a push or a rebuild).
+            release_command: None,
         })
     }
 }
@@ -233,6 +246,19 @@ pub fn rollback(op: &Operator, target: Option<u64>) -> anyhow::Result<()> {
         }
         op.output.step(&format!("Rolling back {app} to v{target}"));
         deployer.rollback(target)?;
+        // The rolled-back release's replicas are not the scale ps:scale keeps.
+        let formation = Formation::load(op.home, app)
+            .with_context(|| format!("cannot read the scale of {app}"))?;
+        if formation.counts().next().is_some() {
+            let pods = AppPods {
+                settings: op.settings,
+                app,
+            };
+            if let Err(e) = pods.keep_scale(formation.counts()) {
+                op.output
+                    .warning(&format!("cannot put back the scale of {app}: {e:#}"));
+            }
+        }
         let made = deployer.current()?.map_or(current + 1, |(revision, _)| revision);
         config.causes.insert(made, format!("rollback to v{target} by {}", op.by));
         ConfigStore::new(op.home).save(app, &config)?;

@@ -16,6 +16,8 @@ const MAX_COMMAND: usize = 4096;
 const MAX_VALUE: usize = 32 * 1024;
 /// Kubernetes label values and the names derived from them.
 const MAX_NAME: usize = 63;
+/// The process type that runs once per deploy, before the rollout (Heroku's release phase).
+pub const RELEASE: &str = "release";
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProcessError {
@@ -170,8 +172,18 @@ impl Processes {
         self.types.get("web").map_or("", String::as_str)
     }
 
+    /// The process types that run as Deployments: all but `release`.
     pub fn names(&self) -> Vec<&str> {
-        self.types.keys().map(String::as_str).collect()
+        self.types
+            .keys()
+            .map(String::as_str)
+            .filter(|kind| *kind != RELEASE)
+            .collect()
+    }
+
+    /// The command of the release phase (the Procfile's `release:`), run once per deploy.
+    pub fn release(&self) -> Option<&str> {
+        self.types.get(RELEASE).map(String::as_str)
     }
 
     /// Config vars that bin/release set: defaults in the image's environment.
@@ -179,11 +191,13 @@ impl Processes {
         &self.config_vars
     }
 
-    /// Helm values for the default chart: `processes.TYPE.command` for every type.
+    /// Helm values for the default chart: `processes.TYPE.command` for every type but
+    /// `release`.
     pub fn values(&self) -> serde_json::Value {
         let processes: serde_json::Map<String, serde_json::Value> = self
             .types
             .iter()
+            .filter(|(kind, _)| *kind != RELEASE)
             .map(|(kind, command)| (kind.clone(), json!({ "command": command })))
             .collect();
         json!({ "processes": processes })
@@ -240,6 +254,15 @@ mod tests {
         .unwrap();
         assert_eq!(processes.web(), "bin/web -p $PORT");
         assert_eq!(processes.names(), ["console", "web", "worker"]);
+        assert_eq!(processes.release(), None);
+        let migrating =
+            Processes::resolve(&app(), Some("web: a\nrelease: rake db:migrate"), vec![]).unwrap();
+        assert_eq!(migrating.release(), Some("rake db:migrate"));
+        assert_eq!(migrating.names(), ["web"]);
+        assert_eq!(
+            migrating.values(),
+            json!({"processes": {"web": {"command": "a"}}})
+        );
         assert_eq!(processes.config_vars()["LANG"], "en_US.UTF-8");
         assert_eq!(
             processes.values()["processes"]["worker"]["command"],
