@@ -362,14 +362,7 @@ fn builds_cache_purge_empties_the_apps_cache() {
 
     // The cache a buildpack build of the app keeps: an engine volume named after the app and
     // the home.
-    let digest = Command::new("sh")
-        .arg("-c")
-        .arg("printf %s \"$1\" | sha256sum")
-        .arg("sh")
-        .arg(server.home.path())
-        .output()
-        .unwrap();
-    let volume = format!("codebuilder-cache-purgeapp-{}", &text(&digest.stdout)[..12]);
+    let volume = server.cache_volume("purgeapp");
     let volume_exists = || {
         Command::new("docker")
             .args(["volume", "inspect", &volume])

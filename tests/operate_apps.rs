@@ -133,18 +133,6 @@ fn apps_lists_what_each_key_may_reach_and_info_tells_about_one() {
     assert!(server.repo("shop").is_dir());
 }
 
-/// The engine volume of `app`'s buildpack cache for `server`.
-fn cache_volume(server: &Server, app: &str) -> String {
-    let digest = Command::new("sh")
-        .arg("-c")
-        .arg("printf %s \"$1\" | sha256sum")
-        .arg("sh")
-        .arg(server.home.path())
-        .output()
-        .unwrap();
-    format!("codebuilder-cache-{app}-{}", &text(&digest.stdout)[..12])
-}
-
 fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().unwrap()
 }
@@ -191,7 +179,7 @@ fn builds_log_rebuild_and_destroy_without_a_cluster() {
     assert_eq!(info["image"], format!("{address}/gone:{tag}"));
 
     // The cache a buildpack build would have kept.
-    let volume = cache_volume(&server, "gone");
+    let volume = server.cache_volume("gone");
     assert!(docker(&["volume", "create", &volume]).status.success());
     let image = format!("{address}/gone:{tag}");
     assert!(docker(&["image", "inspect", &image]).status.success());

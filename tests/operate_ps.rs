@@ -28,19 +28,6 @@ fn app_files(body: &str, procfile: &str) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// The only line on stderr of a command that failed.
-fn refused(out: &std::process::Output) -> String {
-    assert!(
-        !out.status.success(),
-        "not refused: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    stderr.trim_end().to_owned()
-}
-
 /// Waits (boundedly) until `done` holds.
 fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);

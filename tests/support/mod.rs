@@ -132,6 +132,19 @@ pub struct Server {
 }
 
 impl Server {
+    /// The engine volume that keeps `app`'s buildpack cache for this server: named after the
+    /// app and a hash of the home (`codebuilder-cache-APP-HASH`).
+    pub fn cache_volume(&self, app: &str) -> String {
+        let digest = Command::new("sh")
+            .arg("-c")
+            .arg("printf %s \"$1\" | sha256sum")
+            .arg("sh")
+            .arg(self.home.path())
+            .output()
+            .unwrap();
+        format!("codebuilder-cache-{app}-{}", &text(&digest.stdout)[..12])
+    }
+
     pub fn start() -> Self {
         Self::start_with(&[])
     }

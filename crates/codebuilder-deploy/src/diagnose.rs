@@ -3,13 +3,11 @@
 //! "not ready"; the reason (an image that cannot be pulled, a crash loop, a failing readiness
 //! probe, a port already taken) is in these.
 
-use std::process::Command;
-
 use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{run, QUICK};
 use serde_json::Value;
 
-use crate::tenancy::app_user;
+use crate::tenancy::app_kubectl;
 
 /// Pods looked at: the newest ones that are not ready.
 const MAX_PODS: usize = 3;
@@ -32,11 +30,8 @@ pub(crate) struct Diagnosis {
 /// out, and the deploy's own error still follows.
 pub(crate) fn not_ready_pods(settings: &Settings, app: &AppName) -> Diagnosis {
     let kubectl = |args: &[&str]| {
-        let mut kubectl = Command::new(&settings.kubectl);
-        kubectl
-            .args(["--namespace", app.as_str()])
-            .args(["--as", &app_user(app)])
-            .args(args);
+        let mut kubectl = app_kubectl(settings, app);
+        kubectl.args(args);
         run(kubectl, QUICK).ok().filter(|out| out.success())
     };
     let json = |args: &[&str]| -> Value {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::config_secret;
 use crate::helm::{explain_cluster_error, last_error_line};
-use crate::tenancy::{app_user, APP_LABEL, CODEBUILDER, MANAGED_BY};
+use crate::tenancy::{app_kubectl, APP_LABEL, CODEBUILDER, MANAGED_BY};
 
 /// The label that says what a Job's pod is: `run` or `release`.
 pub const JOB_LABEL: &str = "codebuilder.io/job";
@@ -61,14 +61,7 @@ pub struct OneOff<'a> {
 
 impl OneOff<'_> {
     fn kubectl(&self) -> Command {
-        let mut kubectl = Command::new(&self.settings.kubectl);
-        kubectl.args([
-            "--namespace",
-            self.app.as_str(),
-            "--as",
-            &app_user(self.app),
-        ]);
-        kubectl
+        app_kubectl(self.settings, self.app)
     }
 
     /// Runs the process, handing each line of its output to `step`'s line handler `lines`,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::helm::{explain_cluster_error, last_error_line};
-use crate::tenancy::{app_user, Namespace, Tenancy};
+use crate::tenancy::{app_kubectl, Namespace, Tenancy};
 
 /// The label the default chart gives the pods of a process type other than web.
 const COMPONENT: &str = "app.kubernetes.io/component";
@@ -50,14 +50,7 @@ pub struct AppPods<'a> {
 
 impl AppPods<'_> {
     fn kubectl(&self) -> Command {
-        let mut kubectl = Command::new(&self.settings.kubectl);
-        kubectl.args([
-            "--namespace",
-            self.app.as_str(),
-            "--as",
-            &app_user(self.app),
-        ]);
-        kubectl
+        app_kubectl(self.settings, self.app)
     }
 
     fn get(&self, what: &str) -> anyhow::Result<Value> {

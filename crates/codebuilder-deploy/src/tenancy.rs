@@ -26,6 +26,16 @@ pub(crate) fn app_user(app: &AppName) -> String {
     format!("system:serviceaccount:{app}:{APP_ACCOUNT}")
 }
 
+/// kubectl in the app's namespace as the app's own ServiceAccount: what the app's commands
+/// (ps, logs, run, the release phase, a failed rollout's diagnosis) see of the cluster.
+pub(crate) fn app_kubectl(settings: &Settings, app: &AppName) -> Command {
+    let mut kubectl = Command::new(&settings.kubectl);
+    kubectl
+        .args(["--namespace", app.as_str()])
+        .args(["--as", &app_user(app)]);
+    kubectl
+}
+
 /// Where the app's namespace stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Namespace {
