@@ -6,7 +6,6 @@
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -513,23 +512,7 @@ fn a_client_that_disconnects_mid_build_stops_the_build_and_releases_the_lock() {
             "echo st''arted-{marker}; sleep 120; echo {marker}"
         )),
     );
-    let mut push = dev.git_command(work.path(), &["push", &dev.url("slow"), "main"]);
-    push.stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = push.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = Vec::new();
-        if stderr.read_until(b'\n', &mut line).unwrap() == 0 {
-            panic!("push ended before the build started:\n{seen}");
-        }
-        seen.push_str(&String::from_utf8_lossy(&line));
-        if seen.contains(&format!("started-{marker}")) {
-            break;
-        }
-    }
+    let (mut child, _stderr, _) = dev.push_until_started(work.path(), "slow", &marker);
     assert!(
         process_outlives(&marker, Duration::ZERO),
         "the RUN step is not seen running"
@@ -750,21 +733,7 @@ fn a_killed_hook_leaves_no_build_running_and_the_next_push_builds() {
             "echo st''arted-{marker}; sleep 120; echo {marker}"
         )),
     );
-    let mut push = dev.git_command(work.path(), &["push", &dev.url("hookkill"), "main"]);
-    push.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = push.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = Vec::new();
-        if stderr.read_until(b'\n', &mut line).unwrap() == 0 {
-            panic!("push ended before the build started:\n{seen}");
-        }
-        seen.push_str(&String::from_utf8_lossy(&line));
-        if seen.contains(&format!("started-{marker}")) {
-            break;
-        }
-    }
+    let (mut child, mut stderr, seen) = dev.push_until_started(work.path(), "hookkill", &marker);
     // The hook dies without a chance to clean up (the OOM killer, an operator's kill -9).
     let hook = Command::new("pgrep")
         .args(["-f", &format!("{}.*hook", server.home.path().display())])
@@ -951,21 +920,8 @@ fn a_record_that_cannot_be_written_after_the_push_is_a_warning_not_a_rejected_pu
         &app_files(&format!("echo st''arted-{marker}; sleep 3")),
     );
     let sha = head(work.path());
-    let mut push = dev.git_command(work.path(), &["push", &dev.url("norecord"), "main"]);
-    push.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = push.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = Vec::new();
-        if stderr.read_until(b'\n', &mut line).unwrap() == 0 {
-            panic!("push ended before the build started:\n{seen}");
-        }
-        seen.push_str(&String::from_utf8_lossy(&line));
-        if seen.contains(&format!("started-{marker}")) {
-            break;
-        }
-    }
+    let (mut child, mut stderr, mut seen) =
+        dev.push_until_started(work.path(), "norecord", &marker);
     // The build's records can no longer be written (as on a full disk); the build goes on.
     let records = server.home.path().join("builds/norecord");
     fs::set_permissions(&records, fs::Permissions::from_mode(0o555)).unwrap();

@@ -8,9 +8,7 @@
 //! over git:// on loopback where a test needs URLs).
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -783,21 +781,7 @@ fn a_client_that_disconnects_mid_compile_leaves_no_builder_container() {
     let dev = server.add_user("dev", false);
     let marker = format!("gone{}", std::process::id());
     let work = web_app("disconnect", &[("compile-sleep", marker.as_bytes())]);
-    let mut command = dev.git_command(work.path(), &["push", &dev.url("bpgone"), "main"]);
-    command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = command.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains(&format!("started-{marker}")) {
-        let mut line = Vec::new();
-        if stderr.read_until(b'\n', &mut line).unwrap() == 0 {
-            panic!("push ended before compile started:\n{seen}");
-        }
-        seen.push_str(&String::from_utf8_lossy(&line));
-    }
+    let (mut child, _stderr, seen) = dev.push_until_started(work.path(), "bpgone", &marker);
     assert_eq!(builder_containers("bpgone").len(), 1, "{seen}");
     // The developer's machine goes away: git and ssh die at once.
     nix::sys::signal::killpg(

@@ -4,11 +4,12 @@
 //! `scripts/deps.sh` and `scripts/services.sh`; `scripts/test.sh` runs both first.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -392,6 +393,33 @@ impl Client {
     /// Runs git in `dir` with this client's ssh key.
     pub fn git(&self, dir: &Path, args: &[&str]) -> Output {
         self.git_command(dir, args).output().unwrap()
+    }
+
+    /// `git push` of `dir`'s main to `app`, started in its own process group and read until
+    /// the build printed `started-MARKER` (a step that echoes `st''arted-MARKER`, so that the
+    /// command line itself does not match): the build is running. Returns the push, the rest
+    /// of its stderr, and what was read.
+    pub fn push_until_started(
+        &self,
+        dir: &Path,
+        app: &str,
+        marker: &str,
+    ) -> (Child, BufReader<ChildStderr>, String) {
+        let mut push = self.git_command(dir, &["push", &self.url(app), "main"]);
+        push.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = push.spawn().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains(&format!("started-{marker}")) {
+            let mut line = Vec::new();
+            if stderr.read_until(b'\n', &mut line).unwrap() == 0 {
+                panic!("push ended before the build started:\n{seen}");
+            }
+            seen.push_str(&String::from_utf8_lossy(&line));
+        }
+        (child, stderr, seen)
     }
 
     pub fn git_command(&self, dir: &Path, args: &[&str]) -> Command {
