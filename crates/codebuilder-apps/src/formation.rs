@@ -39,14 +39,19 @@ pub enum ScaleError {
 pub struct ProcessType(String);
 
 impl ProcessType {
-    pub fn parse(text: &str) -> Result<Self, ScaleError> {
-        let valid = text.starts_with(|c: char| c.is_ascii_lowercase())
+    /// The one rule for a process type's shape, whatever its length: a lowercase letter, then
+    /// lowercase letters, digits and `-`, not ending in `-`. The Procfile's reader checks the
+    /// length against the app's name itself (`APP-TYPE` names a Deployment).
+    pub fn has_shape(text: &str) -> bool {
+        text.starts_with(|c: char| c.is_ascii_lowercase())
             && !text.ends_with('-')
-            && text.len() < MAX_NAME
             && text
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if valid {
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ScaleError> {
+        if Self::has_shape(text) && text.len() < MAX_NAME {
             Ok(Self(text.to_owned()))
         } else {
             Err(ScaleError::BadType(codebuilder_core::names::printable(

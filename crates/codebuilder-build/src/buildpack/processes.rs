@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use codebuilder_apps::formation::ProcessType;
 use codebuilder_core::AppName;
 use serde_json::json;
 
@@ -206,12 +207,7 @@ impl Processes {
 
 /// A process type names a Deployment (`APP-TYPE`), a container and a label value.
 fn check_type(app: &AppName, kind: &str) -> Result<(), ProcessError> {
-    let valid = kind.starts_with(|c: char| c.is_ascii_lowercase())
-        && !kind.ends_with('-')
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !valid {
+    if !ProcessType::has_shape(kind) {
         return Err(ProcessError::BadType(codebuilder_core::names::printable(
             kind,
         )));
