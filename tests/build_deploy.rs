@@ -13,17 +13,6 @@ use std::time::{Duration, Instant};
 use codebuilder_tests::*;
 
 /// A codebuilder whose builds push to `registry`; `deploy` is CODEBUILDER_DEPLOY.
-fn server_for(registry: &Registry, deploy: &str, extra: &[(&str, &str)]) -> Server {
-    let address = registry.address();
-    let mut env = vec![
-        ("CODEBUILDER_REGISTRY", address.as_str()),
-        ("CODEBUILDER_DEPLOY", deploy),
-        ("CODEBUILDER_BUILD_NETWORK", "host"),
-    ];
-    env.extend_from_slice(extra);
-    Server::start_with(&env)
-}
-
 /// Runs `git push` and returns each stderr line with the time it arrived.
 fn push_timed(client: &Client, dir: &Path, args: &[&str]) -> (bool, Vec<(Duration, String)>) {
     let started = Instant::now();

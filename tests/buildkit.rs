@@ -6,17 +6,6 @@ use std::process::Command;
 
 use codebuilder_tests::*;
 
-fn server_for(registry: &Registry, extra: &[(&str, &str)]) -> Server {
-    let address = registry.address();
-    let mut env = vec![
-        ("CODEBUILDER_REGISTRY", address.as_str()),
-        ("CODEBUILDER_DEPLOY", "none"),
-        ("CODEBUILDER_BUILD_NETWORK", "host"),
-    ];
-    env.extend_from_slice(extra);
-    Server::start_with(&env)
-}
-
 fn nonce() -> String {
     format!(
         "{}-{}",
@@ -105,7 +94,7 @@ fn push(dev: &Client, dir: &std::path::Path, app: &str, options: &[&str]) -> (bo
 fn buildkit_multi_stage_cache_mounts_cached_steps_and_push_options() {
     require_docker();
     let registry = Registry::start();
-    let server = server_for(&registry, &[]);
+    let server = server_for(&registry, "none", &[]);
     let dev = server.add_user("dev", false);
     let work = repo_with("main", &multi_stage_app());
 
@@ -200,7 +189,7 @@ fn buildkit_multi_stage_cache_mounts_cached_steps_and_push_options() {
 fn unknown_push_options_are_refused_before_anything_runs() {
     require_docker();
     let registry = Registry::start();
-    let server = server_for(&registry, &[]);
+    let server = server_for(&registry, "none", &[]);
     let dev = server.add_user("dev", false);
     let work = repo_with("main", &app_files("echo ok"));
     let (ok, stderr) = push(&dev, work.path(), "optapp", &["verbose", "nocache"]);
@@ -237,10 +226,7 @@ fn skip_deploy_builds_and_pushes_without_deploying() {
     let registry = Registry::start();
     let scratch = shared_tempdir();
     let kubeconfig = unreachable_kubeconfig(scratch.path());
-    let server = server_for(
-        &registry,
-        &[("CODEBUILDER_DEPLOY", "helm"), ("KUBECONFIG", &kubeconfig)],
-    );
+    let server = server_for(&registry, "helm", &[("KUBECONFIG", &kubeconfig)]);
     let dev = server.add_user("dev", false);
     let work = repo_with("main", &app_files("echo ok"));
     let sha = head(work.path());
@@ -262,7 +248,7 @@ fn skip_deploy_builds_and_pushes_without_deploying() {
 fn a_syntax_line_whose_frontend_cannot_be_pulled_is_one_clear_error() {
     require_docker();
     let registry = Registry::start();
-    let server = server_for(&registry, &[]);
+    let server = server_for(&registry, "none", &[]);
     let dev = server.add_user("dev", false);
     // The frontend is asked of the loopback registry, which does not have it: no traffic
     // leaves the machine, and the failure is the one a pull from anywhere else would give.
@@ -331,7 +317,7 @@ fn a_docker_cli_that_needs_buildx_says_so() {
         .unwrap()
         .to_owned();
     let registry = Registry::start();
-    let server = server_for(&registry, &[("CODEBUILDER_DOCKER", &docker)]);
+    let server = server_for(&registry, "none", &[("CODEBUILDER_DOCKER", &docker)]);
     let dev = server.add_user("dev", false);
     let work = repo_with("main", &app_files("echo ok"));
     let (ok, stderr) = push(&dev, work.path(), "buildxapp", &[]);
@@ -348,7 +334,7 @@ fn a_docker_cli_that_needs_buildx_says_so() {
 fn builds_cache_purge_empties_the_apps_cache() {
     require_docker();
     let registry = Registry::start();
-    let server = server_for(&registry, &[]);
+    let server = server_for(&registry, "none", &[]);
     let dev = server.add_user("dev", false);
     let out = dev.ssh(&["builds:cache:purge", "purgeapp"], b"");
     assert!(!out.status.success());

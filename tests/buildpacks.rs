@@ -96,18 +96,14 @@ fn git_in(dir: &Path, args: &[&str]) {
 }
 
 /// A codebuilder that builds with the test stack and `buildpacks` (CODEBUILDER_BUILDPACKS).
-fn server_for(registry: &Registry, buildpacks: &str, extra: &[(&str, &str)]) -> Server {
-    let address = registry.address();
+fn buildpack_server(registry: &Registry, buildpacks: &str, extra: &[(&str, &str)]) -> Server {
     let mut env = vec![
-        ("CODEBUILDER_REGISTRY", address.as_str()),
-        ("CODEBUILDER_DEPLOY", "none"),
-        ("CODEBUILDER_BUILD_NETWORK", "host"),
         ("CODEBUILDER_BUILDER_IMAGE", BUILDER_IMAGE),
         ("CODEBUILDER_RUN_IMAGE", RUN_IMAGE),
         ("CODEBUILDER_BUILDPACKS", buildpacks),
     ];
     env.extend_from_slice(extra);
-    Server::start_with(&env)
+    server_for(registry, "none", &env)
 }
 
 /// A busybox-web app: the marker, the busybox it carries, a Procfile with web and worker.
@@ -228,7 +224,7 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
     let registry = Registry::start();
     // The first buildpack does not detect the app; the second does.
     let list = format!("{},{}", bps.path("nothing"), bps.path("busybox-web"));
-    let server = server_for(&registry, &list, &[]);
+    let server = buildpack_server(&registry, &list, &[]);
     let dev = server.add_user("dev", false);
     let work = web_app("first push", &[]);
     // The app's config vars (config:set) reach bin/compile as its ENV_DIR: a branch that does
@@ -400,7 +396,7 @@ fn a_hostile_buildpack_cannot_leave_a_set_id_file_device_or_symlink_on_the_host(
     let bps = Buildpacks::new();
     let daemon = GitDaemon::start(bps.dir.path());
     let registry = Registry::start();
-    let server = server_for(&registry, &bps.path("nothing"), &[]);
+    let server = buildpack_server(&registry, &bps.path("nothing"), &[]);
     let dev = server.add_user("dev", false);
     let list = format!("{}\n{}\n", daemon.url("hostile"), daemon.url("busybox-web"));
     let work = web_app(
@@ -489,7 +485,7 @@ fn detect_and_compile_failures_reject_the_push_and_leave_refs_alone() {
     let registry = Registry::start();
 
     // No buildpack detects the app.
-    let server = server_for(&registry, &bps.path("nothing"), &[]);
+    let server = buildpack_server(&registry, &bps.path("nothing"), &[]);
     let dev = server.add_user("dev", false);
     let work = web_app("never built", &[]);
     let (ok, stderr) = push(&dev, work.path(), "bpnone");
@@ -511,7 +507,7 @@ fn detect_and_compile_failures_reject_the_push_and_leave_refs_alone() {
 
     // A failing compile, after a good build: the ref stays on the good one.
     let list = format!("{},{}", bps.path("failing"), bps.path("busybox-web"));
-    let server = server_for(&registry, &list, &[]);
+    let server = buildpack_server(&registry, &list, &[]);
     let dev = server.add_user("dev", false);
     let work = web_app("good", &[]);
     let (ok, stderr) = push(&dev, work.path(), "bpfail");
@@ -634,7 +630,7 @@ fn a_buildpacks_file_overrides_the_default_and_pins_refs_of_cloned_buildpacks() 
     let daemon = GitDaemon::start(bps.dir.path());
     let registry = Registry::start();
     // The operator's default would fail; the app's .buildpacks replaces it.
-    let server = server_for(&registry, &bps.path("failing"), &[]);
+    let server = buildpack_server(&registry, &bps.path("failing"), &[]);
     let dev = server.add_user("dev", false);
     let list = format!(
         "# tried in order, each one that detects the app compiles it\n{}\n{}#v1\n",
@@ -744,7 +740,7 @@ fn a_buildpack_build_over_its_time_limit_is_stopped_and_its_container_removed() 
     stack_images();
     let bps = Buildpacks::new();
     let registry = Registry::start();
-    let server = server_for(
+    let server = buildpack_server(
         &registry,
         &bps.path("busybox-web"),
         &[("CODEBUILDER_BUILD_TIMEOUT", "8s")],
@@ -777,7 +773,7 @@ fn a_client_that_disconnects_mid_compile_leaves_no_builder_container() {
     stack_images();
     let bps = Buildpacks::new();
     let registry = Registry::start();
-    let server = server_for(&registry, &bps.path("busybox-web"), &[]);
+    let server = buildpack_server(&registry, &bps.path("busybox-web"), &[]);
     let dev = server.add_user("dev", false);
     let marker = format!("gone{}", std::process::id());
     let work = web_app("disconnect", &[("compile-sleep", marker.as_bytes())]);
@@ -892,7 +888,7 @@ fn a_buildpack_build_over_the_context_limit_is_stopped_with_the_setting_named() 
     let bps = Buildpacks::new();
     let registry = Registry::start();
     // The app carries a 2 MB busybox: over a 1M build context.
-    let server = server_for(
+    let server = buildpack_server(
         &registry,
         &bps.path("busybox-web"),
         &[("CODEBUILDER_MAX_CONTEXT_SIZE", "1M")],

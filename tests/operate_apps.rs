@@ -142,11 +142,7 @@ fn builds_log_rebuild_and_destroy_without_a_cluster() {
     require_docker();
     let registry = Registry::start();
     let address = registry.address();
-    let server = Server::start_with(&[
-        ("CODEBUILDER_REGISTRY", address.as_str()),
-        ("CODEBUILDER_DEPLOY", "none"),
-        ("CODEBUILDER_BUILD_NETWORK", "host"),
-    ]);
+    let server = server_for(&registry, "none", &[]);
     let alice = server.add_user("alice", false);
     let work = repo_with("main", &app_files("echo compiling-gone"));
     let sha = head(work.path());

@@ -299,11 +299,7 @@ fn config_commands_store_privately_and_refuse_bad_input_in_one_line() {
 fn config_vars_marked_as_build_args_reach_a_dockerfile_build() {
     require_docker();
     let registry = Registry::start();
-    let server = Server::start_with(&[
-        ("CODEBUILDER_REGISTRY", registry.address().as_str()),
-        ("CODEBUILDER_DEPLOY", "none"),
-        ("CODEBUILDER_BUILD_NETWORK", "host"),
-    ]);
+    let server = server_for(&registry, "none", &[]);
     let dev = server.add_user("dev", false);
     let work = repo_with(
         "main",

@@ -72,12 +72,7 @@ fn no_deploy() -> Server {
 fn strangers_get_the_same_line_as_for_a_missing_app_and_change_nothing() {
     require_docker();
     let registry = Registry::start();
-    let address = registry.address();
-    let server = Server::start_with(&[
-        ("CODEBUILDER_REGISTRY", address.as_str()),
-        ("CODEBUILDER_DEPLOY", "none"),
-        ("CODEBUILDER_BUILD_NETWORK", "host"),
-    ]);
+    let server = server_for(&registry, "none", &[]);
     let alice = server.add_user("alice", false);
     let bob = server.add_user("bob", false);
     let work = repo_with("main", &app_files("echo built"));

@@ -26,6 +26,20 @@ pub const BINARIES: &[&str] = &[
     "codebuilder-sshd",
 ];
 
+/// A codebuilder that builds on this machine's engine and pushes to `registry`, deploying as
+/// `deploy` says (`none`, `helm`), with `extra` settings after these. Builds use the host's
+/// network: the engine here has no bridge.
+pub fn server_for(registry: &Registry, deploy: &str, extra: &[(&str, &str)]) -> Server {
+    let address = registry.address();
+    let mut env = vec![
+        ("CODEBUILDER_REGISTRY", address.as_str()),
+        ("CODEBUILDER_DEPLOY", deploy),
+        ("CODEBUILDER_BUILD_NETWORK", "host"),
+    ];
+    env.extend_from_slice(extra);
+    Server::start_with(&env)
+}
+
 /// The one line on stderr of a command that failed: a session's refusal.
 pub fn refused(out: &Output) -> String {
     assert!(
