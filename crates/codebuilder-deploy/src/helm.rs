@@ -10,6 +10,7 @@ use codebuilder_process::{run, QUICK};
 use serde::Deserialize;
 
 use crate::tenancy::{app_user, APP_ACCOUNT, CODEBUILDER, MANAGED_BY};
+use crate::tool_error;
 
 /// The helm of the settings, pointed at one app's release (named after the app, in the
 /// namespace of its name), acting as the app's ServiceAccount.
@@ -85,7 +86,7 @@ impl Helm<'_> {
     pub fn state(&self) -> anyhow::Result<Option<ReleaseState>> {
         let mut status = self.command();
         status.args(["status", self.app.as_str(), "--output", "json"]);
-        let out = run(status, QUICK).context("is helm installed? (CODEBUILDER_HELM)")?;
+        let out = run(status, QUICK).map_err(|e| tool_error(e, "CODEBUILDER_HELM"))?;
         if !out.success() {
             let said = out.stderr_text();
             if said.contains("release: not found") {

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use crate::config_secret;
 use crate::helm::{explain_cluster_error, last_error_line};
 use crate::tenancy::{app_kubectl, APP_LABEL, CODEBUILDER, MANAGED_BY};
+use crate::tool_error;
 
 /// The label that says what a Job's pod is: `run` or `release`.
 pub const JOB_LABEL: &str = "codebuilder.io/job";
@@ -76,7 +77,7 @@ impl OneOff<'_> {
         let mut create = self.kubectl();
         create.args(["create", "--filename", "-"]);
         let out = run_with_input(create, job.to_string().as_bytes(), QUICK)
-            .context("is kubectl installed? (CODEBUILDER_KUBECTL)")?;
+            .map_err(|e| tool_error(e, "CODEBUILDER_KUBECTL"))?;
         if !out.success() {
             bail!("{}", self.cluster_error(&out.stderr_text(), "create a Job"));
         }
@@ -178,7 +179,7 @@ impl OneOff<'_> {
             "--output",
             "json",
         ]);
-        let out = run(get, QUICK).context("is kubectl installed? (CODEBUILDER_KUBECTL)")?;
+        let out = run(get, QUICK).map_err(|e| tool_error(e, "CODEBUILDER_KUBECTL"))?;
         if !out.success() {
             bail!(
                 "{}",
@@ -201,7 +202,7 @@ impl OneOff<'_> {
             "--ignore-not-found",
             "--wait=false",
         ]);
-        let out = run(delete, QUICK).context("is kubectl installed? (CODEBUILDER_KUBECTL)")?;
+        let out = run(delete, QUICK).map_err(|e| tool_error(e, "CODEBUILDER_KUBECTL"))?;
         if !out.success() {
             bail!(
                 "{}",

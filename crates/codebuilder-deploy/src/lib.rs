@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use codebuilder_core::{AppName, Settings};
-use codebuilder_process::{Output, StepContext, StepError, Tail};
+use codebuilder_process::{Output, RunError, StepContext, StepError, Tail};
 
 pub use crate::cause::{read_description, Cause};
 use crate::helm::{explain_cluster_error, last_error_line, Helm};
@@ -49,6 +49,15 @@ pub struct Release<'a> {
     /// The release phase: a command (the Procfile's `release:`) run once as a Job with the
     /// new image and config before the rollout; when it fails, nothing is rolled out.
     pub release_command: Option<&'a str>,
+}
+
+/// A cluster tool (helm, kubectl) that did not run to its end: its own reason, and for one
+/// that could not be started, the setting that names it.
+pub(crate) fn tool_error(error: RunError, setting: &str) -> anyhow::Error {
+    match error {
+        RunError::Spawn { .. } => anyhow!("{error} (is it installed? {setting})"),
+        other => other.into(),
+    }
 }
 
 /// The Secret an app's config vars reach its processes through.
@@ -322,5 +331,28 @@ impl Deploy<'_> {
             anyhow!("the deploy failed and so did the rollback ({why}): run `helm rollback {app} -n {app}` by hand")
         })?;
         Ok(restored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_that_cannot_start_names_its_setting_and_a_slow_one_its_own_reason() {
+        let missing =
+            codebuilder_process::run(Command::new("/nonexistent/kubectl"), Duration::from_secs(5))
+                .unwrap_err();
+        assert_eq!(
+            tool_error(missing, "CODEBUILDER_KUBECTL").to_string(),
+            "cannot run /nonexistent/kubectl: No such file or directory (os error 2) (is it installed? CODEBUILDER_KUBECTL)"
+        );
+        let mut sleep = Command::new("sleep");
+        sleep.arg("5");
+        let slow = codebuilder_process::run(sleep, Duration::from_millis(100)).unwrap_err();
+        assert_eq!(
+            tool_error(slow, "CODEBUILDER_KUBECTL").to_string(),
+            "sleep took longer than 100ms and was stopped"
+        );
     }
 }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::helm::{explain_cluster_error, last_error_line};
 use crate::tenancy::{app_kubectl, Namespace, Tenancy};
+use crate::tool_error;
 
 /// The label the default chart gives the pods of a process type other than web.
 const COMPONENT: &str = "app.kubernetes.io/component";
@@ -56,7 +57,7 @@ impl AppPods<'_> {
     fn get(&self, what: &str) -> anyhow::Result<Value> {
         let mut get = self.kubectl();
         get.args(["get", what, "--output", "json"]);
-        let out = run(get, QUICK).context("is kubectl installed? (CODEBUILDER_KUBECTL)")?;
+        let out = run(get, QUICK).map_err(|e| tool_error(e, "CODEBUILDER_KUBECTL"))?;
         if !out.success() {
             bail!(
                 "{}",
@@ -139,7 +140,7 @@ impl AppPods<'_> {
             "--patch",
             &json!({"spec": {"replicas": count}}).to_string(),
         ]);
-        let out = run(patch, QUICK).context("is kubectl installed? (CODEBUILDER_KUBECTL)")?;
+        let out = run(patch, QUICK).map_err(|e| tool_error(e, "CODEBUILDER_KUBECTL"))?;
         if !out.success() {
             bail!(
                 "{}",

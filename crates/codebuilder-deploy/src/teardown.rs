@@ -5,13 +5,13 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{run, Output, QUICK};
 
 use crate::helm::{explain_cluster_error, last_error_line, Helm};
 use crate::tenancy::{app_user, Namespace, Tenancy};
-use crate::HELM_MARGIN;
+use crate::{tool_error, HELM_MARGIN};
 
 /// The app's helm release, as `helm status` tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub fn remove(settings: &Settings, app: &AppName, output: &Output) -> anyhow::Re
     let limit = settings.deploy_timeout + HELM_MARGIN;
     if helm.state()?.is_some() {
         output.step(&format!("Uninstalling the helm release {app}"));
-        let out = run(helm.uninstall(), limit).context("cannot run helm (CODEBUILDER_HELM)")?;
+        let out = run(helm.uninstall(), limit).map_err(|e| tool_error(e, "CODEBUILDER_HELM"))?;
         if !out.success() {
             let said = out.stderr_text();
             bail!(
@@ -72,7 +72,7 @@ pub fn remove(settings: &Settings, app: &AppName, output: &Output) -> anyhow::Re
         .args(["--as", &app_user(app)])
         .args(["delete", "namespace", app.as_str(), "--ignore-not-found"])
         .arg("--wait=false");
-    let out = run(delete, QUICK).context("cannot run kubectl (CODEBUILDER_KUBECTL)")?;
+    let out = run(delete, QUICK).map_err(|e| tool_error(e, "CODEBUILDER_KUBECTL"))?;
     if !out.success() {
         let said = out.stderr_text();
         bail!(

@@ -12,6 +12,7 @@ use codebuilder_process::{run, run_with_input, QUICK};
 use serde_json::{json, Value};
 
 use crate::helm::{explain_cluster_error, last_error_line};
+use crate::tool_error;
 
 /// The label of everything codebuilder makes: namespaces, helm releases.
 pub(crate) const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -63,7 +64,7 @@ impl Tenancy<'_> {
         let app = self.app;
         let mut get = self.kubectl();
         get.args(["get", "namespace", app.as_str(), "--output", "json"]);
-        let out = run(get, QUICK).context("is kubectl installed? (CODEBUILDER_KUBECTL)")?;
+        let out = run(get, QUICK).map_err(|e| tool_error(e, "CODEBUILDER_KUBECTL"))?;
         if !out.success() {
             let said = out.stderr_text();
             if said.contains("(NotFound)") {
@@ -145,7 +146,7 @@ impl Tenancy<'_> {
         let mut kubectl = self.kubectl();
         kubectl.args(args);
         let out = run_with_input(kubectl, objects.to_string().as_bytes(), QUICK)
-            .context("is kubectl installed? (CODEBUILDER_KUBECTL)")?;
+            .map_err(|e| tool_error(e, "CODEBUILDER_KUBECTL"))?;
         if !out.success() {
             let said = out.stderr_text();
             bail!(
