@@ -102,12 +102,29 @@ pub fn bin_dir() -> &'static Path {
     })
 }
 
+/// Where test servers (sshd, registries, apps on the host network) listen: below the
+/// kernel's ephemeral range (32768-60999 by default), from which every outgoing connection
+/// (git, docker, the kubelet) takes its source port, and below the test cluster's port blocks
+/// (26000-31999).
+const TEST_PORTS: std::ops::Range<u16> = 10000..26000;
+
+/// A free port on 127.0.0.1 for a server a test starts. Never one this process handed out
+/// before, and outside the ephemeral range: between this call and the server's bind, neither
+/// another test's server nor an outgoing connection takes it (a port the kernel picked, then
+/// freed, could be either, and the test would talk to the wrong server).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
+    // Processes side by side (a test binary, a benchmark) start at different places.
+    let start = u64::from(std::process::id()) * 499 % span;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "no free port left in {TEST_PORTS:?}");
+        let port = TEST_PORTS.start + ((start + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) -> anyhow::Result<()> {
