@@ -64,8 +64,10 @@ pub fn said(out: &Output) -> String {
     text(&out.stdout)
 }
 
-/// The built binaries, copied into a root-owned directory: sshd refuses an
-/// AuthorizedKeysCommand anywhere else (and /tmp is world-writable).
+/// The built binaries, linked (or copied) into a root-owned directory: sshd refuses an
+/// AuthorizedKeysCommand anywhere else (and /tmp is world-writable). One directory per test
+/// process, `bin-PID`; those of processes that have ended are removed first, so that runs
+/// do not pile up copies of the binaries.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -83,11 +85,18 @@ pub fn bin_dir() -> &'static Path {
         let parent = Path::new("/run/codebuilder-tests");
         fs::create_dir_all(parent).unwrap();
         fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).unwrap();
-        let dir = tempfile::Builder::new()
-            .prefix("bin-")
-            .tempdir_in(parent)
-            .unwrap()
-            .keep();
+        for entry in fs::read_dir(parent).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let alive = name
+                .strip_prefix("bin-")
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = parent.join(format!("bin-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         for name in BINARIES {
             let source = built.join(name);
@@ -96,7 +105,12 @@ pub fn bin_dir() -> &'static Path {
                 "{} is missing: run `cargo build --workspace` first",
                 source.display()
             );
-            fs::copy(&source, dir.join(name)).unwrap();
+            let target = dir.join(name);
+            let _ = fs::remove_file(&target);
+            // A link costs nothing; another filesystem gets a copy.
+            if fs::hard_link(&source, &target).is_err() {
+                fs::copy(&source, &target).unwrap();
+            }
         }
         dir
     })
