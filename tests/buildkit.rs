@@ -138,7 +138,10 @@ fn buildkit_multi_stage_cache_mounts_cached_steps_and_push_options() {
         text(&out.stderr)
     );
 
-    // A changed lockfile runs the dependency step again, with its cache mount as it was left.
+    // A changed lockfile runs the dependency step again. Whether its cache mount still holds
+    // what the first build left is the engine's call, not codebuilder's: BuildKit treats cache
+    // mounts as performance-only and at times starts one empty (moby/buildkit#7088; seen here
+    // about once in three runs), so that is not asserted.
     let lock = fs::read_to_string(work.path().join("deps.lock")).unwrap();
     fs::write(
         work.path().join("deps.lock"),
@@ -150,7 +153,6 @@ fn buildkit_multi_stage_cache_mounts_cached_steps_and_push_options() {
     assert!(ok, "{stderr}");
     let lines = remote_lines(&stderr);
     assert!(printed(&lines, "downloading"), "{stderr}");
-    assert!(printed(&lines, "cache mount kept"), "{stderr}");
 
     // -o no-cache runs every step again.
     commit_all(work.path(), "again");
