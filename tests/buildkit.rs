@@ -154,13 +154,15 @@ fn buildkit_multi_stage_cache_mounts_cached_steps_and_push_options() {
     let lines = remote_lines(&stderr);
     assert!(printed(&lines, "downloading"), "{stderr}");
 
-    // -o no-cache runs every step again.
+    // -o no-cache runs every step again: with nothing changed, both RUN steps would otherwise
+    // be CACHED. (BuildKit may still show a COPY as CACHED when it merges it with an identical
+    // step of the same build, as it does with the two `COPY busybox`.)
     commit_all(work.path(), "again");
     let (ok, stderr) = push(&dev, work.path(), "bkapp", &["no-cache"]);
     assert!(ok, "{stderr}");
     let lines = remote_lines(&stderr);
-    assert!(!lines.iter().any(|l| l.ends_with(" CACHED")), "{stderr}");
     assert!(printed(&lines, "downloading"), "{stderr}");
+    assert!(printed(&lines, "building v2"), "{stderr}");
 
     // -o verbose shows what is otherwise folded.
     commit_all(work.path(), "verbose");
