@@ -2,7 +2,8 @@
 //! release phase runs before the rollout and a failing one rejects the push with the old pod
 //! serving; `ps` shows the process types; `run` returns the command's output and exit status
 //! and leaves no Job; `logs -f` streams and stops when the client goes; `ps:scale` is kept
-//! across the next push; bad input is refused with one line.
+//! across the next push; a config change and a rollback run the release phase too; bad input
+//! is refused with one line.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -199,7 +200,10 @@ fn release_phase_ps_run_logs_and_a_kept_scale() {
         work.path(),
         &[
             ("www/index.html", b"v3\n"),
-            ("Procfile", b"release: true\n"),
+            (
+                "Procfile",
+                b"release: echo \"migrating for [$STAGE]\"; test \"$STAGE\" != broken\n",
+            ),
         ],
     );
     commit_all(work.path(), "v3");
@@ -217,6 +221,39 @@ fn release_phase_ps_run_logs_and_a_kept_scale() {
     assert_eq!(
         text(&out.stdout),
         format!("Scaled {app} web to 1 (was 0)\n")
+    );
+    assert_eq!(host.served(Duration::from_secs(20)), "v3\n");
+
+    // A config change and a rollback run the release phase too, with the config of the
+    // release they make; when it fails, the config and the running release stay as they were.
+    let release_line = "-----> Running the release command: echo \"migrating for [$STAGE]\"; test \"$STAGE\" != broken\n";
+    let out = said(&dev.ssh(&["config:set", &app, "STAGE=two"], b""));
+    assert!(out.contains(release_line), "{out}");
+    assert!(out.contains("migrating for [two]\n"), "{out}");
+    assert!(
+        out.ends_with(&format!("-----> Done: {app} release 3 is live\n")),
+        "{out}"
+    );
+    let out = dev.ssh(&["config:set", &app, "STAGE=broken"], b"");
+    assert!(
+        text(&out.stdout).contains("migrating for [broken]\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        refused(&out),
+        "error: the release command failed (exit status 1): the running release is untouched; the config change was not kept: fix the release command or the config, and set it again"
+    );
+    assert_eq!(said(&dev.ssh(&["config:get", &app, "STAGE"], b"")), "two\n");
+    assert_eq!(cluster.release(&app)["version"], 3);
+    let out = said(&dev.ssh(&["rollback", &app, "v2"], b""));
+    assert!(out.contains(release_line), "{out}");
+    assert!(out.contains("migrating for []\n"), "{out}");
+    assert!(
+        out.ends_with(&format!(
+            "-----> Done: {app} release 4 is live (rollback to v2: its image and config)\n"
+        )),
+        "{out}"
     );
     assert_eq!(host.served(Duration::from_secs(20)), "v3\n");
 

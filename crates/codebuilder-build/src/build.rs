@@ -12,7 +12,7 @@ use codebuilder_apps::ConfigStore;
 use codebuilder_core::settings::{ByteSize, DeployMode};
 use codebuilder_core::{AppName, Fingerprint, Home, Settings};
 use codebuilder_deploy::ps::AppPods;
-use codebuilder_deploy::{chart, Cause, Deploy, Release};
+use codebuilder_deploy::{chart, Cause, Deploy, Release, Trigger};
 
 use crate::buildkit::{self, Progress};
 use crate::buildpack::processes::{parse_procfile, RELEASE};
@@ -368,6 +368,7 @@ impl Build<'_> {
             config: &config,
             description: &cause,
             release_command,
+            trigger: Trigger::Build,
         });
         if deployed.is_err() && formation.counts().next().is_some() {
             // A rollback put back the replicas of the release it went back to.

@@ -52,6 +52,12 @@ struct StatusInfo {
     status: String,
 }
 
+/// How upgrades and rollbacks apply what they render: server-side, taking over the fields
+/// another manager set. `ps:scale` patches `spec.replicas` as kubectl; a rollback to a release
+/// made at another scale would otherwise fail on that field ("conflict with kubectl-patch"),
+/// and the stored scale is put back after it.
+const APPLY: [&str; 3] = ["--server-side", "true", "--force-conflicts"];
+
 impl Helm<'_> {
     fn command(&self) -> Command {
         let mut helm = Command::new(&self.settings.helm);
@@ -184,6 +190,7 @@ impl Helm<'_> {
         let mut helm = self.command();
         helm.args(["upgrade", "--install", app])
             .arg(chart)
+            .args(APPLY)
             .args(["--labels", &format!("{MANAGED_BY}={CODEBUILDER}")])
             .arg("--wait")
             .args(["--timeout", &seconds(settings.deploy_timeout)]);
@@ -208,6 +215,7 @@ impl Helm<'_> {
             &revision.to_string(),
             "--wait",
         ])
+        .args(APPLY)
         .args(["--timeout", &seconds(self.settings.deploy_timeout)]);
         helm
     }

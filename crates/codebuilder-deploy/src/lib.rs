@@ -47,8 +47,65 @@ pub struct Release<'a> {
     /// What made this release, as `helm history` shows it.
     pub description: &'a str,
     /// The release phase: a command (the Procfile's `release:`) run once as a Job with the
-    /// new image and config before the rollout; when it fails, nothing is rolled out.
+    /// new image and config before the rollout; when it fails, nothing is rolled out. It is
+    /// kept in the release's values, so that a config change or a rollback runs it again.
     pub release_command: Option<&'a str>,
+    pub trigger: Trigger,
+}
+
+/// What makes a release, as Heroku runs the release phase for each: the trigger decides
+/// what a failed release phase tells the user to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A build's release: a push or a `rebuild`.
+    Build,
+    ConfigChange,
+    Rollback,
+}
+
+impl Trigger {
+    /// What to do after a failed release phase (which rolled nothing out).
+    fn retry(self) -> &'static str {
+        match self {
+            Self::Build => "fix it, commit, and push again",
+            Self::ConfigChange => {
+                "the config change was not kept: fix the release command or the config, and set it again"
+            }
+            Self::Rollback => {
+                "the rollback was not made: fix what the release command needs, or roll back to another release"
+            }
+        }
+    }
+}
+
+/// The config vars a release's values (from [`Deploy::values`]) hold; `None` for a release
+/// made before config vars were part of releases.
+pub fn config_of(values: &serde_json::Value) -> Option<BTreeMap<String, String>> {
+    values.get("configSecret")?;
+    let vars = values
+        .get("configVars")
+        .and_then(serde_json::Value::as_object);
+    Some(
+        vars.into_iter()
+            .flatten()
+            .map(|(key, value)| {
+                let value = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned);
+                (key.clone(), value)
+            })
+            .collect(),
+    )
+}
+
+/// The value a release's release command is kept under.
+const RELEASE_COMMAND: &str = "releaseCommand";
+
+/// The release command `values` (a release's, from [`Deploy::values`]) kept, if any.
+pub fn release_command_of(values: &serde_json::Value) -> Option<&str> {
+    values
+        .get(RELEASE_COMMAND)
+        .and_then(serde_json::Value::as_str)
 }
 
 /// A cluster tool (helm, kubectl) that did not run to its end: its own reason, and for one
@@ -143,9 +200,16 @@ impl Deploy<'_> {
         self.helm().values(revision)
     }
 
-    /// Goes back to `revision` (its image and config), waiting for its pods.
+    /// Goes back to `revision` (its image and config), waiting for its pods; first runs the
+    /// release command that revision kept, with its image and config.
     pub fn rollback(&self, revision: u64) -> anyhow::Result<()> {
         let app = self.app;
+        let values = self.values(revision)?;
+        if let Some(command) = release_command_of(&values) {
+            let tag = values["image"]["tag"].as_str().unwrap_or_default();
+            let config = config_of(&values).unwrap_or_default();
+            self.release_phase(command, tag, &config, Trigger::Rollback)?;
+        }
         self.helm_step(self.helm().rollback(revision), "rolling back")
             .map_err(|why| anyhow!("the rollback of {app} to v{revision} failed ({why}): see 'releases {app}', and try again"))
     }
@@ -155,13 +219,15 @@ impl Deploy<'_> {
     pub fn run(&self, release: &Release) -> anyhow::Result<u64> {
         let operator_values = self.operator_values()?;
         let helm = self.helm();
-        let config = chart::write_values(&serde_json::json!({
+        let mut kept = serde_json::json!({
             "configVars": release.config,
             "configSecret": config_secret(self.app),
-        }))?;
+        });
         if let Some(command) = release.release_command {
-            self.release_phase(command, release.image_tag, release.config)?;
+            kept[RELEASE_COMMAND] = command.into();
+            self.release_phase(command, release.image_tag, release.config, release.trigger)?;
         }
+        let config = chart::write_values(&kept)?;
         let mut values: Vec<&Path> = operator_values.into_iter().collect();
         values.extend(&release.values);
         values.push(config.path());
@@ -201,6 +267,7 @@ impl Deploy<'_> {
         command: &str,
         image_tag: &str,
         config: &BTreeMap<String, String>,
+        trigger: Trigger,
     ) -> anyhow::Result<()> {
         let app = self.app;
         self.output
@@ -219,9 +286,17 @@ impl Deploy<'_> {
             self.output.detail(line);
             true
         })
-        .map_err(|e| anyhow!("{e:#}: the running release is untouched; push again"))?;
+        .map_err(|e| {
+            anyhow!(
+                "{e:#}: the running release is untouched; {}",
+                trigger.retry()
+            )
+        })?;
         if status != 0 {
-            bail!("the release command failed (exit status {status}): the running release is untouched; fix it, commit, and push again");
+            bail!(
+                "the release command failed (exit status {status}): the running release is untouched; {}",
+                trigger.retry()
+            );
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ use codebuilder_build::records::Records;
 use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Home, Settings};
 use codebuilder_deploy::ps::AppPods;
-use codebuilder_deploy::{chart, read_description, Cause, Deploy, Release};
+use codebuilder_deploy::{chart, read_description, Cause, Deploy, Release, Trigger};
 use codebuilder_process::{Output, StepContext};
 use serde_json::Value;
 
@@ -151,8 +151,8 @@ impl Operator<'_> {
             image_tag: tag,
             config: &config.env(),
             description: &description,
-            // The release phase runs for a build's release (a push or a rebuild).
-            release_command: None,
+            release_command: codebuilder_deploy::release_command_of(&values),
+            trigger: Trigger::ConfigChange,
         })
     }
 }
@@ -269,19 +269,15 @@ pub fn rollback(op: &Operator, target: Option<u64>) -> anyhow::Result<()> {
     })
 }
 
-/// The config vars a release's values hold; `None` for a release that did not carry them.
+/// The config vars a release's values hold, checked; `None` for a release that did not carry
+/// them.
 fn vars_of(values: &Value) -> anyhow::Result<Option<ConfigVars>> {
-    if values.get("configSecret").is_none() {
+    let Some(config) = codebuilder_deploy::config_of(values) else {
         return Ok(None);
-    }
+    };
     let mut vars = ConfigVars::new();
-    if let Some(map) = values.get("configVars").and_then(Value::as_object) {
-        for (key, value) in map {
-            let value = value
-                .as_str()
-                .map_or_else(|| value.to_string(), str::to_owned);
-            vars.insert(ConfigKey::parse(key)?, value);
-        }
+    for (key, value) in config {
+        vars.insert(ConfigKey::parse(&key)?, value);
     }
     Ok(Some(vars))
 }
