@@ -235,6 +235,24 @@ fn config_commands_store_privately_and_refuse_bad_input_in_one_line() {
         serde_json::json!({"A": "x=y", "B": "2"})
     );
     assert_eq!(said(&owner.ssh(&["config:get", "conf", "A"], b"")), "x=y\n");
+    // A value with spaces and a newline crosses ssh base64-encoded ("two words\nsecond line").
+    assert_eq!(
+        said(&owner.ssh(
+            &[
+                "config:set",
+                "conf",
+                "--encoded",
+                "C=dHdvIHdvcmRzCnNlY29uZCBsaW5l"
+            ],
+            b""
+        )),
+        "-----> Stored on conf: set C (not deployed: CODEBUILDER_DEPLOY=none)\n"
+    );
+    assert_eq!(
+        said(&owner.ssh(&["config:get", "conf", "C"], b"")),
+        "two words\nsecond line\n"
+    );
+    said(&owner.ssh(&["config:unset", "conf", "C", "--no-deploy"], b""));
     assert_eq!(
         said(&owner.ssh(&["config:unset", "conf", "B", "--no-deploy"], b"")),
         "-----> Stored on conf: unset B (not deployed: --no-deploy)\n"
@@ -251,7 +269,21 @@ fn config_commands_store_privately_and_refuse_bad_input_in_one_line() {
         ),
         (
             &["config:set", "conf", "NOVALUE"][..],
-            "error: \"NOVALUE\" is not KEY=VALUE: config:set APP KEY=VALUE... [--no-deploy]",
+            "error: \"NOVALUE\" is not KEY=VALUE: config:set APP [--encoded] KEY=VALUE... [--no-deploy]",
+        ),
+        (
+            &["config:set", "conf", "--encoded", "A=not*base64"][..],
+            "error: the value of A is not base64: with --encoded, give each value as `base64 -w0` prints it",
+        ),
+        (
+            // The bytes ff fe.
+            &["config:set", "conf", "--encoded", "A=//4="][..],
+            "error: the value of A is not UTF-8 text once decoded: a config var holds text",
+        ),
+        (
+            // "a", NUL, "b".
+            &["config:set", "conf", "--encoded", "A=YQBi"][..],
+            "error: config var A holds a NUL byte, which no environment variable can: leave it out",
         ),
         (
             &["config:unset", "conf", "A-B"][..],

@@ -46,6 +46,8 @@ pub enum ConfigError {
         "config var {0} is longer than {MAX_VALUE} bytes: a config var holds a value, not a file"
     )]
     TooLong(ConfigKey),
+    #[error("config var {0} holds a NUL byte, which no environment variable can: leave it out")]
+    Nul(ConfigKey),
     #[error("{0} would have more than {MAX_VARS} config vars: unset some first")]
     TooMany(AppName),
     #[error(
@@ -106,6 +108,9 @@ pub type ConfigVars = BTreeMap<ConfigKey, String>;
 pub fn check_value(key: &ConfigKey, value: &str) -> Result<(), ConfigError> {
     if value.len() > MAX_VALUE {
         return Err(ConfigError::TooLong(key.clone()));
+    }
+    if value.contains('\0') {
+        return Err(ConfigError::Nul(key.clone()));
     }
     Ok(())
 }

@@ -4,20 +4,34 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
+use base64ct::{Base64, Encoding};
 use codebuilder_apps::{config::check_value, ConfigKey, ConfigStore};
 use codebuilder_deploy::Cause;
 
 use crate::release::Operator;
 
-/// `KEY=VALUE`, validated.
-pub fn parse_assignment(text: &str) -> anyhow::Result<(ConfigKey, String)> {
+/// `KEY=VALUE`, validated; with `encoded`, VALUE is base64 (as Dokku's `--encoded`), for
+/// values ssh would split: spaces, newlines.
+pub fn parse_assignment(text: &str, encoded: bool) -> anyhow::Result<(ConfigKey, String)> {
     let (key, value) = text.split_once('=').with_context(|| {
-        format!("\"{text}\" is not KEY=VALUE: config:set APP KEY=VALUE... [--no-deploy]")
+        format!(
+            "\"{text}\" is not KEY=VALUE: config:set APP [--encoded] KEY=VALUE... [--no-deploy]"
+        )
     })?;
     let key = ConfigKey::parse(key)?;
-    check_value(&key, value)?;
-    Ok((key, value.to_owned()))
+    let value = if encoded {
+        let bytes = Base64::decode_vec(value).map_err(|_| {
+            anyhow!("the value of {key} is not base64: with --encoded, give each value as `base64 -w0` prints it")
+        })?;
+        String::from_utf8(bytes).map_err(|_| {
+            anyhow!("the value of {key} is not UTF-8 text once decoded: a config var holds text")
+        })?
+    } else {
+        value.to_owned()
+    };
+    check_value(&key, &value)?;
+    Ok((key, value))
 }
 
 /// `config APP [--json]`.

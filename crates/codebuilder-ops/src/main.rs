@@ -82,6 +82,9 @@ enum Command {
         app: String,
         #[arg(required = true, value_name = "KEY=VALUE")]
         assignments: Vec<String>,
+        /// Each VALUE is base64, for values with spaces or newlines.
+        #[arg(long)]
+        encoded: bool,
         /// Only store them: the next release gets them.
         #[arg(long)]
         no_deploy: bool,
@@ -226,12 +229,13 @@ fn main() -> ExitCode {
             Command::ConfigSet {
                 app: name,
                 assignments,
+                encoded,
                 no_deploy,
             } => {
                 let app = app(&name)?;
                 let set = assignments
                     .iter()
-                    .map(|a| config::parse_assignment(a))
+                    .map(|a| config::parse_assignment(a, encoded))
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 config::change(&operator(app), set, Vec::new(), !no_deploy)?
             }

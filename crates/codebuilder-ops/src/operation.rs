@@ -64,7 +64,7 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         verb: "config:set",
         need: Need::Push,
-        usage: "config:set APP KEY=VALUE... [--no-deploy]",
+        usage: "config:set APP [--encoded] KEY=VALUE... [--no-deploy]",
     },
     Operation {
         verb: "config:unset",
