@@ -226,7 +226,16 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
     let list = format!("{},{}", bps.path("nothing"), bps.path("busybox-web"));
     let server = buildpack_server(&registry, &list, &[]);
     let dev = server.add_user("dev", false);
-    let work = web_app("first push", &[]);
+    // .slugignore: a name anywhere, a path from the root, as on Heroku.
+    let work = web_app(
+        "first push",
+        &[
+            (".slugignore", b"# not for the slug\n*.psd\n/docs/\n"),
+            ("art/logo.psd", b"layers"),
+            ("docs/guide.txt", b"guide"),
+            ("lib/docs/kept.txt", b"kept\n"),
+        ],
+    );
     // The app's config vars (config:set) reach bin/compile as its ENV_DIR: a branch that does
     // not deploy creates the app first.
     let out = dev.git(work.path(), &["push", &dev.url("bpweb"), "main:feature"]);
@@ -255,6 +264,7 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
             "remote: -----> Building bpweb ({}) with buildpacks",
             short(&sha)
         ),
+        "remote: -----> Leaving out what .slugignore lists (2 patterns)".to_owned(),
         "remote: -----> Busybox web app detected".to_owned(),
         "remote: -----> Installing busybox".to_owned(),
         "remote: -----> Discovering process types".to_owned(),
@@ -307,6 +317,26 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
             .contains(&"BUSYBOX_WEB=ready".into()),
         "bin/release's config var is missing: {env}"
     );
+
+    // What .slugignore lists never reached the buildpacks, nor the image.
+    let out = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--entrypoint",
+            "/app/bin/busybox",
+        ])
+        .arg(&image)
+        .args([
+            "sh",
+            "-c",
+            "find /app -name '*.psd'; find /app -path /app/docs; cat /app/lib/docs/kept.txt",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "kept\n", "{}", text(&out.stderr));
 
     // It serves on $PORT, with WEB_ROOT from .profile.d.
     let port = free_port();

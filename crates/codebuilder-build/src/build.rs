@@ -17,7 +17,8 @@ use codebuilder_deploy::{chart, Cause, Deploy, Release, Trigger};
 use crate::buildkit::{self, Progress};
 use crate::buildpack::processes::{parse_procfile, RELEASE};
 use crate::buildpack::{BuildpackBuild, Processes};
-use crate::dockerignore::Patterns;
+use crate::context;
+use crate::dockerignore::IgnoreFile;
 use crate::lock::AppLock;
 use crate::options::PushOptions;
 use crate::records::{now, BuildRecord, BuildResult, Records};
@@ -214,7 +215,8 @@ impl Build<'_> {
             self.app,
             self.short()
         ));
-        let ignore_file = self.dockerignore()?;
+        let ignore_file =
+            context::ignore_list(&self.repo(), &self.rev, IgnoreFile::Docker, self.output)?;
         let mut archive = self.git();
         archive.args(["archive", "--format=tar", &self.rev]);
         let mut docker_build = Command::new(&settings.docker);
@@ -236,12 +238,8 @@ impl Build<'_> {
         }
         docker_build.arg("-");
         let mut pipeline = vec![archive];
-        let filter_program = std::env::current_exe()
-            .context("cannot tell where codebuilder-build is, to filter the build context")?;
-        if let Some(file) = &ignore_file {
-            let mut filter = Command::new(&filter_program);
-            filter.arg("context-filter").arg(file.path());
-            pipeline.push(filter);
+        if let Some(list) = &ignore_file {
+            pipeline.push(context::filter_command(list.path())?);
         }
         pipeline.push(docker_build);
         let mut progress = Progress::new(self.options.verbose);
@@ -252,9 +250,8 @@ impl Build<'_> {
             Some(settings.max_context_size.bytes()),
             &mut |line| progress.show(self.output, line),
         );
-        let filter_name = filter_program.to_string_lossy();
         built.map_err(|e| match (progress.missing_frontend(), e) {
-            (_, StepError::Failed { program, status }) if program == filter_name => {
+            (_, StepError::Failed { program, status }) if context::is_filter(&program) => {
                 anyhow!("filtering the build context with .dockerignore failed ({status}): see the line above")
             }
             (Some(image), _) => anyhow!("the Dockerfile's `# syntax=` line needs the frontend image {image}, which the builder cannot pull: remove the line (the built-in frontend runs RUN --mount and multi-stage builds), or make the image reachable"),
@@ -265,44 +262,6 @@ impl Build<'_> {
                 "CODEBUILDER_BUILD_TIMEOUT",
             ),
         })
-    }
-
-    /// The tree's `.dockerignore`, checked, in a file for the context filter; `None` without
-    /// one (the context then streams as it is) or when it lists nothing.
-    fn dockerignore(&self) -> anyhow::Result<Option<tempfile::NamedTempFile>> {
-        let mut cat_file = self.git();
-        cat_file.args(["cat-file", "blob", &format!("{}:.dockerignore", self.rev)]);
-        let read = match codebuilder_process::run(cat_file, QUICK) {
-            Err(codebuilder_process::RunError::TooMuchOutput { .. }) => {
-                bail!(".dockerignore is too large to be a list of patterns: shorten it, commit, and push again")
-            }
-            other => other?,
-        };
-        if !read.success() {
-            if self.tree_has(".dockerignore")? {
-                bail!(".dockerignore is not a file: make it a file of patterns, commit, and push again");
-            }
-            return Ok(None);
-        }
-        let patterns = Patterns::parse(&String::from_utf8_lossy(&read.stdout))?;
-        if patterns.is_empty() {
-            return Ok(None);
-        }
-        self.output.step(&format!(
-            "Leaving out what .dockerignore lists ({} {})",
-            patterns.len(),
-            if patterns.len() == 1 {
-                "pattern"
-            } else {
-                "patterns"
-            }
-        ));
-        let file = tempfile::Builder::new()
-            .prefix("codebuilder-dockerignore-")
-            .tempfile()
-            .context("cannot create a temporary file")?;
-        std::fs::write(file.path(), &read.stdout).context("cannot write a temporary file")?;
-        Ok(Some(file))
     }
 
     fn chart(&self) -> anyhow::Result<Chart> {

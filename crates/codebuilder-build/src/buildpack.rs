@@ -21,6 +21,8 @@ use anyhow::{anyhow, bail, Context};
 use codebuilder_core::{AppName, Home, Settings};
 
 use crate::build::{explain, remaining};
+use crate::context;
+use crate::dockerignore::IgnoreFile;
 use codebuilder_process::runner::{StepContext, StepError};
 use codebuilder_process::Output;
 use config::ConfigVars;
@@ -140,11 +142,17 @@ impl BuildpackBuild<'_> {
     /// Runs the builder with the pushed tree on its stdin; the buildpacks' output streams to
     /// the pusher as they print it.
     fn compile(&self, builder: &Builder, selection: &Selection) -> anyhow::Result<()> {
+        let ignore_list =
+            context::ignore_list(self.repo, self.rev, IgnoreFile::Slug, self.step.output)?;
         let mut archive = Command::new("git");
         archive
             .arg("--git-dir")
             .arg(self.repo)
             .args(["archive", "--format=tar", self.rev]);
+        let mut source = vec![archive];
+        if let Some(list) = &ignore_list {
+            source.push(context::filter_command(list.path())?);
+        }
         // Buildpacks print Heroku-style output themselves: keep their headers and indents.
         let step = StepContext {
             output: self.step.output,
@@ -154,12 +162,19 @@ impl BuildpackBuild<'_> {
         };
         builder
             .compile(
-                archive,
+                source,
                 &step,
                 self.remaining(),
                 self.settings.max_context_size.bytes(),
             )
-            .map_err(|e| self.compile_error(e, selection))
+            .map_err(|e| match e {
+                StepError::Failed { program, status } if context::is_filter(&program) => {
+                    anyhow!(
+                        "leaving out what .slugignore lists failed ({status}): see the line above"
+                    )
+                }
+                e => self.compile_error(e, selection),
+            })
     }
 
     /// The last line for a builder that stopped: what its exit status says, naming the

@@ -1,14 +1,18 @@
 //! The build context as `docker build .` makes it: the pushed tree without what its
-//! `.dockerignore` lists. `git archive` streams the tree as a tar; `codebuilder-build
-//! context-filter` sits between it and `docker build -` and copies the entries that stay,
-//! one at a time, never holding more than one entry's metadata. The Dockerfile and the
-//! `.dockerignore` always stay, as docker's own client keeps them: the build needs them.
+//! `.dockerignore` lists (for a buildpack build, what its `.slugignore` lists). `git archive`
+//! streams the tree as a tar; `codebuilder-build context-filter` sits between it and `docker
+//! build -` (or the builder container) and copies the entries that stay, one at a time, never
+//! holding more than one entry's metadata. The Dockerfile and the `.dockerignore` always stay,
+//! as docker's own client keeps them: the build needs them.
 
 use std::io::{self, Read, Write};
+use std::path::Path;
+use std::process::Command;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use codebuilder_process::{Output, RunError, QUICK};
 
-use crate::dockerignore::Patterns;
+use crate::dockerignore::{IgnoreFile, Patterns};
 
 /// Files that stay in the context whatever `.dockerignore` says.
 const ALWAYS_SENT: &[&str] = &["Dockerfile", ".dockerignore"];
@@ -72,6 +76,70 @@ fn keeps(patterns: &Patterns, name: &str) -> bool {
     let trimmed = name.trim_end_matches('/');
     let path = trimmed.strip_prefix("./").unwrap_or(trimmed);
     path.is_empty() || path == "." || ALWAYS_SENT.contains(&path) || !patterns.excludes(path)
+}
+
+/// The tree's `file` (`.dockerignore`, `.slugignore`) at `rev` of `repo`, checked and said,
+/// in `.dockerignore`'s terms in a file for [`filter_command`]; `None` without one (the tree
+/// then streams as it is) or when it lists nothing.
+pub fn ignore_list(
+    repo: &Path,
+    rev: &str,
+    file: IgnoreFile,
+    output: &Output,
+) -> anyhow::Result<Option<tempfile::NamedTempFile>> {
+    let name = file.name();
+    let git = |args: &[&str]| {
+        let mut git = Command::new("git");
+        git.arg("--git-dir").arg(repo).args(args);
+        git
+    };
+    let blob = format!("{rev}:{name}");
+    let read = match codebuilder_process::run(git(&["cat-file", "blob", &blob]), QUICK) {
+        Err(RunError::TooMuchOutput { .. }) => {
+            bail!(
+                "{name} is too large to be a list of patterns: shorten it, commit, and push again"
+            )
+        }
+        other => other?,
+    };
+    if !read.success() {
+        if codebuilder_process::run(git(&["cat-file", "-e", &blob]), QUICK)?.success() {
+            bail!("{name} is not a file: make it a file of patterns, commit, and push again");
+        }
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&read.stdout);
+    let (patterns, docker_text) = match file {
+        IgnoreFile::Docker => (Patterns::parse(&text)?, text.into_owned()),
+        IgnoreFile::Slug => Patterns::parse_slugignore(&text)?,
+    };
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let count = patterns.len();
+    let noun = if count == 1 { "pattern" } else { "patterns" };
+    output.step(&format!("Leaving out what {name} lists ({count} {noun})"));
+    let list = tempfile::Builder::new()
+        .prefix("codebuilder-ignore-")
+        .tempfile()
+        .context("cannot create a temporary file")?;
+    std::fs::write(list.path(), docker_text).context("cannot write a temporary file")?;
+    Ok(Some(list))
+}
+
+/// `codebuilder-build context-filter LIST`, to put between `git archive` and what reads the
+/// tree; a failure of it is told apart with [`is_filter`].
+pub fn filter_command(list: &Path) -> anyhow::Result<Command> {
+    let program = std::env::current_exe()
+        .context("cannot tell where codebuilder-build is, to filter the build context")?;
+    let mut filter = Command::new(program);
+    filter.arg("context-filter").arg(list);
+    Ok(filter)
+}
+
+/// Whether `program` (as a failed step names it) is the filter of [`filter_command`].
+pub fn is_filter(program: &str) -> bool {
+    std::env::current_exe().is_ok_and(|exe| exe.to_string_lossy() == program)
 }
 
 /// `codebuilder-build context-filter IGNORE_FILE`: the filter between `git archive` and

@@ -8,10 +8,36 @@
 
 use regex::Regex;
 
-/// What a `.dockerignore` line that docker would refuse says.
+/// The lists of files a build leaves out: `.dockerignore` for a Dockerfile build, Heroku's
+/// `.slugignore` for a buildpack build (its files are removed before the buildpacks run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreFile {
+    Docker,
+    Slug,
+}
+
+impl IgnoreFile {
+    /// The file's name at the root of the tree.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Docker => ".dockerignore",
+            Self::Slug => ".slugignore",
+        }
+    }
+
+    fn rules(self) -> &'static str {
+        match self {
+            Self::Docker => "docker's pattern rules",
+            Self::Slug => ".gitignore's rules, without ! lines, as on Heroku",
+        }
+    }
+}
+
+/// What a line that the file's rules refuse says.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error(".dockerignore line {line} ({pattern:?}) is not a valid pattern: fix it (docker's pattern rules), commit, and push again")]
+#[error("{} line {line} ({pattern:?}) is not a valid pattern: fix it ({}), commit, and push again", .file.name(), .file.rules())]
 pub struct PatternError {
+    pub file: IgnoreFile,
     pub line: usize,
     pub pattern: String,
 }
@@ -44,6 +70,21 @@ enum Rule {
 impl Patterns {
     /// Reads a `.dockerignore`'s text.
     pub fn parse(text: &str) -> Result<Self, PatternError> {
+        Self::parse_as(text, IgnoreFile::Docker)
+    }
+
+    /// Reads a `.slugignore`'s text: the patterns, and the same list in `.dockerignore`'s
+    /// terms (for `context-filter`).
+    pub fn parse_slugignore(text: &str) -> Result<(Self, String), PatternError> {
+        let docker = slug_to_docker(text)?;
+        let patterns = Self::parse_as(&docker, IgnoreFile::Slug).map_err(|e| PatternError {
+            pattern: text.lines().nth(e.line - 1).unwrap_or_default().to_owned(),
+            ..e
+        })?;
+        Ok((patterns, docker))
+    }
+
+    fn parse_as(text: &str, file: IgnoreFile) -> Result<Self, PatternError> {
         let mut patterns = Vec::new();
         for (index, line) in text.lines().enumerate() {
             let line = if index == 0 {
@@ -55,6 +96,7 @@ impl Patterns {
                 continue;
             }
             let bad = || PatternError {
+                file,
                 line: index + 1,
                 pattern: line.to_owned(),
             };
@@ -107,6 +149,40 @@ impl Patterns {
         }
         excluded
     }
+}
+
+/// A `.slugignore` in `.dockerignore`'s terms, line for line. As in `.gitignore`: a pattern
+/// without a `/` matches at any depth (`**/`), one with a `/` is relative to the root, and a
+/// trailing `/` goes (docker's patterns cannot say "directories only"). Heroku has no `!`
+/// lines.
+fn slug_to_docker(text: &str) -> Result<String, PatternError> {
+    let mut lines = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = if index == 0 {
+            line.strip_prefix('\u{feff}').unwrap_or(line)
+        } else {
+            line
+        };
+        let pattern = line.trim();
+        if pattern.is_empty() || pattern.starts_with('#') {
+            lines.push(String::new());
+            continue;
+        }
+        let pattern = pattern.trim_end_matches('/');
+        if pattern.is_empty() || pattern.starts_with('!') {
+            return Err(PatternError {
+                file: IgnoreFile::Slug,
+                line: index + 1,
+                pattern: line.to_owned(),
+            });
+        }
+        lines.push(if pattern.contains('/') {
+            pattern.to_owned()
+        } else {
+            format!("**/{pattern}")
+        });
+    }
+    Ok(lines.join("\n"))
 }
 
 impl Rule {
@@ -329,6 +405,50 @@ mod tests {
         assert_eq!(Patterns::parse("[a-").unwrap_err().line, 1);
         assert_eq!(Patterns::parse("a\n\nb\\").unwrap_err().line, 3);
         assert_eq!(Patterns::parse("# c\n\n  \n").unwrap().len(), 0);
+    }
+
+    /// `.slugignore` matches as `.gitignore` does: a name anywhere, a path from the root.
+    #[test]
+    fn slugignore_matches_as_gitignore_does() {
+        let (patterns, docker) =
+            Patterns::parse_slugignore("# art\n*.psd\n/docs/\nlib/tmp\n\n").unwrap();
+        assert_eq!(docker, "\n**/*.psd\n/docs\nlib/tmp\n");
+        assert_eq!(patterns.len(), 3);
+        for gone in [
+            "logo.psd",
+            "art/logo.psd",
+            "docs",
+            "docs/guide.txt",
+            "lib/tmp/x",
+        ] {
+            assert!(patterns.excludes(gone), "{gone}");
+        }
+        for kept in ["logo.psdx", "src/docs/kept.txt", "src/lib/tmp", "README"] {
+            assert!(!patterns.excludes(kept), "{kept}");
+        }
+        // What the filter reads says the same.
+        let again = Patterns::parse(&docker).unwrap();
+        assert!(again.excludes("art/logo.psd") && !again.excludes("src/docs/kept.txt"));
+    }
+
+    #[test]
+    fn bad_slugignore_lines_are_one_line_naming_the_file() {
+        for (text, line, pattern) in [
+            ("a\n!a\n", 2, "!a"),
+            ("/\n", 1, "/"),
+            ("ok\n[a-\n", 2, "[a-"),
+        ] {
+            let err = Patterns::parse_slugignore(text).unwrap_err();
+            assert_eq!(
+                (err.line, err.pattern.as_str()),
+                (line, pattern),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            Patterns::parse_slugignore("!keep").unwrap_err().to_string(),
+            ".slugignore line 1 (\"!keep\") is not a valid pattern: fix it (.gitignore's rules, without ! lines, as on Heroku), commit, and push again"
+        );
     }
 
     #[test]

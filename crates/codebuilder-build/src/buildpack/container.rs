@@ -218,18 +218,19 @@ impl<'a> Builder<'a> {
         step.run(vec![cat, copy], timeout, "copying the buildpacks")
     }
 
-    /// Starts the builder with `source` (a command printing the tree as tar) on its stdin,
-    /// stopped past `limit` bytes of it.
+    /// Starts the builder with `source` (commands piped into one another, printing the tree as
+    /// tar) on its stdin, stopped past `limit` bytes of it.
     pub fn compile(
         &self,
-        source: Command,
+        mut source: Vec<Command>,
         step: &StepContext,
         timeout: Duration,
         limit: u64,
     ) -> Result<(), StepError> {
         let mut start = self.docker();
         start.args(["start", "--attach", "--interactive", &self.name]);
-        step.run_limited(vec![source, start], timeout, "compiling", limit)
+        source.push(start);
+        step.run_limited(source, timeout, "compiling", limit)
     }
 
     /// Reads what the builder left in /codebuilder/out, within a size limit: the container's
