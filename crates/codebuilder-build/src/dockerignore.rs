@@ -86,18 +86,13 @@ impl Patterns {
 
     fn parse_as(text: &str, file: IgnoreFile) -> Result<Self, PatternError> {
         let mut patterns = Vec::new();
-        for (index, line) in text.lines().enumerate() {
-            let line = if index == 0 {
-                line.strip_prefix('\u{feff}').unwrap_or(line)
-            } else {
-                line
-            };
+        for (number, line) in numbered_lines(text) {
             if line.starts_with('#') {
                 continue;
             }
             let bad = || PatternError {
                 file,
-                line: index + 1,
+                line: number,
                 pattern: line.to_owned(),
             };
             let pattern = line.trim();
@@ -151,18 +146,21 @@ impl Patterns {
     }
 }
 
+/// The lines of a list, numbered from 1, without a leading byte order mark.
+fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line))
+}
+
 /// A `.slugignore` in `.dockerignore`'s terms, line for line. As in `.gitignore`: a pattern
 /// without a `/` matches at any depth (`**/`), one with a `/` is relative to the root, and a
 /// trailing `/` goes (docker's patterns cannot say "directories only"). Heroku has no `!`
 /// lines.
 fn slug_to_docker(text: &str) -> Result<String, PatternError> {
     let mut lines = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = if index == 0 {
-            line.strip_prefix('\u{feff}').unwrap_or(line)
-        } else {
-            line
-        };
+    for (number, line) in numbered_lines(text) {
         let pattern = line.trim();
         if pattern.is_empty() || pattern.starts_with('#') {
             lines.push(String::new());
@@ -172,7 +170,7 @@ fn slug_to_docker(text: &str) -> Result<String, PatternError> {
         if pattern.is_empty() || pattern.starts_with('!') {
             return Err(PatternError {
                 file: IgnoreFile::Slug,
-                line: index + 1,
+                line: number,
                 pattern: line.to_owned(),
             });
         }
