@@ -115,15 +115,18 @@ impl Formation {
     /// The stored scale of `app`; empty when it was never scaled.
     pub fn load(home: &Home, app: &AppName) -> io::Result<Self> {
         let path = path(home, app);
+        let unreadable = |kind, e: &dyn std::fmt::Display| {
+            io::Error::new(
+                kind,
+                format!("cannot read the scale of {app} ({}): {e}", path.display()),
+            )
+        };
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Self).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: {e}", path.display()),
-                )
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Self)
+                .map_err(|e| unreadable(io::ErrorKind::InvalidData, &e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(e),
+            Err(e) => Err(unreadable(e.kind(), &e)),
         }
     }
 

@@ -285,8 +285,7 @@ impl Build<'_> {
             map.insert("port".into(), port.into());
         }
         let types = processes.map_or_else(|| vec!["web"], Processes::names);
-        let formation = Formation::load(self.home, app)
-            .with_context(|| format!("cannot read the scale of {app}"))?;
+        let formation = Formation::load(self.home, app)?;
         let scale = formation.values(&types);
         // A Dockerfile app's release phase comes from its Procfile, if it has one.
         let procfile_release = match processes {
@@ -311,15 +310,7 @@ impl Build<'_> {
         }
         .describe(&record.pusher);
         store.record_cause(app, next, cause.clone())?;
-        let source = if chart.own {
-            "the app's own chart"
-        } else {
-            chart::write_default(chart.dir.path(), app, next, short)?;
-            "the default chart"
-        };
-        self.output.step(&format!(
-            "Deploying release {next} to namespace {app} with {source}"
-        ));
+        chart.ready_for(self.output, app, next, short)?;
         let deployed = deployer.run(&Release {
             chart: chart.dir.path(),
             values: values.iter().map(|v| v.path()).collect(),
@@ -440,6 +431,27 @@ pub struct Chart {
 }
 
 impl Chart {
+    /// Readies the chart for release `next` of `app`, built from commit `short` (the default
+    /// chart takes that number and sha), and tells the user which chart deploys it.
+    pub fn ready_for(
+        &self,
+        output: &Output,
+        app: &AppName,
+        next: u64,
+        short: &str,
+    ) -> anyhow::Result<()> {
+        let source = if self.own {
+            "the app's own chart"
+        } else {
+            chart::write_default(self.dir.path(), app, next, short)?;
+            "the default chart"
+        };
+        output.step(&format!(
+            "Deploying release {next} to namespace {app} with {source}"
+        ));
+        Ok(())
+    }
+
     /// The chart of revision `rev` of the app whose repository is `repo`.
     pub fn at(settings: &Settings, repo: &Path, rev: &str) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()

@@ -98,6 +98,12 @@ pub fn config_of(values: &serde_json::Value) -> Option<BTreeMap<String, String>>
     )
 }
 
+/// The image tag a release's values (from [`Deploy::values`]) name (`git-SHORT`); "" when
+/// they name none.
+pub fn image_tag_of(values: &serde_json::Value) -> &str {
+    values["image"]["tag"].as_str().unwrap_or_default()
+}
+
 /// The value a release's release command is kept under.
 const RELEASE_COMMAND: &str = "releaseCommand";
 
@@ -201,14 +207,13 @@ impl Deploy<'_> {
     }
 
     /// Goes back to `revision` (its image and config), waiting for its pods; first runs the
-    /// release command that revision kept, with its image and config.
-    pub fn rollback(&self, revision: u64) -> anyhow::Result<()> {
+    /// release command that revision kept, with its image and config. `values` are that
+    /// revision's ([`Deploy::values`]).
+    pub fn rollback(&self, revision: u64, values: &serde_json::Value) -> anyhow::Result<()> {
         let app = self.app;
-        let values = self.values(revision)?;
-        if let Some(command) = release_command_of(&values) {
-            let tag = values["image"]["tag"].as_str().unwrap_or_default();
-            let config = config_of(&values).unwrap_or_default();
-            self.release_phase(command, tag, &config, Trigger::Rollback)?;
+        if let Some(command) = release_command_of(values) {
+            let config = config_of(values).unwrap_or_default();
+            self.release_phase(command, image_tag_of(values), &config, Trigger::Rollback)?;
         }
         self.helm_step(self.helm().rollback(revision), "rolling back")
             .map_err(|why| anyhow!("the rollback of {app} to v{revision} failed ({why}): see 'releases {app}', and try again"))

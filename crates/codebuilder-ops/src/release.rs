@@ -111,18 +111,12 @@ impl Operator<'_> {
             bail!("{app} has no release to change: push it first");
         };
         let values = deployer.values(current)?;
-        let tag = values["image"]["tag"].as_str().unwrap_or_default();
+        let tag = codebuilder_deploy::image_tag_of(&values);
         let Some(sha) = tag.strip_prefix("git-").filter(|s| !s.is_empty()) else {
             bail!("release v{current} of {app} names no codebuilder image (image.tag {tag:?}): push the app again");
         };
         let chart = Chart::at(self.settings, &self.home.repo(app), sha)?;
         let next = deployer.prepare()?;
-        let source = if chart.own {
-            "the app's own chart"
-        } else {
-            chart::write_default(chart.dir.path(), app, next, sha)?;
-            "the default chart"
-        };
         // What the build set: the process types and the port.
         let mut kept = serde_json::Map::new();
         for key in ["processes", "port"] {
@@ -135,16 +129,12 @@ impl Operator<'_> {
         if let Some(Value::Object(processes)) = values.get("processes") {
             types.extend(processes.keys().map(String::as_str));
         }
-        let scale = Formation::load(self.home, app)
-            .with_context(|| format!("cannot read the scale of {app}"))?
-            .values(&types);
+        let scale = Formation::load(self.home, app)?.values(&types);
         let kept = chart::write_values(&Value::Object(kept))?;
         let scale = chart::write_values(&scale)?;
         let description = cause.describe(&self.by);
         ConfigStore::new(self.home).record_cause(app, next, description.clone())?;
-        self.output.step(&format!(
-            "Deploying release {next} to namespace {app} with {source}"
-        ));
+        chart.ready_for(self.output, app, next, sha)?;
         deployer.run(&Release {
             chart: chart.dir.path(),
             values: vec![kept.path(), scale.path()],
@@ -245,10 +235,9 @@ pub fn rollback(op: &Operator, target: Option<u64>) -> anyhow::Result<()> {
             config.vars = vars;
         }
         op.output.step(&format!("Rolling back {app} to v{target}"));
-        deployer.rollback(target)?;
+        deployer.rollback(target, &values)?;
         // The rolled-back release's replicas are not the scale ps:scale keeps.
-        let formation = Formation::load(op.home, app)
-            .with_context(|| format!("cannot read the scale of {app}"))?;
+        let formation = Formation::load(op.home, app)?;
         if formation.counts().next().is_some() {
             let pods = AppPods {
                 settings: op.settings,
