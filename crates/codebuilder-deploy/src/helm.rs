@@ -74,13 +74,7 @@ impl Helm<'_> {
         let out = run(metadata, QUICK)?;
         if !out.success() {
             let said = out.stderr_text();
-            bail!(
-                "{}",
-                explain_cluster_error(&said).unwrap_or_else(|| format!(
-                    "helm get metadata failed: {}",
-                    last_error_line(&said)
-                ))
-            );
+            bail!("{}", cluster_error(&said, "helm get metadata failed"));
         }
         let metadata: serde_json::Value = serde_json::from_slice(&out.stdout)
             .context("cannot read the output of helm get metadata")?;
@@ -98,11 +92,7 @@ impl Helm<'_> {
             if said.contains("release: not found") {
                 return Ok(None);
             }
-            bail!(
-                "{}",
-                explain_cluster_error(&said)
-                    .unwrap_or_else(|| format!("helm status failed: {}", last_error_line(&said)))
-            );
+            bail!("{}", cluster_error(&said, "helm status failed"));
         }
         let status: Status =
             serde_json::from_slice(&out.stdout).context("cannot read the output of helm status")?;
@@ -136,11 +126,7 @@ impl Helm<'_> {
             if said.contains("release: not found") {
                 return Ok(Vec::new());
             }
-            bail!(
-                "{}",
-                explain_cluster_error(&said)
-                    .unwrap_or_else(|| format!("helm history failed: {}", last_error_line(&said)))
-            );
+            bail!("{}", cluster_error(&said, "helm history failed"));
         }
         serde_json::from_slice(&out.stdout).context("cannot read the output of helm history")
     }
@@ -154,13 +140,7 @@ impl Helm<'_> {
         let out = run(values, QUICK)?;
         if !out.success() {
             let said = out.stderr_text();
-            bail!(
-                "{}",
-                explain_cluster_error(&said).unwrap_or_else(|| format!(
-                    "helm get values failed: {}",
-                    last_error_line(&said)
-                ))
-            );
+            bail!("{}", cluster_error(&said, "helm get values failed"));
         }
         serde_json::from_slice(&out.stdout).context("cannot read the output of helm get values")
     }
@@ -248,6 +228,12 @@ pub(crate) fn last_error_line(said: &str) -> String {
         .or(lines.last())
         .map(|l| l.trim_start_matches("Error:").trim().to_owned())
         .unwrap_or_else(|| "no output".to_owned())
+}
+
+/// One line for a cluster tool that failed: the refusal explained when the cluster refused,
+/// else `failed` and the tool's own last error line.
+pub(crate) fn cluster_error(said: &str, failed: impl std::fmt::Display) -> String {
+    explain_cluster_error(said).unwrap_or_else(|| format!("{failed}: {}", last_error_line(said)))
 }
 
 /// One line for the errors that are about the cluster rather than the app: a permission

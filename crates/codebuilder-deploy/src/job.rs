@@ -14,7 +14,7 @@ use codebuilder_process::{run, run_with_input, StepContext, StepError, QUICK};
 use serde_json::{json, Value};
 
 use crate::config_secret;
-use crate::helm::{explain_cluster_error, last_error_line};
+use crate::helm::cluster_error;
 use crate::tenancy::{app_kubectl, APP_LABEL, CODEBUILDER, MANAGED_BY};
 use crate::tool_error;
 
@@ -213,8 +213,7 @@ impl OneOff<'_> {
     }
 
     fn cluster_error(&self, said: &str, what: &str) -> String {
-        explain_cluster_error(said)
-            .unwrap_or_else(|| format!("cannot {what} in {}: {}", self.app, last_error_line(said)))
+        cluster_error(said, format_args!("cannot {what} in {}", self.app))
     }
 
     fn manifest(&self, name: &str) -> anyhow::Result<Value> {

@@ -10,7 +10,7 @@ use codebuilder_process::{run, QUICK};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::helm::{explain_cluster_error, last_error_line};
+use crate::helm::cluster_error;
 use crate::tenancy::{app_kubectl, Namespace, Tenancy};
 use crate::tool_error;
 
@@ -69,8 +69,7 @@ impl AppPods<'_> {
     }
 
     fn cluster_error(&self, said: &str, what: &str) -> String {
-        explain_cluster_error(said)
-            .unwrap_or_else(|| format!("cannot {what} of {}: {}", self.app, last_error_line(said)))
+        cluster_error(said, format_args!("cannot {what} of {}", self.app))
     }
 
     /// The app's process types, web first, each with its pods; none while codebuilder has

@@ -9,7 +9,7 @@ use anyhow::bail;
 use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{run, Output, QUICK};
 
-use crate::helm::{explain_cluster_error, last_error_line, Helm};
+use crate::helm::{cluster_error, Helm};
 use crate::tenancy::{app_user, Namespace, Tenancy};
 use crate::{tool_error, HELM_MARGIN};
 
@@ -57,10 +57,7 @@ pub fn remove(settings: &Settings, app: &AppName, output: &Output) -> anyhow::Re
             let said = out.stderr_text();
             bail!(
                 "{}",
-                explain_cluster_error(&said).unwrap_or_else(|| format!(
-                    "helm uninstall {app} failed: {}",
-                    last_error_line(&said)
-                ))
+                cluster_error(&said, format_args!("helm uninstall {app} failed"))
             );
         }
     }
@@ -77,10 +74,7 @@ pub fn remove(settings: &Settings, app: &AppName, output: &Output) -> anyhow::Re
         let said = out.stderr_text();
         bail!(
             "{}",
-            explain_cluster_error(&said).unwrap_or_else(|| format!(
-                "cannot remove the namespace {app}: {}",
-                last_error_line(&said)
-            ))
+            cluster_error(&said, format_args!("cannot remove the namespace {app}"))
         );
     }
     // Gone once the namespace controller has removed what it held: codebuilder's own

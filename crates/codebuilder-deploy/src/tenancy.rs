@@ -11,7 +11,7 @@ use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{run, run_with_input, QUICK};
 use serde_json::{json, Value};
 
-use crate::helm::{explain_cluster_error, last_error_line};
+use crate::helm::cluster_error;
 use crate::tool_error;
 
 /// The label of everything codebuilder makes: namespaces, helm releases.
@@ -72,10 +72,7 @@ impl Tenancy<'_> {
             }
             bail!(
                 "{}",
-                explain_cluster_error(&said).unwrap_or_else(|| format!(
-                    "cannot look up the namespace {app}: {}",
-                    last_error_line(&said)
-                ))
+                cluster_error(&said, format_args!("cannot look up the namespace {app}"))
             );
         }
         let namespace: Value = serde_json::from_slice(&out.stdout)
@@ -149,11 +146,7 @@ impl Tenancy<'_> {
             .map_err(|e| tool_error(e, "CODEBUILDER_KUBECTL"))?;
         if !out.success() {
             let said = out.stderr_text();
-            bail!(
-                "{}",
-                explain_cluster_error(&said)
-                    .unwrap_or_else(|| format!("cannot {what}: {}", last_error_line(&said)))
-            );
+            bail!("{}", cluster_error(&said, format_args!("cannot {what}")));
         }
         Ok(())
     }
