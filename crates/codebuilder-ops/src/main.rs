@@ -180,41 +180,24 @@ fn main() -> ExitCode {
         };
         let mut out = io::stdout();
         match cli.command {
-            Command::Builds { app: name, json } => codebuilder_build::commands::builds(
-                &home,
-                app(&name)?.as_str(),
-                json,
-                &mut io::stdout().lock(),
-            )?,
+            Command::Builds { app: name, json } => {
+                codebuilder_build::commands::builds(&home, app(&name)?.as_str(), json, &mut out)?
+            }
             Command::Apps { json } => {
                 let viewer = Viewer::from_env(&home, &settings)?;
-                apps::list(&home, &settings, &viewer, json, &mut io::stdout().lock())?
+                apps::list(&home, &settings, &viewer, json, &mut out)?
             }
             Command::AppsInfo { app: name, json } => {
                 let app = app(&name)?;
                 let viewer = Viewer::from_env(&home, &settings)?;
-                apps::info(
-                    &home,
-                    &settings,
-                    &app,
-                    &viewer,
-                    json,
-                    &mut io::stdout().lock(),
-                )?
+                apps::info(&home, &settings, &app, &viewer, json, &mut out)?
             }
-            Command::AppsDestroy { app: name, confirm } => destroy::destroy(
-                &home,
-                &settings,
-                &app(&name)?,
-                confirm.as_deref(),
-                &Output::stdout(),
-            )?,
-            Command::BuildsLog { app: name, number } => builds::log(
-                &home,
-                &app(&name)?,
-                number.as_deref(),
-                &mut io::stdout().lock(),
-            )?,
+            Command::AppsDestroy { app: name, confirm } => {
+                destroy::destroy(&home, &settings, &app(&name)?, confirm.as_deref(), &output)?
+            }
+            Command::BuildsLog { app: name, number } => {
+                builds::log(&home, &app(&name)?, number.as_deref(), &mut out)?
+            }
             Command::Rebuild {
                 app: name,
                 revision,
@@ -260,17 +243,10 @@ fn main() -> ExitCode {
                 release::rollback(&operator(app), version)?
             }
             Command::Ps { app: name, json } => {
-                ps::ps(&settings, &app(&name)?, json, &mut io::stdout().lock())?;
+                ps::ps(&settings, &app(&name)?, json, &mut out)?;
             }
             Command::PsScale { app: name, scale } => {
-                ps::scale(
-                    &home,
-                    &settings,
-                    &app(&name)?,
-                    &scale,
-                    &cancel,
-                    &mut io::stdout().lock(),
-                )?;
+                ps::scale(&home, &settings, &app(&name)?, &scale, &cancel, &mut out)?;
             }
             Command::Logs {
                 app: name,
