@@ -58,6 +58,14 @@ struct StatusInfo {
 /// and the stored scale is put back after it.
 const APPLY: [&str; 3] = ["--server-side", "true", "--force-conflicts"];
 
+/// How upgrades and rollbacks wait for the rollout: helm 3's waiter, which asks the API server
+/// itself (a quorum read) until the new ReplicaSet of every Deployment has its pods ready. Helm
+/// 4's default (`watcher`) starts from a list served by the API server's watch cache, which can
+/// still hold the Deployment from before the upgrade and call it ready: `Done ... is live` was
+/// then printed while the old pod still served (seen in CI, and 1 upgrade in 25 under load on
+/// one node; none in 30 with this waiter).
+const WAIT: &str = "--wait=legacy";
+
 impl Helm<'_> {
     fn command(&self) -> Command {
         let mut helm = Command::new(&self.settings.helm);
@@ -172,7 +180,7 @@ impl Helm<'_> {
             .arg(chart)
             .args(APPLY)
             .args(["--labels", &format!("{MANAGED_BY}={CODEBUILDER}")])
-            .arg("--wait")
+            .arg(WAIT)
             .args(["--timeout", &seconds(settings.deploy_timeout)]);
         for file in values {
             helm.arg("--values").arg(file);
@@ -189,14 +197,9 @@ impl Helm<'_> {
     /// `helm rollback` to `revision`, waiting for its pods.
     pub fn rollback(&self, revision: u64) -> Command {
         let mut helm = self.command();
-        helm.args([
-            "rollback",
-            self.app.as_str(),
-            &revision.to_string(),
-            "--wait",
-        ])
-        .args(APPLY)
-        .args(["--timeout", &seconds(self.settings.deploy_timeout)]);
+        helm.args(["rollback", self.app.as_str(), &revision.to_string(), WAIT])
+            .args(APPLY)
+            .args(["--timeout", &seconds(self.settings.deploy_timeout)]);
         helm
     }
 
