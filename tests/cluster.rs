@@ -19,7 +19,7 @@ use codebuilder_tests::*;
 fn a_push_goes_live_upgrades_and_a_release_that_cannot_run_is_rolled_back() {
     let cluster = cluster();
     let host = HostPort::new();
-    let server = deploying_server(ACCOUNT, &host, "40s", &[]);
+    let server = deploying_server(ACCOUNT, &host, &[]);
     let dev = server.add_user("dev", false);
     let app = app_name("live");
     let work = repo_with("main", &web_app_files("v1\n"));
@@ -88,7 +88,7 @@ fn a_push_goes_live_upgrades_and_a_release_that_cannot_run_is_rolled_back() {
 fn the_port_an_image_exposes_is_where_the_app_serves_and_is_probed() {
     let exposed = free_port();
     let host = HostPort::exposed(exposed);
-    let server = deploying_server(ACCOUNT, &host, "40s", &[]);
+    let server = deploying_server(ACCOUNT, &host, &[]);
     let dev = server.add_user("dev", false);
     let app = app_name("exposed");
     let mut files = web_app_files("exposed\n");
@@ -113,7 +113,7 @@ fn the_port_an_image_exposes_is_where_the_app_serves_and_is_probed() {
 fn a_deploy_killed_mid_rollout_is_recovered_by_the_next_push() {
     let cluster = cluster();
     let host = HostPort::new();
-    let server = deploying_server(ACCOUNT, &host, "120s", &[]);
+    let server = deploying_server(ACCOUNT, &host, &[]);
     let dev = server.add_user("dev", false);
     let app = app_name("pending");
     let work = repo_with("main", &web_app_files("v1\n"));
@@ -230,7 +230,7 @@ fn a_permission_the_cluster_refuses_is_named_with_where_to_grant_it() {
         cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
     }
     let host = HostPort::new();
-    let server = deploying_server(account, &host, "40s", &[]);
+    let server = deploying_server(account, &host, &[]);
     let dev = server.add_user("dev", false);
     let app = app_name("forbidden");
     let work = repo_with("main", &web_app_files("v1\n"));

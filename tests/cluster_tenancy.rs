@@ -38,7 +38,7 @@ fn set_template(work: &std::path::Path, template: &str) -> String {
 fn a_chart_cannot_reach_outside_its_namespace() {
     let cluster = cluster();
     let host = HostPort::new();
-    let server = deploying_server(ACCOUNT, &host, "40s", &[]);
+    let server = deploying_server(ACCOUNT, &host, &[]);
     let dev = server.add_user("dev", false);
     let app = app_name("reach");
     let other = app_name("other");
@@ -135,7 +135,7 @@ fn a_chart_cannot_reach_outside_its_namespace() {
 fn a_namespace_or_release_codebuilder_did_not_make_is_not_taken_over() {
     let cluster = cluster();
     let host = HostPort::new();
-    let server = deploying_server(ACCOUNT, &host, "40s", &[]);
+    let server = deploying_server(ACCOUNT, &host, &[]);
     let dev = server.add_user("dev", false);
 
     // The cluster's own cert-manager, made by hand: a push of that name builds nothing.
@@ -230,7 +230,6 @@ fn a_chart_with_links_or_over_the_limits_is_refused() {
     let server = deploying_server(
         ACCOUNT,
         &host,
-        "40s",
         &[
             ("CODEBUILDER_MAX_CHART_SIZE", "1K"),
             ("CODEBUILDER_MAX_CHART_FILES", "5"),

@@ -215,7 +215,7 @@ fn apps_destroy_removes_the_release_and_the_namespace_codebuilder_made_only() {
     };
     let cluster = cluster();
     let host = HostPort::new();
-    let server = deploying_server(ACCOUNT, &host, "60s", &[]);
+    let server = deploying_server(ACCOUNT, &host, &[]);
     let dev = server.add_user("dev", false);
     let app = app_name("destroyed");
     let work = repo_with("main", &web_app_files("destroy me"));

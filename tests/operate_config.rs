@@ -41,7 +41,7 @@ fn pod_env(host: &HostPort) -> Vec<String> {
 fn config_set_reaches_the_pod_as_a_release_and_rollback_restores_image_and_config() {
     let cluster = cluster();
     let host = HostPort::new();
-    let server = deploying_server(ACCOUNT, &host, "30s", &[]);
+    let server = deploying_server(ACCOUNT, &host, &[]);
     let dev = server.add_user("dev", false);
     let app = app_name("config");
     let work = repo_with("main", &env_app_files("v1\n"));

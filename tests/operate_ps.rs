@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use codebuilder_tests::cluster::{
     app_name, cluster, deploying_server, error_line, processes_with, push, HostPort, ACCOUNT,
+    ROLLOUT,
 };
 use codebuilder_tests::*;
 
@@ -42,7 +43,7 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 fn release_phase_ps_run_logs_and_a_kept_scale() {
     let cluster = cluster();
     let host = HostPort::new();
-    let server = deploying_server(ACCOUNT, &host, "60s", &[]);
+    let server = deploying_server(ACCOUNT, &host, &[]);
     let dev = server.add_user("dev", false);
     let app = app_name("ps");
     let work = repo_with("main", &app_files("v1\n", "release: echo migrating\n"));
@@ -217,12 +218,13 @@ fn release_phase_ps_run_logs_and_a_kept_scale() {
         "{}",
         text(&out.stderr)
     );
+    // ps:scale does not wait for the pod to serve.
     let out = dev.ssh(&["ps:scale", &app, "web=1"], b"");
     assert_eq!(
         text(&out.stdout),
         format!("Scaled {app} web to 1 (was 0)\n")
     );
-    assert_eq!(host.served(Duration::from_secs(20)), "v3\n");
+    assert_eq!(host.served(ROLLOUT), "v3\n");
 
     // A config change and a rollback run the release phase too, with the config of the
     // release they make; when it fails, the config and the running release stay as they were.

@@ -176,22 +176,26 @@ impl Cluster {
     }
 }
 
+/// How long a test deploy may take (`CODEBUILDER_DEPLOY_TIMEOUT`), and a scale-up to serve.
+/// A Recreate rollout starts the new pod once the old one is gone from the API, and this
+/// kubelet (1.20) removes a deleted pod only after its stopped sandbox: at once, usually, but
+/// when the sandbox stopped before the app's container was cleaned up, at the next container
+/// garbage collection (every minute) and status sync (every 10 s): 61 s seen, 72 s at worst.
+pub const ROLLOUT: Duration = Duration::from_secs(120);
+
 /// A codebuilder that deploys to the test cluster as `account`, with the operator values of
-/// `host` (hostNetwork on its own port) and `settings` of the test's own.
-pub fn deploying_server(
-    account: &str,
-    host: &HostPort,
-    timeout: &str,
-    settings: &[(&str, &str)],
-) -> Server {
+/// `host` (hostNetwork on its own port), `ROLLOUT` to deploy in, and `settings` of the test's
+/// own.
+pub fn deploying_server(account: &str, host: &HostPort, settings: &[(&str, &str)]) -> Server {
     require_docker();
     let cluster = cluster();
     let kubeconfig = cluster.account_kubeconfig(account);
+    let timeout = format!("{}s", ROLLOUT.as_secs());
     let mut env = vec![
         ("KUBECONFIG", kubeconfig.as_str()),
         ("CODEBUILDER_REGISTRY", cluster.registry.as_str()),
         ("CODEBUILDER_DEPLOY_VALUES", host.values.to_str().unwrap()),
-        ("CODEBUILDER_DEPLOY_TIMEOUT", timeout),
+        ("CODEBUILDER_DEPLOY_TIMEOUT", timeout.as_str()),
         ("CODEBUILDER_BUILD_NETWORK", "host"),
     ];
     env.extend_from_slice(settings);
