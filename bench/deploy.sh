@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks push to "live" on a real cluster: a one-line change pushed through codebuilder
-# (build from cache, image push, helm upgrade --wait) until the pod serves the new content,
-# against `helm upgrade --install --wait` by hand of an image already in the registry, with the
+# (build from cache, image push, helm upgrade --wait=legacy) until the pod serves the new content,
+# against `helm upgrade --install --wait=legacy` by hand of an image already in the registry, with the
 # same default chart and operator values, until the pod serves it.
 #
-# The cluster is the one KUBECONFIG + CODEBUILDER_TEST_REGISTRY name; without them this script
-# starts its own on loopback (scripts/cluster.sh up) and stops it at the end. Pods use the
+# The cluster is the one KUBECONFIG + CODEBUILDER_TEST_REGISTRY name (codebuilder.yaml applied);
+# without them this script starts its own on loopback (scripts/cluster.sh up), applies
+# codebuilder.yaml's RBAC, and stops it at the end. Pods use the
 # host's network on a port of their own and a Recreate strategy (CODEBUILDER_DEPLOY_VALUES), as
 # in tests/cluster.rs.
 #
@@ -16,6 +17,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-5}
+# The docker CLI both sides use: Debian's, with BuildKit built in (the one the image ships).
+DOCKER=${DOCKER:-/usr/bin/docker}
 
 bench_init
 export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 GIT_SSH_COMMAND="$SSH_CMD"
@@ -30,6 +33,11 @@ if [ -z "${KUBECONFIG:-}" ]; then
   trap stop_cluster EXIT
   # shellcheck disable=SC1091
   set -a && source "$cluster_dir/env" && set +a
+  # codebuilder.yaml's RBAC (the ClusterRole codebuilder-app each deploy runs as), as the
+  # tests apply it; its pod and registry proxy cannot run here.
+  kubectl apply -f codebuilder.yaml >/dev/null
+  kubectl -n codebuilder scale deployment/codebuilder --replicas=0 >/dev/null
+  kubectl -n codebuilder delete daemonset/codebuilder-registry-proxy --ignore-not-found >/dev/null
 fi
 [ -n "${CODEBUILDER_TEST_REGISTRY:-}" ] || die "KUBECONFIG is set: set CODEBUILDER_TEST_REGISTRY too"
 registry=$CODEBUILDER_TEST_REGISTRY
@@ -48,7 +56,8 @@ chmod 0644 "$WORK/values.json" "$WORK/manual-values.json"
 home="$WORK/home"
 install -d -m 0755 "$home"
 start_codebuilder "$home" "KUBECONFIG=$WORK/kubeconfig" "CODEBUILDER_REGISTRY=$registry" \
-  "CODEBUILDER_DEPLOY_VALUES=$WORK/values.json" "CODEBUILDER_BUILD_NETWORK=host"
+  "CODEBUILDER_DEPLOY_VALUES=$WORK/values.json" "CODEBUILDER_BUILD_NETWORK=host" \
+  "CODEBUILDER_DOCKER=$DOCKER"
 "$BIN/codebuilder-keys" --home "$home" add bench "$WORK/client/id.pub" >/dev/null
 app="bench-live-$$"
 manual="bench-manual-$$"
@@ -86,13 +95,13 @@ await_body "$web_port" v0
 "$BIN/codebuilder-build" chart "$manual" "$WORK/chart" >/dev/null
 for tag in a b; do
   echo "manual-$tag" >"$repo/www/index.html"
-  docker build -q --network host -t "$registry/$manual:$tag" "$repo" >/dev/null
-  docker push -q "$registry/$manual:$tag" >/dev/null
+  "$DOCKER" build -q --network host -t "$registry/$manual:$tag" "$repo" >/dev/null
+  "$DOCKER" push -q "$registry/$manual:$tag" >/dev/null
 done
 git -C "$repo" checkout -q -- www/index.html
 manual_deploy() { # TAG
   helm upgrade --install "$manual" "$WORK/chart" --namespace "$manual" --create-namespace \
-    --wait --timeout 120s --values "$WORK/manual-values.json" \
+    --wait=legacy --timeout 120s --values "$WORK/manual-values.json" \
     --set-string "image.repository=$registry/$manual" --set-string "image.tag=$1" >/dev/null
 }
 manual_deploy a
@@ -125,6 +134,6 @@ helm uninstall "$manual" -n "$manual" --wait >/dev/null 2>&1 || true
 
 echo "| push to live ($ROUNDS interleaved rounds, medians) | ms |"
 echo "|---|---|"
-echo "| codebuilder: one-line change pushed (build from cache, image push, helm upgrade --wait) | $cb |"
-echo "| helm upgrade --install --wait by hand, image already in the registry | $hand |"
+echo "| codebuilder: one-line change pushed (build from cache, image push, helm upgrade --wait=legacy) | $cb |"
+echo "| helm upgrade --install --wait=legacy by hand, image already in the registry | $hand |"
 echo "| ratio | $(awk -v a="$cb" -v b="$hand" 'BEGIN {printf "%.2f", a / b}')x |"
