@@ -129,19 +129,7 @@ fn push_builds_the_image_streams_output_and_records_the_build() {
 
     // The image runs: busybox httpd serves its own filesystem on $PORT.
     let image = format!("{}/webapp:git-{}", registry.address(), short(&sha));
-    let out = Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "--network",
-            "host",
-            &image,
-            "/bin/busybox",
-            "cat",
-            "/built",
-        ])
-        .output()
-        .unwrap();
+    let out = run_in_image(&image, &["/bin/busybox", "cat", "/built"]);
     assert_eq!(text(&out.stdout), "compiled\n", "{}", text(&out.stderr));
 
     // A second push redeploys: new tag, ref moves.
@@ -1008,11 +996,7 @@ fn a_build_cannot_write_to_the_registry_and_another_apps_image_stays() {
 
 /// The files under /ctx of `image` (its Dockerfile copies the build context there).
 fn context_files(image: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["run", "--rm", "--network", "none", image])
-        .args(["/bin/busybox", "find", "/ctx", "-type", "f"])
-        .output()
-        .unwrap();
+    let out = run_in_image(image, &["/bin/busybox", "find", "/ctx", "-type", "f"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let mut files: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
     files.sort();

@@ -126,11 +126,7 @@ fn buildkit_multi_stage_cache_mounts_cached_steps_and_push_options() {
 
     // Both stages made the image.
     let image = format!("{}/bkapp:git-{}", registry.address(), short(&second));
-    let out = Command::new("docker")
-        .args(["run", "--rm", "--network", "host", &image])
-        .args(["/bin/busybox", "cat", "/deps.done", "/built"])
-        .output()
-        .unwrap();
+    let out = run_in_image(&image, &["/bin/busybox", "cat", "/deps.done", "/built"]);
     assert!(
         text(&out.stdout).ends_with("v2\n") && text(&out.stdout).starts_with("left-pad 1.3.0"),
         "{}{}",

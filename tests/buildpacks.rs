@@ -319,23 +319,15 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
     );
 
     // What .slugignore lists never reached the buildpacks, nor the image.
-    let out = Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "--network",
-            "host",
-            "--entrypoint",
+    let out = run_in_image(
+        &image,
+        &[
             "/app/bin/busybox",
-        ])
-        .arg(&image)
-        .args([
             "sh",
             "-c",
             "find /app -name '*.psd'; find /app -path /app/docs; cat /app/lib/docs/kept.txt",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(text(&out.stdout), "kept\n", "{}", text(&out.stderr));
 
     // It serves on $PORT, with WEB_ROOT from .profile.d.

@@ -534,6 +534,25 @@ pub fn head(dir: &Path) -> String {
     text(&out.stdout).trim().to_owned()
 }
 
+/// Runs `command` (a program of the image, then its arguments) once in a container of `image`,
+/// without a network, and returns its output; the container is removed.
+pub fn run_in_image(image: &str, command: &[&str]) -> Output {
+    let (program, args) = command.split_first().expect("a command to run");
+    Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            program,
+            image,
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// Fails the test with a clear message when no Docker Engine answers.
 pub fn require_docker() {
     let ok = Command::new("docker")
