@@ -161,7 +161,7 @@ fn read_access_clones_push_access_pushes_and_remove_takes_it_back() {
     let out = bob.git(&mine, &["push", "origin", "feature"]);
     assert_eq!(
         refused(&out),
-        "error: key bob can only clone shop: ask its owner or an admin to run 'access:add shop bob' for push access"
+        "error: key bob has read access to shop only, and git push needs push access: ask its owner or an admin to run 'access:add shop bob'"
     );
     assert_eq!(
         server.server_ref("shop", "refs/heads/feature"),
@@ -350,7 +350,7 @@ fn declared_access_is_merged_and_cannot_be_removed_over_ssh() {
     let out = carol.git(work.path(), &["push", &carol.url("shop"), "feature:x"]);
     assert_eq!(
         refused(&out),
-        "error: key carol can only clone shop: ask its owner or an admin to run 'access:add shop carol' for push access"
+        "error: key carol has read access to shop only, and git push needs push access: ask its owner or an admin to run 'access:add shop carol'"
     );
     let out = alice.ssh(&["access:remove", "shop", "carol"], b"");
     assert_eq!(

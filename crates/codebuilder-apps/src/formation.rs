@@ -35,7 +35,8 @@ pub enum ScaleError {
 }
 
 /// A process type: a Procfile name that can be a Kubernetes name and label value.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ProcessType(String);
 
 impl ProcessType {
@@ -62,6 +63,19 @@ impl ProcessType {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for ProcessType {
+    type Error = ScaleError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ProcessType> for String {
+    fn from(value: ProcessType) -> Self {
+        value.0
     }
 }
 

@@ -13,23 +13,9 @@ use codebuilder_core::{AppName, Fingerprint, Home};
 pub fn log(
     home: &Home,
     app: &AppName,
-    number: Option<&str>,
+    wanted: Option<u64>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let wanted = match number {
-        Some(text) => Some(
-            text.parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0 && text.bytes().all(|b| b.is_ascii_digit()))
-                .with_context(|| {
-                    format!(
-                        "{} is not a build number: 'builds {app}' lists them",
-                        printable(text)
-                    )
-                })?,
-        ),
-        None => None,
-    };
     let records = Records::new(home, app).list()?;
     let record = match wanted {
         None => records

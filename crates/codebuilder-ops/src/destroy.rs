@@ -24,15 +24,15 @@ fn confirm_line(app: &AppName) -> String {
     format!("apps:destroy removes {app}, its repository, builds, images and deployment for good: to confirm, run 'apps:destroy {app} --confirm {app}'")
 }
 
-/// Destroys `app` once `confirm` names it.
+/// Destroys `app` once `confirmed` (`--confirm` named it).
 pub fn destroy(
     home: &Home,
     settings: &Settings,
     app: &AppName,
-    confirm: Option<&str>,
+    confirmed: bool,
     output: &Output,
 ) -> anyhow::Result<()> {
-    if confirm != Some(app.as_str()) {
+    if !confirmed {
         bail!("{}", confirm_line(app));
     }
     let apps = AppStore::new(home, &settings.namespace, settings.config_access.clone());
