@@ -300,7 +300,16 @@ impl Server {
 
     /// Runs `codebuilder-build` against this home, as an admin would.
     pub fn build_cli(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(bin_dir().join("codebuilder-build"));
+        self.admin_cli("codebuilder-build", args)
+    }
+
+    /// Runs `codebuilder-ops` against this home, as an admin through `kubectl exec` would.
+    pub fn ops_cli(&self, args: &[&str]) -> Output {
+        self.admin_cli("codebuilder-ops", args)
+    }
+
+    fn admin_cli(&self, binary: &str, args: &[&str]) -> Output {
+        let mut command = Command::new(bin_dir().join(binary));
         command.arg("--home").arg(self.home.path()).args(args);
         for (k, v) in &self.env {
             command.env(k, v);
@@ -752,9 +761,9 @@ pub fn repo_with(branch: &str, files: &[(&'static str, Vec<u8>)]) -> tempfile::T
     make_repo(branch, &borrowed)
 }
 
-/// The build records of `app`, oldest first (`codebuilder-build builds APP --json`).
+/// The build records of `app`, oldest first (`codebuilder-ops builds APP --json`).
 pub fn builds(server: &Server, app: &str) -> Vec<serde_json::Value> {
-    let out = server.build_cli(&["builds", app, "--json"]);
+    let out = server.ops_cli(&["builds", app, "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     serde_json::from_slice::<serde_json::Value>(&out.stdout)
         .unwrap()

@@ -43,6 +43,15 @@ pub fn stop_flag() -> std::io::Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+/// The binary that builds: git's pre-receive hook, and the build context's filter.
+pub const BUILD_BINARY: &str = "codebuilder-build";
+
+/// The codebuilder binary `name`, installed beside the running one (the image keeps them all
+/// in /usr/local/lib/codebuilder; a symlink on PATH resolves to it).
+pub fn sibling(name: &str) -> std::io::Result<std::path::PathBuf> {
+    Ok(std::env::current_exe()?.with_file_name(name))
+}
+
 /// Folds a message onto one line, so that it cannot forge further lines of output.
 pub fn one_line(message: &str) -> String {
     message.replace(['\n', '\r'], " ")

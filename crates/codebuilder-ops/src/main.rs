@@ -181,7 +181,7 @@ fn main() -> ExitCode {
         let mut out = io::stdout();
         match cli.command {
             Command::Builds { app: name, json } => {
-                codebuilder_build::commands::builds(&home, app(&name)?.as_str(), json, &mut out)?
+                builds::list(&home, &app(&name)?, json, &mut out)?
             }
             Command::Apps { json } => {
                 let viewer = Viewer::from_env(&home, &settings)?;
