@@ -256,6 +256,21 @@ impl Server {
         fs::read_to_string(self.home.path().join("sshd.log")).unwrap_or_default()
     }
 
+    /// codebuilder's log once it has `line`: a session's lines reach it through the relay,
+    /// which may write them after the session has ended. Panics with the log if 10 s pass
+    /// without it.
+    pub fn log_with(&self, line: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(line) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "no {line:?} in the log:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Runs `codebuilder-keys` against this home, as an admin through `kubectl exec` would.
     pub fn keys(&self, args: &[&str], stdin: &[u8]) -> Output {
         run_with_stdin(
