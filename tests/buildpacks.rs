@@ -319,15 +319,9 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
     );
 
     // What .slugignore lists never reached the buildpacks, nor the image.
-    let out = run_in_image(
-        &image,
-        &[
-            "/app/bin/busybox",
-            "sh",
-            "-c",
-            "find /app -name '*.psd'; find /app -path /app/docs; cat /app/lib/docs/kept.txt",
-        ],
-    );
+    let slug_check =
+        "find /app -name '*.psd'; find /app -path /app/docs; cat /app/lib/docs/kept.txt";
+    let out = run_in_image(&image, &["/app/bin/busybox", "sh", "-c", slug_check]);
     assert_eq!(text(&out.stdout), "kept\n", "{}", text(&out.stderr));
 
     // It serves on $PORT, with WEB_ROOT from .profile.d.
@@ -351,13 +345,29 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
         "{stderr}"
     );
     assert!(!stderr.contains("cache miss"), "{stderr}");
-    assert_eq!(server.server_ref("bpweb", "refs/heads/main"), Some(second));
+    assert_eq!(
+        server.server_ref("bpweb", "refs/heads/main"),
+        Some(second.clone())
+    );
+
+    // A rebuild over ssh builds what the push built: without what .slugignore lists.
+    let output = said(&dev.ssh(&["rebuild", "bpweb"], b""));
+    assert!(
+        output
+            .lines()
+            .any(|l| l == "-----> Leaving out what .slugignore lists (2 patterns)"),
+        "{output}"
+    );
+    let image = format!("{}/bpweb:git-{}", registry.address(), short(&second));
+    let out = run_in_image(&image, &["/app/bin/busybox", "sh", "-c", slug_check]);
+    assert_eq!(text(&out.stdout), "kept\n", "{}", text(&out.stderr));
     let records = builds(&server, "bpweb");
-    assert_eq!(records.len(), 2);
+    assert_eq!(records.len(), 3);
     assert!(
         records.iter().all(|r| r["result"] == "succeeded"),
         "{records:?}"
     );
+    assert_eq!(records[2]["pusher"], "rebuild by dev");
     // The cache is a volume of the engine, not a folder of the home.
     assert!(!server.home.path().join("cache").exists());
     let volume = cache_volume("bpweb");

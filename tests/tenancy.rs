@@ -335,7 +335,8 @@ fn only_admins_create_apps_when_so_set() {
 fn declared_access_is_merged_and_cannot_be_removed_over_ssh() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("access");
-    fs::write(&file, "shop carol read\n").unwrap();
+    // A bad line is skipped, and said in codebuilder's log, never to a client.
+    fs::write(&file, "shop carol read\nshop dave admin\n").unwrap();
     let server = Server::start_with(&[
         ("CODEBUILDER_DEPLOY", "none"),
         ("CODEBUILDER_CONFIG_ACCESS", file.to_str().unwrap()),
@@ -367,6 +368,16 @@ fn declared_access_is_merged_and_cannot_be_removed_over_ssh() {
             .unwrap(),
         format!("read   carol  declared in {}", file.display())
     );
+    let out = alice.ssh(&["access", "shop"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    let skipped = format!(
+        "{}:2: skipped: unknown access \"admin\": use push or read",
+        file.display()
+    );
+    let log = server.log_with(&skipped);
+    let line = log.lines().find(|l| l.contains(&skipped)).unwrap();
+    assert_eq!(line, format!(" WARN codebuilder_apps::declared: {skipped}"));
 }
 
 #[test]

@@ -26,9 +26,10 @@ pub struct BuildRecord {
     pub number: u64,
     pub app: String,
     pub rev: String,
-    /// Name of the key that pushed, or who ran `rerun`.
+    /// Name of the key that pushed, or [`REBUILT_BY`] and who ran `rebuild`.
     pub pusher: String,
-    /// Fingerprint of the key that pushed (none for a rerun, or a record from before).
+    /// Fingerprint of the key that pushed or rebuilt over ssh (none for an admin's rebuild at
+    /// `kubectl exec`, or a record from before).
     #[serde(default)]
     pub pusher_fingerprint: Option<Fingerprint>,
     pub started_at: u64,
@@ -40,6 +41,9 @@ pub struct BuildRecord {
     /// File name of the log beside the record.
     pub log: String,
 }
+
+/// How the pusher of a rebuild's record begins: `rebuild by alice`, `rebuild by admin`.
+pub const REBUILT_BY: &str = "rebuild by ";
 
 pub fn now() -> u64 {
     SystemTime::now()

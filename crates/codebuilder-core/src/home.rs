@@ -65,6 +65,12 @@ impl Home {
         self.root.join("ssh")
     }
 
+    /// The socket an ssh session's processes send their log lines to, for codebuilder-sshd's
+    /// relay to write them to codebuilder's log (see `main_support`).
+    pub fn log_socket(&self) -> PathBuf {
+        self.ssh_dir().join("log.sock")
+    }
+
     /// Creates `dir` (and its parents) world-readable. When run as root (an admin through
     /// `kubectl exec`), hands new directories to the owner of the directory they are made in,
     /// so that the unprivileged ssh user can still write where it must.

@@ -83,9 +83,7 @@ pub fn run(cx: &Context, request: Request) -> anyhow::Result<ExitCode> {
             "{}",
             access::remove(&keys(), &apps(), &app, key.as_str())?
         )?,
-        Command::Builds { app, json } => {
-            codebuilder_build::commands::builds(home, app.as_str(), json, &mut out)?
-        }
+        Command::Builds { app, json } => builds::list(home, &app, json, &mut out)?,
         Command::BuildsLog { app, number } => builds::log(home, &app, number, &mut out)?,
         Command::CachePurge { app } => {
             codebuilder_build::commands::cache_purge(home, app.as_str())?

@@ -21,8 +21,7 @@ const REPO_CONFIG: &[(&str, &str)] = &[
     ("core.logAllRefUpdates", "always"),
 ];
 
-/// Name of the hook binary, installed beside `codebuilder-receive`.
-pub const BUILD_BINARY: &str = "codebuilder-build";
+pub use codebuilder_core::main_support::BUILD_BINARY;
 
 /// The pre-receive hook: hands the pushed refs to `codebuilder-build hook`, nothing else.
 pub fn hook_script(build: &Path, home: &Path) -> anyhow::Result<String> {

@@ -118,9 +118,8 @@ pub fn serve(
 }
 
 fn sibling(name: &str) -> anyhow::Result<std::path::PathBuf> {
-    let exe =
-        std::env::current_exe().context("cannot find where codebuilder-receive is installed")?;
-    Ok(exe.with_file_name(name))
+    codebuilder_core::main_support::sibling(name)
+        .context("cannot find where codebuilder-receive is installed")
 }
 
 /// `git ARGS... REPO`: ARGS end with the service (receive-pack, upload-pack).
