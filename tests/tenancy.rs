@@ -329,14 +329,37 @@ fn only_admins_create_apps_when_so_set() {
     );
     let out = bob.git(work.path(), &["push", &bob.url("fresh"), "feature:second"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // A key that may not create apps learns nothing of which names are taken: a taken name
+    // and a free one get the same line, to a push, a clone and a command.
+    let carol = server.add_user("carol", false);
+    for app in ["fresh", "free"] {
+        let out = carol.git(work.path(), &["push", &carol.url(app), "feature"]);
+        assert_eq!(refused(&out), no_access(app, "carol"));
+        let target = tempfile::tempdir().unwrap();
+        let out = carol.git(
+            work.path(),
+            &[
+                "clone",
+                "--quiet",
+                &carol.url(app),
+                target.path().to_str().unwrap(),
+            ],
+        );
+        assert_eq!(refused(&out), no_access(app, "carol"));
+        let out = carol.ssh(&["builds", app], b"");
+        assert_eq!(refused(&out), no_access(app, "carol"));
+    }
+    assert!(!server.repo("free").exists());
 }
 
 #[test]
 fn declared_access_is_merged_and_cannot_be_removed_over_ssh() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("access");
-    // A bad line is skipped, and said in codebuilder's log, never to a client.
-    fs::write(&file, "shop carol read\nshop dave admin\n").unwrap();
+    // A bad line is skipped, and said in codebuilder's log, never to a client. A declared
+    // name is kept for the keys the file lets push: alice creates it.
+    fs::write(&file, "shop alice push\nshop carol read\nshop dave admin\n").unwrap();
     let server = Server::start_with(&[
         ("CODEBUILDER_DEPLOY", "none"),
         ("CODEBUILDER_CONFIG_ACCESS", file.to_str().unwrap()),
@@ -372,7 +395,7 @@ fn declared_access_is_merged_and_cannot_be_removed_over_ssh() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "");
     let skipped = format!(
-        "{}:2: skipped: unknown access \"admin\": use push or read",
+        "{}:3: skipped: unknown access \"admin\": use push or read",
         file.display()
     );
     let log = server.log_with(&skipped);
