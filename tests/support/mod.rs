@@ -426,6 +426,21 @@ impl Client {
         run_with_stdin(&mut command, stdin)
     }
 
+    /// Starts `ssh git@127.0.0.1 ARGS...` with no input, its output piped, in its own
+    /// process group.
+    pub fn spawn_ssh(&self, args: &[&str]) -> Child {
+        Command::new("ssh")
+            .args(self.ssh_options())
+            .arg("git@127.0.0.1")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
     /// The value for GIT_SSH_COMMAND.
     pub fn git_ssh_command(&self) -> String {
         format!("ssh {}", self.ssh_options().join(" "))

@@ -167,7 +167,17 @@ pub fn write_chart(app: &str, dir: &std::path::Path) -> anyhow::Result<()> {
 pub fn builds(home: &Home, app: &str, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let app = AppName::parse(app, &settings.namespace)?;
-    let records = Records::new(home, &app).list()?;
+    show_builds(&Records::new(home, &app), &app, json, out)
+}
+
+/// Lists `records` of `app`, oldest first: a line each, or JSON.
+pub fn show_builds(
+    records: &Records,
+    app: &AppName,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let records = records.list()?;
     if json {
         serde_json::to_writer_pretty(&mut *out, &records)?;
         writeln!(out)?;

@@ -7,6 +7,7 @@ pub mod apps;
 pub mod builds;
 pub mod config;
 pub mod destroy;
+pub mod end;
 pub mod operation;
 pub mod ps;
 pub mod release;

@@ -181,7 +181,10 @@ fn main() -> ExitCode {
         let mut out = io::stdout();
         match cli.command {
             Command::Builds { app: name, json } => {
-                codebuilder_build::commands::builds(&home, app(&name)?.as_str(), json, &mut out)?
+                let app = app(&name)?;
+                let viewer = Viewer::from_env(&home, &settings)?;
+                let records = builds::readable(&home, &settings, &app, &viewer)?;
+                codebuilder_build::commands::show_builds(&records, &app, json, &mut out)?
             }
             Command::Apps { json } => {
                 let viewer = Viewer::from_env(&home, &settings)?;
@@ -193,10 +196,15 @@ fn main() -> ExitCode {
                 apps::info(&home, &settings, &app, &viewer, json, &mut out)?
             }
             Command::AppsDestroy { app: name, confirm } => {
-                destroy::destroy(&home, &settings, &app(&name)?, confirm.as_deref(), &output)?
+                let app = app(&name)?;
+                let viewer = Viewer::from_env(&home, &settings)?;
+                destroy::destroy(&home, &settings, &app, confirm.as_deref(), &viewer, &output)?
             }
             Command::BuildsLog { app: name, number } => {
-                builds::log(&home, &app(&name)?, number.as_deref(), &mut out)?
+                let app = app(&name)?;
+                let viewer = Viewer::from_env(&home, &settings)?;
+                let records = builds::readable(&home, &settings, &app, &viewer)?;
+                builds::log(&records, &app, number.as_deref(), &mut out)?
             }
             Command::Rebuild {
                 app: name,

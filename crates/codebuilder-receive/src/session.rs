@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use codebuilder_apps::{AppError, AppStore, Level, Role};
+use codebuilder_apps::{AppError, AppStore, Level, Refusal, Role};
 use codebuilder_core::settings::AppCreators;
 use codebuilder_core::{AppName, Fingerprint, Home, KeyName, Settings};
 use codebuilder_keys::{access, commands, KeyRecord, KeyStore};
@@ -54,7 +54,7 @@ pub fn serve(
     let apps = AppStore::new(home, &settings.namespace, settings.config_access.clone());
     let request = parse_request(command, &settings.namespace)?;
     tracing::info!(%user, %fingerprint, ?request, "ssh request");
-    let decision = authorize_app(home, &settings, &apps, &record, &request)?;
+    authorize_app(home, &settings, &apps, &record, &request)?;
     let require_admin = || -> anyhow::Result<()> {
         if !record.admin {
             bail!("key {user} is not an admin key: only admins can manage keys (codebuilder-keys add --admin)");
@@ -62,37 +62,7 @@ pub fn serve(
         Ok(())
     };
     match request {
-        Request::ReceivePack(app) => {
-            let build = sibling(BUILD_BINARY)?;
-            let using = RepoUse::enter(home, &app)?;
-            if decision == Decision::Create {
-                match apps.create(&app, record.id()?) {
-                    Ok(_) => tracing::info!(%app, owner = %user, "new app"),
-                    // Another first push won: this one is now decided against its owner.
-                    Err(AppError::Exists(_)) => {
-                        authorize_app(
-                            home,
-                            &settings,
-                            &apps,
-                            &record,
-                            &Request::ReceivePack(app.clone()),
-                        )?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            let repo = ensure_repo(
-                home,
-                &app,
-                &hook_script(&build, home.root())?,
-                &settings.deploy_branch,
-            )?;
-            // A pack over the limit is refused by git before anything is stored or built.
-            let max_input = format!("receive.maxInputSize={}", settings.max_push_size.bytes());
-            let code = run_git(&["-c", &max_input, "receive-pack"], &repo, home, &record);
-            using.leave(&apps);
-            code
-        }
+        Request::ReceivePack(app) => receive_pack(home, &settings, &apps, &record, &app),
         Request::CachePurge(app) => {
             let mut purge = Command::new(sibling(BUILD_BINARY)?);
             purge
@@ -167,6 +137,56 @@ pub fn serve(
     }
 }
 
+/// `git push`: the session holds the app's repository (no end of the app runs meanwhile)
+/// from before the push is decided again to after git is done, then leaves it, which ends
+/// the app if it holds no ref.
+fn receive_pack(
+    home: &Home,
+    settings: &Settings,
+    apps: &AppStore,
+    record: &KeyRecord,
+    app: &AppName,
+) -> anyhow::Result<ExitCode> {
+    let build = sibling(BUILD_BINARY)?;
+    let using = RepoUse::enter(home, app)?;
+    let pushed = push_into(home, settings, apps, record, app, &build);
+    using.leave(home, settings, apps);
+    pushed
+}
+
+/// Decides the push again, now that the app cannot end: it may have ended while the session
+/// waited, and the push then goes to a free name, which it creates, with this key as its
+/// owner, if the key may create apps. Then runs git.
+fn push_into(
+    home: &Home,
+    settings: &Settings,
+    apps: &AppStore,
+    record: &KeyRecord,
+    app: &AppName,
+    build: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let request = Request::ReceivePack(app.clone());
+    if authorize_app(home, settings, apps, record, &request)? == Decision::Create {
+        match apps.create(app, record.id()?) {
+            Ok(_) => tracing::info!(%app, owner = %record.name, "new app"),
+            // Another first push won: this one is now decided against its owner.
+            Err(AppError::Exists(_)) => {
+                authorize_app(home, settings, apps, record, &request)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let repo = ensure_repo(
+        home,
+        app,
+        &hook_script(build, home.root())?,
+        &settings.deploy_branch,
+    )?;
+    // A pack over the limit is refused by git before anything is stored or built.
+    let max_input = format!("receive.maxInputSize={}", settings.max_push_size.bytes());
+    run_git(&["-c", &max_input, "receive-pack"], &repo, home, record)
+}
+
 fn sibling(name: &str) -> anyhow::Result<std::path::PathBuf> {
     let exe =
         std::env::current_exe().context("cannot find where codebuilder-receive is installed")?;
@@ -212,25 +232,6 @@ enum Decision {
     Create,
 }
 
-/// Why a key may not do what it asked. `NoAccess` is the same whether or not the app
-/// exists, so that no one can probe for app names.
-#[derive(Debug, thiserror::Error)]
-enum Refusal {
-    #[error("app {app} does not exist or key {key} has no access to it: ask its owner or an admin to run 'access:add {app} {key}'")]
-    NoAccess { app: AppName, key: KeyName },
-    #[error("key {key} can only clone {app}: ask its owner or an admin to run 'access:add {app} {key}' for push access")]
-    ReadOnly { app: AppName, key: KeyName },
-    #[error("key {key} cannot manage {app}: only its owner or an admin can {what}")]
-    NotManager {
-        app: AppName,
-        key: KeyName,
-        /// What the key asked for: `change who has access to it`, `destroy it`.
-        what: &'static str,
-    },
-    #[error("app {0} does not exist: push to it first")]
-    NoSuchApp(AppName),
-}
-
 /// Whether the key may do what it asked with the app the request names: the one place where
 /// access to apps is decided. Admins may do everything; an app's owner everything with it;
 /// a collaborator what its grant says; anyone else nothing, with the same line whether or
@@ -254,6 +255,9 @@ fn authorize_app(
     };
     let state = apps.state(app)?;
     let exists = state.is_some() || home.repo(app).is_dir();
+    if !exists && reads_own_freed_builds(home, record, request)? {
+        return Ok(Decision::Allowed);
+    }
     let creates = !exists && matches!(request, Request::ReceivePack(_));
     if record.admin {
         return match (exists, creates) {
@@ -286,6 +290,24 @@ fn authorize_app(
         }
         (None, _) => Err(Refusal::NoAccess { app, key }.into()),
     }
+}
+
+/// Whether the request reads builds (`builds`, `builds:log`) of a free name that the key
+/// pushed before the app of that name ended: the key whose first push failed reads that
+/// build until the name is taken again, and no one else does.
+fn reads_own_freed_builds(
+    home: &Home,
+    record: &KeyRecord,
+    request: &Request,
+) -> anyhow::Result<bool> {
+    let Request::Operate { op, app, .. } = request else {
+        return Ok(false);
+    };
+    if !matches!(op.verb, "builds" | "builds:log") {
+        return Ok(false);
+    }
+    let key = record.id()?;
+    Ok(codebuilder_ops::builds::freed_of(home, app, &key.fingerprint)?.is_some())
 }
 
 /// Runs `command` in a process group of its own, stopped when the client goes away; its
