@@ -614,3 +614,89 @@ fn destroy_racing_a_push_leaves_the_app_destroyed_or_owned_by_the_pusher() {
     );
     assert!(said(&bob.ssh(&["access", "race"], b"")).starts_with("owner  bob  SHA256:"));
 }
+
+/// The tags of `app` in the registry at `address` (`127.0.0.1:PORT`); none when it has none.
+fn tags_at(address: &str, app: &str) -> Vec<String> {
+    let port = address.rsplit(':').next().unwrap().parse().unwrap();
+    let body = http_get(port, &format!("/v2/{app}/tags/list")).unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    value["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn a_name_freed_on_the_cluster_carries_nothing_to_the_next_key() {
+    use codebuilder_tests::cluster::{
+        app_name, cluster, deploying_server, push, web_app_files, HostPort, ACCOUNT, ROLLOUT,
+    };
+    let cluster = cluster();
+    let host = HostPort::new();
+    let server = deploying_server(ACCOUNT, &host, &[]);
+    let alice = server.add_user("alice", false);
+    let bob = server.add_user("bob", false);
+    let carol = server.add_user("carol", false);
+    let app = app_name("freed");
+    let gone = |app: &str| {
+        let namespace = cluster.kubectl(&["get", "namespace", app]);
+        assert!(
+            text(&namespace.stderr).contains("NotFound"),
+            "{}",
+            text(&namespace.stdout)
+        );
+        assert!(!cluster.helm(&["status", app, "-n", app]).status.success());
+        assert!(tags_at(&cluster.registry, app).is_empty());
+    };
+
+    // Alice's first push deploys an image that cannot run: the push fails, and the app ends
+    // with its namespace, release and image.
+    let mut crashing = web_app_files("never served\n");
+    crashing[0].1 = b"FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo 'boom: alice was here'; exit 3\"]\n".to_vec();
+    let work = repo_with("main", &crashing);
+    let (ok, stderr) = push(&alice, work.path(), &app);
+    assert!(!ok, "{stderr}");
+    gone(&app);
+    assert_ended(&server, &app);
+    let log = said(&alice.ssh(&["builds:log", &app], b""));
+    assert!(log.contains("boom: alice was here"), "{log}");
+    assert_eq!(
+        refused(&bob.ssh(&["builds:log", &app], b"")),
+        no_access(&app, "bob")
+    );
+
+    // Bob takes the name: release 1 of his own, and he scales it down.
+    let work = repo_with("main", &web_app_files("bob's\n"));
+    let (ok, stderr) = push(&bob, work.path(), &app);
+    assert!(ok, "{stderr}");
+    assert_eq!(cluster.release(&app)["version"], 1);
+    let listed = said(&bob.ssh(&["builds", &app], b""));
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.trim_end().ends_with("bob"), "{listed}");
+    assert_eq!(
+        refused(&alice.ssh(&["builds:log", &app], b"")),
+        no_access(&app, "alice")
+    );
+    said(&bob.ssh(&["ps:scale", &app, "web=0"], b""));
+    said(&bob.ssh(&["config:set", &app, "GREETING=bob", "--no-deploy"], b""));
+    said(&bob.ssh(&["apps:destroy", &app, "--confirm", &app], b""));
+    gone(&app);
+    assert_ended(&server, &app);
+
+    // Carol takes it: one pod serves her app, as for any new app, with no config of bob's.
+    let work = repo_with("main", &web_app_files("carol's\n"));
+    let (ok, stderr) = push(&carol, work.path(), &app);
+    assert!(ok, "{stderr}");
+    assert_eq!(host.served(ROLLOUT), "carol's\n");
+    assert_eq!(
+        said(&carol.ssh(&["ps", &app], b"")).lines().next(),
+        Some("=== web: 1 desired, 1 ready")
+    );
+    assert_eq!(
+        said(&carol.ssh(&["config", &app], b"")),
+        format!("{app} has no config vars\n")
+    );
+    cluster.remove_app(&app);
+}

@@ -1,7 +1,9 @@
-//! Operating apps after the push: one module per group of commands. Each command validates
-//! every name and value before anything runs, and fails with one line naming the cause and
-//! the fix. Who may run what is decided before: by codebuilder-receive for ssh sessions
-//! (`Operation::need`), and by the admin's own `kubectl exec` rights otherwise.
+//! Operating apps after the push: one module per group of commands, and the one end of an
+//! app (`end`). Each command validates every name and value before anything runs, and fails
+//! with one line naming the cause and the fix. Who may run what is decided before: by
+//! codebuilder-receive for ssh sessions (`Operation::need`), and by the admin's own
+//! `kubectl exec` rights otherwise; `apps:destroy` decides again once it holds the app, and
+//! `builds`/`builds:log` once they pick the records to read.
 
 pub mod apps;
 pub mod builds;
