@@ -510,6 +510,16 @@ fn a_client_that_disconnects_mid_build_stops_the_build_and_releases_the_lock() {
         !process_outlives(&format!("{}.*hook", server.home.path().display()), patience),
         "the hook still runs 5 s after the client disconnected"
     );
+    // The session ends too, once it has ended the app its first push did not store.
+    let session = format!(
+        "codebuilder-receive --home {}",
+        server.home.path().display()
+    );
+    let patience = Duration::from_secs(5).saturating_sub(killed_at.elapsed());
+    assert!(
+        !process_outlives(&session, patience),
+        "the session still runs 5 s after the client disconnected"
+    );
     // The lock is free: flock -n succeeds at once.
     let lock = server.home.path().join("locks/slow.lock");
     let status = Command::new("flock")
@@ -520,7 +530,7 @@ fn a_client_that_disconnects_mid_build_stops_the_build_and_releases_the_lock() {
         .unwrap();
     assert!(status.success(), "the app's lock is still held");
     assert_eq!(server.server_ref("slow", "refs/heads/main"), None);
-    let records = builds(&server, "slow");
+    let records = dev.builds("slow");
     assert_eq!(records[0]["result"], "cancelled", "{records:?}");
 }
 
@@ -546,7 +556,7 @@ fn a_build_over_its_time_limit_is_stopped_and_rejected() {
         !process_outlives(&marker, Duration::from_secs(5)),
         "the build's RUN step still runs"
     );
-    assert_eq!(builds(&server, "overtime")[0]["result"], "failed");
+    assert_eq!(dev.builds("overtime")[0]["result"], "failed");
 }
 
 /// What git printed, line by line, without the padding git adds to the remote's lines.
@@ -820,7 +830,7 @@ fn pushes_over_the_size_limits_are_refused_and_name_the_setting() {
     );
     assert_eq!(server.server_ref("limits", "refs/heads/main"), None);
     assert!(registry.tags("limits").is_empty());
-    let records = builds(&server, "limits");
+    let records = dev.builds("limits");
     assert_eq!(records.last().unwrap()["result"], "failed", "{records:?}");
 
     // What fits builds.

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use codebuilder_tests::cluster::processes_with;
 use codebuilder_tests::*;
 
 const BUILDER_IMAGE: &str = "codebuilder-test/stack-build";
@@ -374,17 +375,22 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
     remove_volume(&volume);
 }
 
-/// The cache volume of `app` (`codebuilder-cache-APP-HASH`); test apps have unique names.
-fn cache_volume(app: &str) -> String {
+/// The cache volumes of `app` (`codebuilder-cache-APP-HASH`); test apps have unique names.
+fn cache_volumes(app: &str) -> Vec<String> {
     let out = Command::new("docker")
         .args(["volume", "ls", "--quiet"])
         .output()
         .unwrap();
-    let volumes: Vec<String> = text(&out.stdout)
+    text(&out.stdout)
         .lines()
         .filter(|name| name.starts_with(&format!("codebuilder-cache-{app}-")))
         .map(String::from)
-        .collect();
+        .collect()
+}
+
+/// The cache volume of `app`.
+fn cache_volume(app: &str) -> String {
+    let volumes = cache_volumes(app);
     assert_eq!(volumes.len(), 1, "{volumes:?}");
     volumes[0].clone()
 }
@@ -797,7 +803,7 @@ fn a_buildpack_build_over_its_time_limit_is_stopped_and_its_container_removed() 
     // The hook removed the container before it exited.
     assert_eq!(builder_containers("bpslow"), Vec::<String>::new());
     assert_eq!(server.server_ref("bpslow", "refs/heads/main"), None);
-    assert_eq!(builds(&server, "bpslow")[0]["result"], "failed");
+    assert_eq!(dev.builds("bpslow")[0]["result"], "failed");
 }
 
 #[test]
@@ -827,12 +833,16 @@ fn a_client_that_disconnects_mid_compile_leaves_no_builder_container() {
         Vec::<String>::new(),
         "the builder container outlived the push by 5 s"
     );
-    // The build's record says cancelled once the hook is done.
+    // The build's record says cancelled once the session is done (it ends the app its first
+    // push did not store, and keeps the record for its pusher).
+    let session = format!("--home {}", server.home.path().display());
     let deadline = Instant::now() + Duration::from_secs(10);
-    while builds(&server, "bpgone")[0]["result"] == "running" && Instant::now() < deadline {
+    while !processes_with(&["codebuilder-receive", &session]).is_empty()
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(builds(&server, "bpgone")[0]["result"], "cancelled");
+    assert_eq!(dev.builds("bpgone")[0]["result"], "cancelled");
     assert_eq!(server.server_ref("bpgone", "refs/heads/main"), None);
 }
 
@@ -936,5 +946,6 @@ fn a_buildpack_build_over_the_context_limit_is_stopped_with_the_setting_named() 
     assert!(!stderr.contains("Installing busybox"), "{stderr}");
     assert_eq!(server.server_ref("bpbig", "refs/heads/main"), None);
     assert_eq!(builder_containers("bpbig"), Vec::<String>::new());
-    remove_volume(&cache_volume("bpbig"));
+    // The first push stored nothing: the app is gone, with its build cache.
+    assert_eq!(cache_volumes("bpbig"), Vec::<String>::new());
 }

@@ -450,6 +450,33 @@ impl Client {
         run_with_stdin(&mut command, stdin)
     }
 
+    /// Starts `ssh git@127.0.0.1 ARGS...` with no input, its output piped, in its own
+    /// process group.
+    pub fn spawn_ssh(&self, args: &[&str]) -> Child {
+        Command::new("ssh")
+            .args(self.ssh_options())
+            .arg("git@127.0.0.1")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    /// The build records of `app` this key reads (`ssh git@HOST builds APP --json`), oldest
+    /// first: those of a first push that failed too, which only its pusher reads.
+    pub fn builds(&self, app: &str) -> Vec<serde_json::Value> {
+        let out = self.ssh(&["builds", app, "--json"], b"");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     /// The value for GIT_SSH_COMMAND.
     pub fn git_ssh_command(&self) -> String {
         format!("ssh {}", self.ssh_options().join(" "))

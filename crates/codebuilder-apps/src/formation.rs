@@ -8,7 +8,7 @@ use std::fs;
 use std::io;
 use std::path::PathBuf;
 
-use codebuilder_core::fsutil::write_atomic;
+use codebuilder_core::fsutil::{remove_durably, write_atomic};
 use codebuilder_core::{AppName, Home};
 use serde_json::{json, Value};
 
@@ -153,6 +153,11 @@ impl Formation {
         let text = serde_json::to_vec(&self.0).map_err(io::Error::other)?;
         write_atomic(&path, &text, FILE_MODE)?;
         home.give_to_owner(&path)
+    }
+
+    /// Forgets the formation of `app` (the app ends); callers hold the app's lock.
+    pub fn remove(home: &Home, app: &AppName) -> io::Result<()> {
+        remove_durably(&path(home, app))
     }
 
     pub fn set(&mut self, kind: &ProcessType, count: u32) {

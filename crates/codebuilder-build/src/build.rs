@@ -73,6 +73,14 @@ impl Build<'_> {
         let _lock = AppLock::acquire(self.home, &self.app, self.output, &self.cancel, || {
             records.describe_running()
         })?;
+        // A rebuild that waited for the lock may find the app ended meanwhile: its name then
+        // gets no record.
+        if !self.repo().is_dir() {
+            bail!(
+                "app {} does not exist: nothing was ever pushed to it",
+                self.app
+            );
+        }
         if let Some((reference, old)) = &self.expected {
             self.await_previous_ref_update(&records, reference, old)?;
             self.check_unmoved(reference, old)?;

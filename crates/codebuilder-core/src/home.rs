@@ -46,6 +46,13 @@ impl Home {
         self.root.join("builds").join(app.as_str())
     }
 
+    /// The build records an app that ended without `apps:destroy` (its first push stored
+    /// no ref, or its last ref was deleted) left to the keys that pushed them, until the
+    /// name is taken again.
+    pub fn freed_builds_dir(&self, app: &AppName) -> PathBuf {
+        self.root.join("freed").join(app.as_str())
+    }
+
     pub fn locks_dir(&self) -> PathBuf {
         self.root.join("locks")
     }

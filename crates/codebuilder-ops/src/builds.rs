@@ -2,16 +2,68 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
 
 use anyhow::{bail, Context};
+use codebuilder_apps::{AppStore, Refusal};
 use codebuilder_build::records::{Records, REBUILT_BY};
 use codebuilder_core::names::printable;
-use codebuilder_core::{AppName, Fingerprint, Home};
+use codebuilder_core::{AppName, Fingerprint, Home, Settings};
 
-/// `builds APP [--json]`: the app's build records, oldest first.
-pub fn list(home: &Home, app: &AppName, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    let records = Records::new(home, app).list()?;
+use crate::apps::Viewer;
+
+/// The build records of `app` that `viewer` reads, decided again here (the app may have
+/// ended, or been pushed anew by another key, since the session was let in): the app's own
+/// when the viewer may reach it; while the name is free, those the viewer's key pushed
+/// before the app ended. Anyone else gets the line a key without access gets.
+pub fn readable(
+    home: &Home,
+    settings: &Settings,
+    app: &AppName,
+    viewer: &Viewer,
+) -> anyhow::Result<Records> {
+    let Some(key) = &viewer.key else {
+        // An admin at `kubectl exec`.
+        return Ok(Records::new(home, app));
+    };
+    let apps = AppStore::new(home, &settings.namespace, settings.config_access.clone());
+    let exists = apps.state(app)?.is_some() || home.repo(app).is_dir();
+    if exists && (viewer.admin || viewer.role_of(&apps, app)?.is_some()) {
+        return Ok(Records::new(home, app));
+    }
+    if !exists {
+        if let Some(freed) = freed_of(home, app, &key.fingerprint)? {
+            return Ok(freed);
+        }
+        if viewer.admin {
+            return Err(Refusal::NoSuchApp(app.clone()).into());
+        }
+    }
+    Err(Refusal::NoAccess {
+        app: app.clone(),
+        key: key.name.clone(),
+    }
+    .into())
+}
+
+/// The records of builds of `app` that `pusher` pushed before the app ended without
+/// `apps:destroy`; `None` when it left none. They are the key's own while the name is free.
+pub fn freed_of(
+    home: &Home,
+    app: &AppName,
+    pusher: &Fingerprint,
+) -> anyhow::Result<Option<Records>> {
+    let freed = Records::freed(home, app, pusher);
+    Ok((!freed.list()?.is_empty()).then_some(freed))
+}
+
+/// `builds APP [--json]`: `records` of the app, oldest first.
+pub fn list(
+    records: &Records,
+    app: &AppName,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let records = records.list()?;
     if json {
         serde_json::to_writer_pretty(&mut *out, &records)?;
         writeln!(out)?;
@@ -43,31 +95,31 @@ pub fn list(home: &Home, app: &AppName, json: bool, out: &mut dyn Write) -> anyh
     Ok(())
 }
 
-/// `builds:log APP [N]`: the whole log of build N of `app`, by default of its last build.
+/// `builds:log APP [N]`: the whole log of build N among `records` of `app`, by default of
+/// the last.
 pub fn log(
-    home: &Home,
+    records: &Records,
     app: &AppName,
     wanted: Option<u64>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let records = Records::new(home, app).list()?;
+    let listed = records.list()?;
     let record = match wanted {
-        None => records
+        None => listed
             .last()
             .with_context(|| format!("{app} has no builds yet: push to its deploy branch"))?,
-        Some(n) => records
+        Some(n) => listed
             .iter()
             .find(|r| r.number == n)
             .with_context(|| format!("{app} has no build {n}: 'builds {app}' lists them"))?,
     };
     // The record names its log beside it; nothing else is read.
-    if Path::new(&record.log).file_name() != Some(record.log.as_ref()) {
+    let Some(path) = records.log_path(record) else {
         bail!(
             "the record of build {} of {app} names no log file",
             record.number
         );
-    }
-    let path = home.builds_dir(app).join(&record.log);
+    };
     let mut file = File::open(&path).with_context(|| {
         format!(
             "the log of build {} of {app} is gone ({})",

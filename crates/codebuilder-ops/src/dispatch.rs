@@ -65,7 +65,8 @@ pub fn run(cx: &Context, request: Request) -> anyhow::Result<ExitCode> {
             apps::info(home, settings, &app, &viewer, json, &mut out)?
         }
         Command::AppsDestroy { app, confirmed } => {
-            destroy::destroy(home, settings, &app, confirmed, &output)?
+            let viewer = Viewer::from_env(home, settings)?;
+            destroy::destroy(home, settings, &app, confirmed, &viewer, &output)?
         }
         Command::AppsTransfer { app, key } => writeln!(
             out,
@@ -83,8 +84,16 @@ pub fn run(cx: &Context, request: Request) -> anyhow::Result<ExitCode> {
             "{}",
             access::remove(&keys(), &apps(), &app, key.as_str())?
         )?,
-        Command::Builds { app, json } => builds::list(home, &app, json, &mut out)?,
-        Command::BuildsLog { app, number } => builds::log(home, &app, number, &mut out)?,
+        Command::Builds { app, json } => {
+            let viewer = Viewer::from_env(home, settings)?;
+            let records = builds::readable(home, settings, &app, &viewer)?;
+            builds::list(&records, &app, json, &mut out)?
+        }
+        Command::BuildsLog { app, number } => {
+            let viewer = Viewer::from_env(home, settings)?;
+            let records = builds::readable(home, settings, &app, &viewer)?;
+            builds::log(&records, &app, number, &mut out)?
+        }
         Command::CachePurge { app } => {
             codebuilder_build::commands::cache_purge(home, app.as_str())?
         }

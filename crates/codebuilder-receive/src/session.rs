@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use codebuilder_apps::{AppError, AppStore, Level, Role};
+use codebuilder_apps::{AppError, AppStore, Level, Refusal, Role};
 use codebuilder_commands::{parse_request, Command, Need, Request, REQUEST_ENV};
 use codebuilder_core::settings::AppCreators;
 use codebuilder_core::{AppName, Fingerprint, Home, KeyName, Settings};
@@ -55,37 +55,7 @@ pub fn serve(
     tracing::info!(%user, %fingerprint, ?command, "ssh request");
     let decision = authorize(home, &settings, &apps, &record, &command)?;
     match command {
-        Command::ReceivePack { app } => {
-            let build = sibling(BUILD_BINARY)?;
-            let using = RepoUse::enter(home, &app)?;
-            if decision == Decision::Create {
-                match apps.create(&app, record.id()?) {
-                    Ok(_) => tracing::info!(%app, owner = %user, "new app"),
-                    // Another first push won: this one is now decided against its owner.
-                    Err(AppError::Exists(_)) => {
-                        authorize(
-                            home,
-                            &settings,
-                            &apps,
-                            &record,
-                            &Command::ReceivePack { app: app.clone() },
-                        )?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            let repo = ensure_repo(
-                home,
-                &app,
-                &hook_script(&build, home.root())?,
-                &settings.deploy_branch,
-            )?;
-            // A pack over the limit is refused by git before anything is stored or built.
-            let max_input = format!("receive.maxInputSize={}", settings.max_push_size.bytes());
-            let code = run_git(&["-c", &max_input, "receive-pack"], &repo, home, &record);
-            using.leave(&apps);
-            code
-        }
+        Command::ReceivePack { app } => receive_pack(home, &settings, &apps, &record, &app),
         Command::UploadPack { app } => {
             let repo = home.repo(&app);
             if !repo.is_dir() {
@@ -115,6 +85,56 @@ pub fn serve(
             run_supervised(operate, OPS_BINARY)
         }
     }
+}
+
+/// `git push`: the session holds the app's repository (no end of the app runs meanwhile)
+/// from before the push is decided again to after git is done, then leaves it, which ends
+/// the app if it holds no ref.
+fn receive_pack(
+    home: &Home,
+    settings: &Settings,
+    apps: &AppStore,
+    record: &KeyRecord,
+    app: &AppName,
+) -> anyhow::Result<ExitCode> {
+    let build = sibling(BUILD_BINARY)?;
+    let using = RepoUse::enter(home, app)?;
+    let pushed = push_into(home, settings, apps, record, app, &build);
+    using.leave(home, settings, apps);
+    pushed
+}
+
+/// Decides the push again, now that the app cannot end: it may have ended while the session
+/// waited, and the push then goes to a free name, which it creates, with this key as its
+/// owner, if the key may create apps. Then runs git.
+fn push_into(
+    home: &Home,
+    settings: &Settings,
+    apps: &AppStore,
+    record: &KeyRecord,
+    app: &AppName,
+    build: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let push = Command::ReceivePack { app: app.clone() };
+    if authorize(home, settings, apps, record, &push)? == Decision::Create {
+        match apps.create(app, record.id()?) {
+            Ok(_) => tracing::info!(%app, owner = %record.name, "new app"),
+            // Another first push won: this one is now decided against its owner.
+            Err(AppError::Exists(_)) => {
+                authorize(home, settings, apps, record, &push)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let repo = ensure_repo(
+        home,
+        app,
+        &hook_script(build, home.root())?,
+        &settings.deploy_branch,
+    )?;
+    // A pack over the limit is refused by git before anything is stored or built.
+    let max_input = format!("receive.maxInputSize={}", settings.max_push_size.bytes());
+    run_git(&["-c", &max_input, "receive-pack"], &repo, home, record)
 }
 
 fn sibling(name: &str) -> anyhow::Result<std::path::PathBuf> {
@@ -163,33 +183,6 @@ enum Decision {
     Create,
 }
 
-/// Why a key may not do what it asked. `NoAccess` is the same whether or not the app
-/// exists, so that no one can probe for app names.
-#[derive(Debug, thiserror::Error)]
-enum Refusal {
-    #[error("app {app} does not exist or key {key} has no access to it: ask its owner or an admin to run 'access:add {app} {key}'")]
-    NoAccess { app: AppName, key: KeyName },
-    #[error("key {key} has read access to {app} only, and {verb} needs push access: ask its owner or an admin to run 'access:add {app} {key}'")]
-    ReadOnly {
-        app: AppName,
-        key: KeyName,
-        verb: &'static str,
-    },
-    #[error("key {key} cannot manage {app}: only its owner or an admin can {what}")]
-    NotManager {
-        app: AppName,
-        key: KeyName,
-        /// What the key asked for: `change who has access to it`, `destroy it`.
-        what: &'static str,
-    },
-    #[error("app {0} does not exist: push to it first")]
-    NoSuchApp(AppName),
-    #[error(
-        "key {0} is not an admin key: only admins can manage keys (codebuilder-keys add --admin)"
-    )]
-    NotAdmin(KeyName),
-}
-
 /// Whether the key may run `command`: the one place where access is decided, from the need
 /// the command table gives the verb. Admins may do everything; an app's owner everything
 /// with it; a collaborator what its grant says; anyone else nothing, with the same line
@@ -213,6 +206,9 @@ fn authorize(
     };
     let state = apps.state(app)?;
     let exists = state.is_some() || home.repo(app).is_dir();
+    if !exists && reads_own_freed_builds(home, record, command)? {
+        return Ok(Decision::Allowed);
+    }
     let creates = !exists && matches!(command, Command::ReceivePack { .. });
     if record.admin {
         return match (exists, creates) {
@@ -260,6 +256,21 @@ fn authorize(
         }
         (None, _) => Err(Refusal::NoAccess { app, key }.into()),
     }
+}
+
+/// Whether the command reads builds (`builds`, `builds:log`) of a free name that the key
+/// pushed before the app of that name ended: the key whose first push failed reads that
+/// build until the name is taken again, and no one else does.
+fn reads_own_freed_builds(
+    home: &Home,
+    record: &KeyRecord,
+    command: &Command,
+) -> anyhow::Result<bool> {
+    let (Command::Builds { app, .. } | Command::BuildsLog { app, .. }) = command else {
+        return Ok(false);
+    };
+    let key = record.id()?;
+    Ok(codebuilder_ops::builds::freed_of(home, app, &key.fingerprint)?.is_some())
 }
 
 /// Runs `command` in a process group of its own, stopped when the client goes away; its

@@ -100,6 +100,7 @@ pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
         (home.repos_dir(), 0o755),
         (home.locks_dir(), 0o755),
         (root.join("builds"), 0o755),
+        (root.join("freed"), 0o755),
         (root.join("buildpacks"), 0o755),
         (home.apps_dir(), 0o700),
     ] {
@@ -156,6 +157,7 @@ mod tests {
             "repos",
             "locks",
             "builds",
+            "freed",
             "buildpacks",
             "apps",
         ] {
