@@ -44,7 +44,8 @@ pub fn run(cx: &Context, request: Request) -> anyhow::Result<ExitCode> {
     };
     let keys = || KeyStore::new(home).with_config_keys(settings.config_keys.clone());
     let apps = || AppStore::new(home, &settings.namespace, settings.config_access.clone());
-    let mut out = io::stdout().lock();
+    // Not locked for the whole command: a build's output thread writes to stdout too.
+    let mut out = io::stdout();
     match request.command {
         Command::ReceivePack { .. } | Command::UploadPack { .. } => {
             bail!("git push and git clone go through ssh: git push ssh://git@HOST/APP")
