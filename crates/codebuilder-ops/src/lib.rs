@@ -9,6 +9,7 @@ pub mod config;
 pub mod destroy;
 pub mod operation;
 pub mod ps;
+pub mod quota;
 pub mod release;
 
 pub use operation::{Need, Operation};

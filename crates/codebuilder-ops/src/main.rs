@@ -145,6 +145,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Show APP's quota, what it uses of it, and its containers' default requests and limits.
+    #[command(name = "quota:show")]
+    QuotaShow {
+        app: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -262,6 +269,9 @@ fn main() -> ExitCode {
                     follow,
                     &cancel,
                 )?;
+            }
+            Command::QuotaShow { app: name, json } => {
+                codebuilder_ops::quota::show(&settings, &app(&name)?, json, &mut out)?
             }
             Command::Run { app: name, command } => {
                 let status = ps::run(&settings, &app(&name)?, &command, &cancel)?;

@@ -102,6 +102,11 @@ pub const OPERATIONS: &[Operation] = &[
         need: Need::Push,
         usage: "run APP -- COMMAND [ARGS...]",
     },
+    Operation {
+        verb: "quota:show",
+        need: Need::Read,
+        usage: "quota:show APP [--json]",
+    },
 ];
 
 /// `apps [--json]`: the one command without an app; every key may run it, and sees the apps

@@ -190,6 +190,7 @@ pub fn run(
         command_line: &line,
         config: None,
         timeout: RUN_TIMEOUT,
+        user: web.user,
     }
     .run(&step, &mut |line| {
         let _ = writeln!(stdout, "{line}");
