@@ -394,6 +394,13 @@ fn an_app_namespace_keeps_its_labels_quota_and_isolation_and_its_account_cannot_
         serde_json::json!({"request": "128Mi", "limit": "512Mi"})
     );
 
+    // ps:scale past the quota's pods is refused at once too.
+    let out = dev.ssh(&["ps:scale", &app, "web=21"], b"");
+    assert_eq!(
+        refused(&out),
+        format!("error: {app} would run 21 pods, over its quota of 20 (resourcequota/codebuilder-quota, CODEBUILDER_APP_QUOTA): scale to fewer, or have the operator raise CODEBUILDER_APP_QUOTA")
+    );
+
     // A label loosened by someone else: refused before the build until it is put back.
     cluster.kubectl_ok(&[
         "label",

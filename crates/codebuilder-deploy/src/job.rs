@@ -372,6 +372,45 @@ fn pod_settings(settings: &Settings) -> anyhow::Result<serde_json::Map<String, V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_job_is_confined_as_the_default_chart_confines_pods() {
+        let vars = HashMap::from([(
+            "CODEBUILDER_POD_SECURITY".to_owned(),
+            "restricted".to_owned(),
+        )]);
+        let settings = Settings::from_vars(&vars).unwrap();
+        let app = AppName::parse("myapp", "codebuilder").unwrap();
+        let job = |user| OneOff {
+            settings: &settings,
+            app: &app,
+            kind: JobKind::Run,
+            image: "127.0.0.1:5000/myapp:git-abc1234",
+            command_line: "true",
+            config: None,
+            timeout: Duration::from_secs(60),
+            user,
+        };
+        let confined = job(ImageUser::NonRoot(1000));
+        let manifest = confined.manifest("run-1").unwrap();
+        let pod = &manifest["spec"]["template"]["spec"];
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(
+            pod["securityContext"],
+            json!({"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}})
+        );
+        assert_eq!(
+            pod["containers"][0]["securityContext"],
+            json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
+        );
+        confined.check(&manifest).unwrap();
+        let root = job(ImageUser::Root);
+        assert_eq!(
+            root.check(&root.manifest("run-1").unwrap()).unwrap_err().to_string(),
+            "myapp runs as root (its image has no USER, or USER root), which the restricted Pod Security level forbids: give the image a non-root USER, commit, and push again"
+        );
+    }
 
     #[test]
     fn exit_codes_and_stuck_pods_are_read_from_the_status() {
