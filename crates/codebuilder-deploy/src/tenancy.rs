@@ -30,7 +30,7 @@ pub(crate) const APP_LABEL: &str = "codebuilder.io/app";
 /// The app's ServiceAccount, its RoleBinding and the ClusterRole they bind (codebuilder.yaml).
 pub(crate) const APP_ACCOUNT: &str = "codebuilder-app";
 /// The NetworkPolicy that keeps other apps' pods out.
-pub const ISOLATION: &str = "codebuilder-isolation";
+pub(crate) const ISOLATION: &str = "codebuilder-isolation";
 /// The Pod Security labels' prefix, and the modes codebuilder sets a level for.
 const POD_SECURITY: &str = "pod-security.kubernetes.io/";
 const MODES: [&str; 3] = ["enforce", "warn", "audit"];
