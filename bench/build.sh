@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks the build (DESIGN.md, "Performance targets"; issue 5, "Benchmarks"):
 #
-# 1. Build context: `codebuilder-build rerun APP` (the same pipeline the pre-receive hook runs:
+# 1. Build context: `codebuilder-ops rebuild APP` (the same pipeline the pre-receive hook runs:
 #    lock, record, `git archive REV | docker build -`, one `docker push`) on repositories of
 #    SMALL_MB and LARGE_MB of incompressible files. CODEBUILDER_DOCKER is bench/build/fake-docker,
 #    which drains the context and pushes nothing, so only codebuilder's own cost is measured.
-#    Targets: peak RSS of the codebuilder-build process flat in repo size and at most 30 MB at
+#    Targets: peak RSS of the building process (here codebuilder-ops) flat in repo size and at most 30 MB at
 #    the large size; wall time at most 1.1x `git archive --format=tar REV | cat >/dev/null`.
 # 2. End to end: a push through codebuilder-sshd until the image is in a loopback registry,
 #    against `git archive | docker build - && docker push` by hand, same app, same run, both
@@ -132,7 +132,7 @@ phase_median() { # KEY
 # --- 1. build context -----------------------------------------------------------------------
 # A repository of SIZE MB of random files (incompressible), with a Dockerfile so that the
 # Dockerfile path runs, packed as a pushed and gc'd repository is, and a home whose
-# repos/APP.git is a bare clone of it, as `rerun` expects.
+# repos/APP.git is a bare clone of it, as `rebuild` expects.
 make_context_repo() { # NAME MB FILES
   local src="$DATA/$1/src" home="$DATA/$1/home" i kb
   mkdir -p "$src/assets"
@@ -150,13 +150,13 @@ make_context_repo() { # NAME MB FILES
   git clone --quiet --bare "$src" "$home/repos/$APP.git"
 }
 
-# An admin's rerun with the stub docker (rerun wants a registry setting; nothing is pushed).
+# An admin's rebuild with the stub docker (it wants a registry setting; nothing is pushed).
 # The large tree is over the default CODEBUILDER_MAX_CONTEXT_SIZE (500M): raise it.
-RERUN=(env CODEBUILDER_DOCKER="$FAKE_DOCKER" CODEBUILDER_DEPLOY=none CODEBUILDER_MAX_CONTEXT_SIZE=2G
-  CODEBUILDER_REGISTRY=127.0.0.1:5000 "$BIN/codebuilder-build")
+REBUILD=(env CODEBUILDER_DOCKER="$FAKE_DOCKER" CODEBUILDER_DEPLOY=none CODEBUILDER_MAX_CONTEXT_SIZE=2G
+  CODEBUILDER_REGISTRY=127.0.0.1:5000 "$BIN/codebuilder-ops")
 # The same as the command hyperfine times.
-rerun_cmd() { # HOME
-  echo "${RERUN[*]} --home $1 rerun $APP"
+rebuild_cmd() { # HOME
+  echo "${REBUILD[*]} --home $1 rebuild $APP"
 }
 
 declare -A RSS_PEAK TIME_RSS TREE_MB
@@ -177,30 +177,30 @@ for size in small large; do
   say "timing the $size build context ($runs runs each)"
   bench_add "git archive | cat ($size)" \
     "git --git-dir $repo archive --format=tar $rev | cat >/dev/null"
-  bench_add "codebuilder-build rerun ($size)" "$(rerun_cmd "$home")"
+  bench_add "codebuilder-ops rebuild ($size)" "$(rebuild_cmd "$home")"
   run_rounds "$WORK/context-$size.json" "$CONTEXT_ROUNDS" $((runs / CONTEXT_ROUNDS)) $warmup
 
   # Peak RSS: apart from the timing, as sampling /proc costs CPU on this 2-core machine.
-  say "sampling the peak RSS of codebuilder-build on the $size repository ($RSS_RUNS runs)"
+  say "sampling the peak RSS of codebuilder-ops on the $size repository ($RSS_RUNS runs)"
   peak=0
   for _ in $(seq 1 "$RSS_RUNS"); do
-    kb=$(peak_rss_kb "$WORK/rss-$size.log" "${RERUN[@]}" --home "$home" rerun "$APP")
+    kb=$(peak_rss_kb "$WORK/rss-$size.log" "${REBUILD[@]}" --home "$home" rebuild "$APP")
     if [ "$kb" -gt "$peak" ]; then peak=$kb; fi
   done
   grep -q "Done: $APP ${rev:0:7} is in the registry" "$WORK/rss-$size.log" ||
-    { cat "$WORK/rss-$size.log" >&2; die "rerun did not finish its build"; }
-  [ "$peak" -gt 0 ] || die "no VmHWM sample of codebuilder-build"
+    { cat "$WORK/rss-$size.log" >&2; die "rebuild did not finish its build"; }
+  [ "$peak" -gt 0 ] || die "no VmHWM sample of codebuilder-ops"
   RSS_PEAK[$size]=$peak
   # For context only: GNU time's maximum resident set size is the rusage of the waited
-  # process tree, i.e. the largest single process among codebuilder-build, git archive, the
+  # process tree, i.e. the largest single process among codebuilder-ops, git archive, the
   # stub's sh and cat (not their sum).
-  TIME_RSS[$size]=$(/usr/bin/time -f %M "${RERUN[@]}" --home "$home" rerun "$APP" \
+  TIME_RSS[$size]=$(/usr/bin/time -f %M "${REBUILD[@]}" --home "$home" rebuild "$APP" \
     2>&1 >/dev/null | tail -n 1)
 
-  say "timeline of codebuilder-build on the $size repository ($TIMELINE_RUNS stamped runs)"
+  say "timeline of codebuilder-ops on the $size repository ($TIMELINE_RUNS stamped runs)"
   for _ in $(seq 1 "$TIMELINE_RUNS"); do
     out=$WORK/timeline-$size
-    stamped "$out" "${RERUN[@]}" --home "$home" rerun "$APP"
+    stamped "$out" "${REBUILD[@]}" --home "$home" rebuild "$APP"
     building=$(at "$out" '^-----> Building') pushing=$(at "$out" '^-----> Pushing')
     done_at=$(at "$out" '^-----> Done')
     phase "$size.start" "$(at "$out" START)" "$building"
@@ -326,14 +326,14 @@ echo "## Build: context and end to end, $(nproc) cores, $(date -u +%F)"
 echo
 echo "### Build context"
 echo
-echo "\`codebuilder-build --home HOME rerun $APP\` (lock, record, \`git archive REV | docker build -\`,"
+echo "\`codebuilder-ops --home HOME rebuild $APP\` (lock, record, \`git archive REV | docker build -\`,"
 echo "one \`docker push\`) with CODEBUILDER_DOCKER=bench/build/fake-docker (\`build\` drains stdin,"
 echo "\`push\` does nothing) and CODEBUILDER_DEPLOY=none, against"
 echo "\`git --git-dir REPO archive --format=tar REV | cat >/dev/null\` on the same bare repository"
 echo "(packed, on $DATA_FS). Files from /dev/urandom (incompressible). Mean ± stddev (median) in ms"
 echo "over the runs of $CONTEXT_ROUNDS interleaved rounds; the verdict uses the ratio of medians."
 echo
-echo "| tree | runs | git archive \\| cat | codebuilder-build rerun | difference (median) | ratio (mean) | ratio (median) | target ≤ 1.1× |"
+echo "| tree | runs | git archive \\| cat | codebuilder-ops rebuild | difference (median) | ratio (mean) | ratio (median) | target ≤ 1.1× |"
 echo "|---|---|---|---|---|---|---|---|"
 for size in small large; do
   json="$WORK/context-$size.json"
@@ -342,7 +342,7 @@ for size in small large; do
   echo "| $size (${TREE_MB[$size]} MB) | $runs | $(stat_ms "$json" 0) ($(median_ms "$json" 0)) | $(stat_ms "$json" 1) ($(median_ms "$json" 1)) | $(diff_ms "$json" 0 1) ms | $(ratio "$json" 0 1)× | ${rm}× | $(verdict "$rm" 1.1) |"
 done
 echo
-echo "Where codebuilder-build's time goes: medians in ms of $TIMELINE_RUNS extra runs whose output lines"
+echo "Where codebuilder-ops rebuild's time goes: medians in ms of $TIMELINE_RUNS extra runs whose output lines"
 echo "were stamped as they arrived (untimed by hyperfine)."
 echo
 echo "| phase | small | large |"
@@ -353,9 +353,9 @@ echo "| \`Pushing\` → \`Done\`: one \`docker push\` (stub) | $(phase_median sm
 echo "| \`Done\` → exit (record saved, old ones pruned) | $(phase_median small.end) | $(phase_median large.end) |"
 echo "| total | $(phase_median small.total) | $(phase_median large.total) |"
 echo
-echo "Peak RSS of the codebuilder-build process itself: the last VmHWM read from /proc/PID/status"
+echo "Peak RSS of the codebuilder-ops process itself: the last VmHWM read from /proc/PID/status"
 echo "(every ~2 ms) before it exits, highest of $RSS_RUNS runs. GNU time's maximum RSS is shown for"
-echo "context: it is the largest single process of the tree (codebuilder-build, git archive, the"
+echo "context: it is the largest single process of the tree (codebuilder-ops, git archive, the"
 echo "stub's cat), here mostly git archive, which holds a whole blob in memory."
 echo
 rss_ratio=$(ratio_of "${RSS_PEAK[large]}" "${RSS_PEAK[small]}")
@@ -365,7 +365,7 @@ if awk -v r="$rss_ratio" -v m="$large_mb" 'BEGIN { exit !(r <= 1.1 && m <= 30) }
 else
   rss_verdict="target missed"
 fi
-echo "| tree | codebuilder-build peak RSS (VmHWM) | /usr/bin/time max RSS (whole tree's largest process) |"
+echo "| tree | codebuilder-ops peak RSS (VmHWM) | /usr/bin/time max RSS (whole tree's largest process) |"
 echo "|---|---|---|"
 for size in small large; do
   echo "| $size (${TREE_MB[$size]} MB) | $(mb "${RSS_PEAK[$size]}") MB | $(mb "${TIME_RSS[$size]}") MB |"

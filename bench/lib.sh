@@ -59,7 +59,7 @@ bench_init() {
   BIN="$WORK/bin"
   install -d -m 0755 "$BIN"
   local name
-  for name in codebuilder-keys codebuilder-receive codebuilder-build codebuilder-sshd; do
+  for name in codebuilder-keys codebuilder-receive codebuilder-build codebuilder-ops codebuilder-sshd; do
     [ -x "target/release/$name" ] || die "target/release/$name is missing: build first"
     install -m 0755 "target/release/$name" "$BIN/"
   done

@@ -4,11 +4,11 @@
 # written after it (CODEBUILDER_KEEP_IMAGES). The pack limit is git's own counter
 # (receive.maxInputSize, in index-pack, which counts every byte of a push anyway).
 #
-# `codebuilder-build rerun APP` (lock, record, `git archive REV | docker build -`, two
-# `docker push`) with CODEBUILDER_DOCKER=bench/build/fake-docker (drains the context, pushes
-# nothing), on a tree of SMALL_MB and of LARGE_MB of incompressible files, by the binary of
-# this checkout against the binary of BASE_REV (default: the commit before the limits,
-# built once into target/bench-base). Interleaved rounds, as the other benchmarks.
+# A rebuild of APP (lock, record, `git archive REV | docker build -`, two `docker push`) with
+# CODEBUILDER_DOCKER=bench/build/fake-docker (drains the context, pushes nothing), on a tree of
+# SMALL_MB and of LARGE_MB of incompressible files: `codebuilder-ops rebuild APP` of this
+# checkout against `codebuilder-build rerun APP` of BASE_REV (default: the commit before the
+# limits, built once into target/bench-base). Interleaved rounds, as the other benchmarks.
 #
 # Run as root: bench/limits.sh  (a release build of BASE_REV the first time, then about a
 # minute; BENCH_SKIP_BUILD=1 skips building this checkout). SMALL_MB, LARGE_MB, ROUNDS, RUNS
@@ -74,7 +74,7 @@ for size in small large; do
   say "making the $size tree ($mb MB)"
   make_homes "$size" "$mb"
   bench_add "base $size" "$SETTINGS $BIN/codebuilder-build-base --home $DATA/$size/base rerun $APP"
-  bench_add "limits $size" "$SETTINGS $BIN/codebuilder-build --home $DATA/$size/limits rerun $APP"
+  bench_add "limits $size" "$SETTINGS $BIN/codebuilder-ops --home $DATA/$size/limits rebuild $APP"
   run_rounds "$WORK/$size.json" "$ROUNDS" "$RUNS" 2
   # The limits binary's builds succeeded (the newest record says so).
   newest=$(find "$DATA/$size/limits/builds/$APP" -name '0*.json' | sort | tail -n 1)
@@ -83,7 +83,7 @@ done
 
 echo "## Limits (bench/limits.sh)"
 echo
-echo "\`codebuilder-build rerun $APP\` with fake docker, this checkout against $BASE_REV."
+echo "A rebuild of $APP with fake docker: \`codebuilder-ops rebuild\` of this checkout against \`codebuilder-build rerun\` of $BASE_REV."
 echo
 echo "| tree | base (ms) | with limits (ms) | difference (median) | ratio (median) |"
 echo "|---|---|---|---|---|"

@@ -145,8 +145,8 @@ fn push_builds_the_image_streams_output_and_records_the_build() {
         .tags("webapp")
         .contains(&format!("git-{}", short(&second))));
 
-    // rerun builds the head again, with the same output and a new record.
-    let out = server.build_cli(&["rerun", "webapp"]);
+    // An admin's rebuild builds the head again, with the same output and a new record.
+    let out = server.ops_cli(&["rebuild", "webapp"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains(&format!("-----> Building webapp ({})", short(&second))),
@@ -155,19 +155,16 @@ fn push_builds_the_image_streams_output_and_records_the_build() {
     );
     let records = builds(&server, "webapp");
     assert_eq!(records.len(), 3);
-    assert!(records[2]["pusher"]
-        .as_str()
-        .unwrap()
-        .starts_with("rerun by"));
-    let out = server.build_cli(&["rerun", "webapp", &sha]);
+    assert_eq!(records[2]["pusher"], "rebuild by admin");
+    let out = server.ops_cli(&["rebuild", "webapp", &sha]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(builds(&server, "webapp")[3]["rev"], sha.as_str());
     for bad in [
-        &["rerun", "webapp", "nosuchrev"][..],
-        &["rerun", "webapp", "--output=/etc/x"],
-        &["rerun", "nosuchapp"],
+        &["rebuild", "webapp", "nosuchrev"][..],
+        &["rebuild", "webapp", "--output=/etc/x"],
+        &["rebuild", "nosuchapp"],
     ] {
-        let out = server.build_cli(bad);
+        let out = server.ops_cli(bad);
         assert!(!out.status.success(), "{bad:?}");
         assert!(
             text(&out.stderr).starts_with("error: "),
@@ -513,6 +510,16 @@ fn a_client_that_disconnects_mid_build_stops_the_build_and_releases_the_lock() {
         !process_outlives(&format!("{}.*hook", server.home.path().display()), patience),
         "the hook still runs 5 s after the client disconnected"
     );
+    // The session ends too, once it has ended the app its first push did not store.
+    let session = format!(
+        "codebuilder-receive --home {}",
+        server.home.path().display()
+    );
+    let patience = Duration::from_secs(5).saturating_sub(killed_at.elapsed());
+    assert!(
+        !process_outlives(&session, patience),
+        "the session still runs 5 s after the client disconnected"
+    );
     // The lock is free: flock -n succeeds at once.
     let lock = server.home.path().join("locks/slow.lock");
     let status = Command::new("flock")
@@ -523,7 +530,7 @@ fn a_client_that_disconnects_mid_build_stops_the_build_and_releases_the_lock() {
         .unwrap();
     assert!(status.success(), "the app's lock is still held");
     assert_eq!(server.server_ref("slow", "refs/heads/main"), None);
-    let records = builds(&server, "slow");
+    let records = dev.builds("slow");
     assert_eq!(records[0]["result"], "cancelled", "{records:?}");
 }
 
@@ -549,7 +556,7 @@ fn a_build_over_its_time_limit_is_stopped_and_rejected() {
         !process_outlives(&marker, Duration::from_secs(5)),
         "the build's RUN step still runs"
     );
-    assert_eq!(builds(&server, "overtime")[0]["result"], "failed");
+    assert_eq!(dev.builds("overtime")[0]["result"], "failed");
 }
 
 /// What git printed, line by line, without the padding git adds to the remote's lines.
@@ -823,7 +830,7 @@ fn pushes_over_the_size_limits_are_refused_and_name_the_setting() {
     );
     assert_eq!(server.server_ref("limits", "refs/heads/main"), None);
     assert!(registry.tags("limits").is_empty());
-    let records = builds(&server, "limits");
+    let records = dev.builds("limits");
     assert_eq!(records.last().unwrap()["result"], "failed", "{records:?}");
 
     // What fits builds.
@@ -1039,17 +1046,26 @@ fn dockerignore_keeps_listed_files_out_of_the_image_as_docker_build_does() {
     );
     let image = format!("{}/ignoring:git-{}", registry.address(), short(&sha));
     // The Dockerfile and .dockerignore are sent whatever it says, as docker's client does.
-    assert_eq!(
-        context_files(&image),
-        [
-            "/ctx/.dockerignore",
-            "/ctx/Dockerfile",
-            "/ctx/app.txt",
-            "/ctx/busybox",
-            "/ctx/logs/keep.log",
-            "/ctx/src/main.txt",
-        ]
+    let filtered = [
+        "/ctx/.dockerignore",
+        "/ctx/Dockerfile",
+        "/ctx/app.txt",
+        "/ctx/busybox",
+        "/ctx/logs/keep.log",
+        "/ctx/src/main.txt",
+    ];
+    assert_eq!(context_files(&image), filtered);
+
+    // A rebuild over ssh builds the same context as the push.
+    let output = said(&dev.ssh(&["rebuild", "ignoring"], b""));
+    assert!(
+        output
+            .lines()
+            .any(|l| l == "-----> Leaving out what .dockerignore lists (5 patterns)"),
+        "{output}"
     );
+    assert_eq!(context_files(&image), filtered);
+    assert_eq!(builds(&server, "ignoring")[1]["pusher"], "rebuild by dev");
 
     // Without a .dockerignore, everything is in the context.
     let work = make_repo("main", &tree);

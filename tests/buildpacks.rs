@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use codebuilder_tests::cluster::processes_with;
 use codebuilder_tests::*;
 
 const BUILDER_IMAGE: &str = "codebuilder-test/stack-build";
@@ -319,15 +320,9 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
     );
 
     // What .slugignore lists never reached the buildpacks, nor the image.
-    let out = run_in_image(
-        &image,
-        &[
-            "/app/bin/busybox",
-            "sh",
-            "-c",
-            "find /app -name '*.psd'; find /app -path /app/docs; cat /app/lib/docs/kept.txt",
-        ],
-    );
+    let slug_check =
+        "find /app -name '*.psd'; find /app -path /app/docs; cat /app/lib/docs/kept.txt";
+    let out = run_in_image(&image, &["/app/bin/busybox", "sh", "-c", slug_check]);
     assert_eq!(text(&out.stdout), "kept\n", "{}", text(&out.stderr));
 
     // It serves on $PORT, with WEB_ROOT from .profile.d.
@@ -351,30 +346,51 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
         "{stderr}"
     );
     assert!(!stderr.contains("cache miss"), "{stderr}");
-    assert_eq!(server.server_ref("bpweb", "refs/heads/main"), Some(second));
+    assert_eq!(
+        server.server_ref("bpweb", "refs/heads/main"),
+        Some(second.clone())
+    );
+
+    // A rebuild over ssh builds what the push built: without what .slugignore lists.
+    let output = said(&dev.ssh(&["rebuild", "bpweb"], b""));
+    assert!(
+        output
+            .lines()
+            .any(|l| l == "-----> Leaving out what .slugignore lists (2 patterns)"),
+        "{output}"
+    );
+    let image = format!("{}/bpweb:git-{}", registry.address(), short(&second));
+    let out = run_in_image(&image, &["/app/bin/busybox", "sh", "-c", slug_check]);
+    assert_eq!(text(&out.stdout), "kept\n", "{}", text(&out.stderr));
     let records = builds(&server, "bpweb");
-    assert_eq!(records.len(), 2);
+    assert_eq!(records.len(), 3);
     assert!(
         records.iter().all(|r| r["result"] == "succeeded"),
         "{records:?}"
     );
+    assert_eq!(records[2]["pusher"], "rebuild by dev");
     // The cache is a volume of the engine, not a folder of the home.
     assert!(!server.home.path().join("cache").exists());
     let volume = cache_volume("bpweb");
     remove_volume(&volume);
 }
 
-/// The cache volume of `app` (`codebuilder-cache-APP-HASH`); test apps have unique names.
-fn cache_volume(app: &str) -> String {
+/// The cache volumes of `app` (`codebuilder-cache-APP-HASH`); test apps have unique names.
+fn cache_volumes(app: &str) -> Vec<String> {
     let out = Command::new("docker")
         .args(["volume", "ls", "--quiet"])
         .output()
         .unwrap();
-    let volumes: Vec<String> = text(&out.stdout)
+    text(&out.stdout)
         .lines()
         .filter(|name| name.starts_with(&format!("codebuilder-cache-{app}-")))
         .map(String::from)
-        .collect();
+        .collect()
+}
+
+/// The cache volume of `app`.
+fn cache_volume(app: &str) -> String {
+    let volumes = cache_volumes(app);
     assert_eq!(volumes.len(), 1, "{volumes:?}");
     volumes[0].clone()
 }
@@ -787,7 +803,7 @@ fn a_buildpack_build_over_its_time_limit_is_stopped_and_its_container_removed() 
     // The hook removed the container before it exited.
     assert_eq!(builder_containers("bpslow"), Vec::<String>::new());
     assert_eq!(server.server_ref("bpslow", "refs/heads/main"), None);
-    assert_eq!(builds(&server, "bpslow")[0]["result"], "failed");
+    assert_eq!(dev.builds("bpslow")[0]["result"], "failed");
 }
 
 #[test]
@@ -817,12 +833,16 @@ fn a_client_that_disconnects_mid_compile_leaves_no_builder_container() {
         Vec::<String>::new(),
         "the builder container outlived the push by 5 s"
     );
-    // The build's record says cancelled once the hook is done.
+    // The build's record says cancelled once the session is done (it ends the app its first
+    // push did not store, and keeps the record for its pusher).
+    let session = format!("--home {}", server.home.path().display());
     let deadline = Instant::now() + Duration::from_secs(10);
-    while builds(&server, "bpgone")[0]["result"] == "running" && Instant::now() < deadline {
+    while !processes_with(&["codebuilder-receive", &session]).is_empty()
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(builds(&server, "bpgone")[0]["result"], "cancelled");
+    assert_eq!(dev.builds("bpgone")[0]["result"], "cancelled");
     assert_eq!(server.server_ref("bpgone", "refs/heads/main"), None);
 }
 
@@ -926,5 +946,6 @@ fn a_buildpack_build_over_the_context_limit_is_stopped_with_the_setting_named() 
     assert!(!stderr.contains("Installing busybox"), "{stderr}");
     assert_eq!(server.server_ref("bpbig", "refs/heads/main"), None);
     assert_eq!(builder_containers("bpbig"), Vec::<String>::new());
-    remove_volume(&cache_volume("bpbig"));
+    // The first push stored nothing: the app is gone, with its build cache.
+    assert_eq!(cache_volumes("bpbig"), Vec::<String>::new());
 }

@@ -58,6 +58,10 @@ fn a_chart_cannot_reach_outside_its_namespace() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: looked-up\ndata:\n  found: {{{{ lookup \"v1\" \"Secret\" \"{other}\" \"db\" | toJson | quote }}}}\n"
     );
     let work = chart_repo(&lookup);
+    // The app exists (a branch that does not deploy), so that its refused pushes leave it,
+    // and the namespace its first deploy makes, in place.
+    let out = dev.git(work.path(), &["push", &dev.url(&app), "main:kept"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let (ok, stderr) = push(&dev, work.path(), &app);
     assert!(!ok, "{stderr}");
     assert_eq!(

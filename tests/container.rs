@@ -424,7 +424,7 @@ fn the_image_builds_pushes_and_keeps_its_state_across_containers() {
     assert_eq!(tags, expected);
     // Both builds are on record, the first one from the container that is gone.
     let records: Value =
-        serde_json::from_str(&second.exec_ok(&["codebuilder-build", "builds", "webapp", "--json"]))
+        serde_json::from_str(&second.exec_ok(&["codebuilder-ops", "builds", "webapp", "--json"]))
             .unwrap();
     let revs: Vec<&str> = records
         .as_array()

@@ -30,10 +30,10 @@ fn builds_lists_an_apps_builds_for_those_with_access_only() {
     );
     assert_eq!(
         refused(&owner.ssh(&["builds"], b"")),
-        "error: builds needs the app it acts on: builds APP [--json]"
+        "error: builds needs the app it acts on: usage: builds APP [--json]"
     );
     assert_eq!(
         refused(&owner.ssh(&["builds", "listed", "--yaml"], b"")),
-        "error: unexpected argument '--yaml' found: see codebuilder-ops --help"
+        "error: builds does not take --yaml: usage: builds APP [--json]"
     );
 }

@@ -1,9 +1,17 @@
 //! `apps`, `apps:info`, `apps:destroy`, `builds:log` and `rebuild` over a real sshd: each key
-//! sees the apps it may reach, and a destroyed app leaves nothing behind.
+//! sees the apps it may reach, and an app that ends (destroyed, emptied of refs, or never
+//! stored by its first push) leaves nothing behind for the next key that takes its name.
 
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use codebuilder_tests::*;
+use nix::fcntl::{Flock, FlockArg};
 
 /// Creates `app` owned by `client` with a branch that does not deploy: no build.
 fn create(client: &Client, app: &str) {
@@ -68,7 +76,7 @@ fn apps_lists_what_each_key_may_reach_and_info_tells_about_one() {
     );
     assert_eq!(
         refused(&carol.ssh(&["apps", "shop"], b"")),
-        "error: unexpected argument 'shop' found: see codebuilder-ops --help"
+        "error: apps does not take shop: usage: apps [--json]"
     );
 
     assert_eq!(
@@ -87,7 +95,7 @@ fn apps_lists_what_each_key_may_reach_and_info_tells_about_one() {
     );
     assert_eq!(
         refused(&alice.ssh(&["apps:info"], b"")),
-        "error: apps:info needs the app it acts on: apps:info APP [--json]"
+        "error: apps:info needs the app it acts on: usage: apps:info APP [--json]"
     );
     assert_eq!(
         refused(&alice.ssh(&["builds:log", "shop"], b"")),
@@ -103,11 +111,11 @@ fn apps_lists_what_each_key_may_reach_and_info_tells_about_one() {
     );
     assert_eq!(
         refused(&bob.ssh(&["rebuild", "shop", "feature"], b"")),
-        "error: key bob can only clone shop: ask its owner or an admin to run 'access:add shop bob' for push access"
+        "error: key bob has read access to shop only, and rebuild needs push access: ask its owner or an admin to run 'access:add shop bob'"
     );
     assert_eq!(
         refused(&alice.ssh(&["rebuild", "shop", "a", "b"], b"")),
-        "error: unexpected argument 'b' found: see codebuilder-ops --help"
+        "error: rebuild does not take b: usage: rebuild APP [REVISION]"
     );
     assert_eq!(
         refused(&alice.ssh(&["rebuild", "shop", "nosuch"], b"")),
@@ -128,7 +136,7 @@ fn apps_lists_what_each_key_may_reach_and_info_tells_about_one() {
     );
     assert_eq!(
         refused(&alice.ssh(&["apps:destroy", "shop", "--confirm"], b"")),
-        "error: a value is required for '--confirm <CONFIRM>' but none was supplied: see codebuilder-ops --help"
+        "error: --confirm needs a value: usage: apps:destroy APP --confirm APP"
     );
     assert!(server.repo("shop").is_dir());
 }
@@ -256,4 +264,439 @@ fn apps_destroy_removes_the_release_and_the_namespace_codebuilder_made_only() {
     cluster.kubectl_ok(&["get", "namespace", &foreign]);
     assert!(!server.repo(&foreign).exists());
     cluster.remove_app(&foreign);
+}
+
+/// The line a key gets for an app it has no access to, or that does not exist.
+fn no_access(app: &str, key: &str) -> String {
+    format!("error: app {app} does not exist or key {key} has no access to it: ask its owner or an admin to run 'access:add {app} {key}'")
+}
+
+/// Reads `reader` until a line has `needle`; returns what was read.
+fn read_until(reader: &mut impl BufRead, needle: &str) -> String {
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        let mut line = Vec::new();
+        if reader.read_until(b'\n', &mut line).unwrap() == 0 {
+            panic!("ended before {needle:?}:\n{seen}");
+        }
+        seen.push_str(&String::from_utf8_lossy(&line));
+    }
+    seen
+}
+
+/// Holds the build lock of `app`, which a push has made, as a running build does.
+fn hold_builds(server: &Server, app: &str) -> Flock<File> {
+    let locks = server.home.path().join("locks");
+    assert!(locks.is_dir(), "no push to {app} yet");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(locks.join(format!("{app}.lock")))
+        .unwrap();
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| errno)
+        .unwrap()
+}
+
+/// Waits until a process waits for the lock `path` shared, as a push waits to get into an
+/// app's repository (`/proc/locks` lists the waiters).
+fn wait_for_shared_waiter(path: &Path) {
+    let inode = format!(":{}", fs::metadata(path).unwrap().ino());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let locks = fs::read_to_string("/proc/locks").unwrap();
+        let waits = locks.lines().any(|line| {
+            line.contains("->")
+                && line.contains(" READ ")
+                && line.split_whitespace().any(|f| f.ends_with(&inode))
+        });
+        if waits {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no push waits for {}:\n{locks}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What `ps:scale APP web=3` stores (there is no cluster here to scale on), as the ssh user.
+fn scaled(server: &Server, app: &str) -> std::path::PathBuf {
+    let apps = server.home.path().join("apps");
+    let owner = fs::metadata(&apps).unwrap();
+    let dir = apps.join("formation");
+    let path = dir.join(format!("{app}.json"));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(&path, "{\"web\":3}").unwrap();
+    for made in [&dir, &path] {
+        nix::unistd::chown(
+            made,
+            Some(nix::unistd::Uid::from_raw(owner.uid())),
+            Some(nix::unistd::Gid::from_raw(owner.gid())),
+        )
+        .unwrap();
+    }
+    path
+}
+
+/// What a key that takes a free name sees of it: nothing of an earlier app of that name.
+fn assert_nothing_of_the_past(server: &Server, registry: &Registry, key: &Client, app: &str) {
+    assert_eq!(
+        said(&key.ssh(&["config", app], b"")),
+        format!("{app} has no config vars\n")
+    );
+    assert_eq!(
+        said(&key.ssh(&["builds", app], b"")),
+        format!("no builds of {app} yet\n")
+    );
+    assert_eq!(
+        refused(&key.ssh(&["builds:log", app], b"")),
+        format!("error: {app} has no builds yet: push to its deploy branch")
+    );
+    assert!(registry.tags(app).is_empty());
+    let volume = server.cache_volume(app);
+    assert!(!docker(&["volume", "inspect", &volume]).status.success());
+    let formation = server
+        .home
+        .path()
+        .join(format!("apps/formation/{app}.json"));
+    assert!(!formation.exists());
+    assert!(!server.home.path().join("freed").join(app).exists());
+}
+
+/// An app that ended leaves nothing in the home but what its pushers may still read.
+fn assert_ended(server: &Server, app: &str) {
+    let home = server.home.path();
+    assert!(!server.repo(app).exists());
+    assert!(!home.join(format!("apps/{app}.json")).exists());
+    assert!(!home.join(format!("apps/config/{app}.json")).exists());
+    assert!(!home.join(format!("apps/formation/{app}.json")).exists());
+    assert!(!home.join("builds").join(app).exists());
+}
+
+#[test]
+fn a_failed_first_push_frees_its_name_and_only_its_pusher_reads_its_build() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let alice = server.add_user("alice", false);
+    let bob = server.add_user("bob", false);
+    // The build waits at a port of ours, then fails.
+    let gate = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = gate.local_addr().unwrap().port();
+    drop(gate);
+    let marker = format!("first{}", std::process::id());
+    let work = repo_with(
+        "main",
+        &app_files(&format!(
+            "echo st''arted-{marker}; until nc 127.0.0.1 {port} </dev/null 2>/dev/null; do sleep 0.2; done; echo alice-build-output; exit 7"
+        )),
+    );
+    let (mut push, mut rest, _) = alice.push_until_started(work.path(), "first", &marker);
+    // Meanwhile alice sets a config var, and the app has a scale and a build cache.
+    let formation = scaled(&server, "first");
+    let volume = server.cache_volume("first");
+    assert!(docker(&["volume", "create", &volume]).status.success());
+    let mut config = alice.spawn_ssh(&[
+        "config:set",
+        "first",
+        "DATABASE_URL=alice-secret",
+        "--no-deploy",
+    ]);
+    let mut config_out = BufReader::new(config.stdout.take().unwrap());
+    read_until(&mut config_out, "Waiting for the build of first");
+    let gate = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    drop(gate.accept().unwrap());
+    let mut seen = String::new();
+    rest.read_to_string(&mut seen).unwrap();
+    assert!(!push.wait().unwrap().success(), "{seen}");
+    assert!(seen.contains("alice-build-output"), "{seen}");
+    // The config var was stored before the end, or refused after it: either way it is gone.
+    let _ = config.wait().unwrap();
+    assert!(!formation.exists());
+    assert!(!docker(&["volume", "inspect", &volume]).status.success());
+    assert_ended(&server, "first");
+
+    // Alice reads her failed build; no one else does.
+    let listed = said(&alice.ssh(&["builds", "first"], b""));
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains(" failed "), "{listed}");
+    assert!(listed.trim_end().ends_with("alice"), "{listed}");
+    let log = said(&alice.ssh(&["builds:log", "first"], b""));
+    assert!(log.contains("alice-build-output"), "{log}");
+    assert_eq!(said(&alice.ssh(&["builds:log", "first", "1"], b"")), log);
+    for command in ["builds", "builds:log", "config", "apps:info"] {
+        assert_eq!(
+            refused(&bob.ssh(&[command, "first"], b"")),
+            no_access("first", "bob"),
+            "{command}"
+        );
+    }
+    assert_eq!(
+        refused(&alice.ssh(&["config", "first"], b"")),
+        no_access("first", "alice")
+    );
+
+    // Bob takes the name: nothing of alice's app, and alice no longer reads her build.
+    let other = repo_with("feature", &[("README", b"bob's\n".to_vec())]);
+    let out = bob.git(other.path(), &["push", &bob.url("first"), "feature"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_nothing_of_the_past(&server, &registry, &bob, "first");
+    assert_eq!(
+        refused(&alice.ssh(&["builds:log", "first"], b"")),
+        no_access("first", "alice")
+    );
+}
+
+#[test]
+fn an_app_whose_last_branch_is_deleted_leaves_nothing_to_the_next_key() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let alice = server.add_user("alice", false);
+    let bob = server.add_user("bob", false);
+    let work = repo_with("feature", &app_files("echo built-by-alice"));
+    let sha = head(work.path());
+    let out = alice.git(work.path(), &["push", &alice.url("second"), "feature"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    said(&alice.ssh(&["rebuild", "second", "feature"], b""));
+    let tag = format!("git-{}", short(&sha));
+    assert_eq!(registry.tags("second"), [tag.as_str()]);
+    let image = format!("{}/second:{tag}", registry.address());
+    assert!(docker(&["image", "inspect", &image]).status.success());
+    said(&alice.ssh(
+        &[
+            "config:set",
+            "second",
+            "DATABASE_URL=alice-secret",
+            "--no-deploy",
+        ],
+        b"",
+    ));
+    scaled(&server, "second");
+    let volume = server.cache_volume("second");
+    assert!(docker(&["volume", "create", &volume]).status.success());
+
+    let out = alice.git(work.path(), &["push", &alice.url("second"), ":feature"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_ended(&server, "second");
+    assert!(registry.tags("second").is_empty());
+    assert!(!docker(&["image", "inspect", &image]).status.success());
+    assert!(!docker(&["volume", "inspect", &volume]).status.success());
+    // Her rebuild is hers to read while the name is free.
+    let listed = said(&alice.ssh(&["builds", "second"], b""));
+    assert!(listed.contains("rebuild by alice"), "{listed}");
+    let log = said(&alice.ssh(&["builds:log", "second"], b""));
+    assert!(log.contains("built-by-alice"), "{log}");
+    assert_eq!(
+        refused(&bob.ssh(&["builds:log", "second"], b"")),
+        no_access("second", "bob")
+    );
+
+    let other = repo_with("feature", &[("README", b"bob's\n".to_vec())]);
+    let out = bob.git(other.path(), &["push", &bob.url("second"), "feature"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_nothing_of_the_past(&server, &registry, &bob, "second");
+    assert_eq!(
+        refused(&alice.ssh(&["builds", "second"], b"")),
+        no_access("second", "alice")
+    );
+}
+
+#[test]
+fn a_destroyed_app_leaves_nothing_to_the_next_key() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let alice = server.add_user("alice", false);
+    let bob = server.add_user("bob", false);
+    let work = repo_with("main", &app_files("echo built-by-alice"));
+    let out = alice.git(work.path(), &["push", &alice.url("third"), "main"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    said(&alice.ssh(
+        &[
+            "config:set",
+            "third",
+            "DATABASE_URL=alice-secret",
+            "--no-deploy",
+        ],
+        b"",
+    ));
+    scaled(&server, "third");
+    let volume = server.cache_volume("third");
+    assert!(docker(&["volume", "create", &volume]).status.success());
+
+    said(&alice.ssh(&["apps:destroy", "third", "--confirm", "third"], b""));
+    assert_ended(&server, "third");
+    // Destroyed: not even its builds are kept.
+    assert_eq!(
+        refused(&alice.ssh(&["builds", "third"], b"")),
+        no_access("third", "alice")
+    );
+
+    let other = repo_with("feature", &[("README", b"bob's\n".to_vec())]);
+    let out = bob.git(other.path(), &["push", &bob.url("third"), "feature"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_nothing_of_the_past(&server, &registry, &bob, "third");
+}
+
+#[test]
+fn destroy_racing_a_push_leaves_the_app_destroyed_or_owned_by_the_pusher() {
+    require_docker();
+    let registry = Registry::start();
+    let server = server_for(&registry, "none", &[]);
+    let alice = server.add_user("alice", false);
+    let bob = server.add_user("bob", false);
+    let work = repo_with("feature", &[("README", b"alice's\n".to_vec())]);
+    let out = alice.git(work.path(), &["push", &alice.url("race"), "feature"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    said(&alice.ssh(&["access:add", "race", "bob"], b""));
+
+    // The destroy holds the app and waits for a build of it; bob's push, let in before the
+    // destroy ends, waits to get into the app's repository.
+    let build = hold_builds(&server, "race");
+    let mut destroy = alice.spawn_ssh(&["apps:destroy", "race", "--confirm", "race"]);
+    let mut destroyed = BufReader::new(destroy.stdout.take().unwrap());
+    let mut said_so = read_until(&mut destroyed, "Waiting for the build of race");
+    let theirs = repo_with("feature2", &[("README", b"bob's\n".to_vec())]);
+    let push = bob
+        .git_command(theirs.path(), &["push", &bob.url("race"), "feature2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_shared_waiter(&server.home.path().join("locks/race.repo"));
+    drop(build);
+    destroyed.read_to_string(&mut said_so).unwrap();
+    assert!(destroy.wait().unwrap().success(), "{said_so}");
+    assert!(said_so.ends_with("-----> Destroyed race\n"), "{said_so}");
+    let out = push.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Bob's push made a new app of the free name: his, with nothing of alice's.
+    let access = said(&bob.ssh(&["access", "race"], b""));
+    assert!(access.starts_with("owner  bob  SHA256:"), "{access}");
+    assert_eq!(access.lines().count(), 1, "{access}");
+    assert_eq!(server.server_ref("race", "refs/heads/feature"), None);
+    assert_eq!(
+        server.server_ref("race", "refs/heads/feature2"),
+        Some(head(theirs.path()))
+    );
+    assert_eq!(
+        refused(&alice.ssh(&["access", "race"], b"")),
+        no_access("race", "alice")
+    );
+
+    // A destroy while a push is in the app is refused; the push goes on.
+    let build = hold_builds(&server, "race");
+    let deploy = repo_with("main", &app_files("echo bob-deploys"));
+    let mut push = bob
+        .git_command(deploy.path(), &["push", &bob.url("race"), "main"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pushing = BufReader::new(push.stderr.take().unwrap());
+    let mut seen = read_until(&mut pushing, "Waiting for the build of race");
+    assert_eq!(
+        refused(&bob.ssh(&["apps:destroy", "race", "--confirm", "race"], b"")),
+        "error: a push to race is in progress: run 'apps:destroy race --confirm race' again when it has ended"
+    );
+    drop(build);
+    pushing.read_to_string(&mut seen).unwrap();
+    assert!(push.wait().unwrap().success(), "{seen}");
+    assert_eq!(
+        server.server_ref("race", "refs/heads/main"),
+        Some(head(deploy.path()))
+    );
+    assert!(said(&bob.ssh(&["access", "race"], b"")).starts_with("owner  bob  SHA256:"));
+}
+
+/// The tags of `app` in the registry at `address` (`127.0.0.1:PORT`); none when it has none.
+fn tags_at(address: &str, app: &str) -> Vec<String> {
+    let port = address.rsplit(':').next().unwrap().parse().unwrap();
+    let body = http_get(port, &format!("/v2/{app}/tags/list")).unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    value["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn a_name_freed_on_the_cluster_carries_nothing_to_the_next_key() {
+    use codebuilder_tests::cluster::{
+        app_name, cluster, deploying_server, push, web_app_files, HostPort, ACCOUNT, ROLLOUT,
+    };
+    let cluster = cluster();
+    let host = HostPort::new();
+    let server = deploying_server(ACCOUNT, &host, &[]);
+    let alice = server.add_user("alice", false);
+    let bob = server.add_user("bob", false);
+    let carol = server.add_user("carol", false);
+    let app = app_name("freed");
+    let gone = |app: &str| {
+        let namespace = cluster.kubectl(&["get", "namespace", app]);
+        assert!(
+            text(&namespace.stderr).contains("NotFound"),
+            "{}",
+            text(&namespace.stdout)
+        );
+        assert!(!cluster.helm(&["status", app, "-n", app]).status.success());
+        assert!(tags_at(&cluster.registry, app).is_empty());
+    };
+
+    // Alice's first push deploys an image that cannot run: the push fails, and the app ends
+    // with its namespace, release and image.
+    let mut crashing = web_app_files("never served\n");
+    crashing[0].1 = b"FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo 'boom: alice was here'; exit 3\"]\n".to_vec();
+    let work = repo_with("main", &crashing);
+    let (ok, stderr) = push(&alice, work.path(), &app);
+    assert!(!ok, "{stderr}");
+    gone(&app);
+    assert_ended(&server, &app);
+    let log = said(&alice.ssh(&["builds:log", &app], b""));
+    assert!(log.contains("boom: alice was here"), "{log}");
+    assert_eq!(
+        refused(&bob.ssh(&["builds:log", &app], b"")),
+        no_access(&app, "bob")
+    );
+
+    // Bob takes the name: release 1 of his own, and he scales it down.
+    let work = repo_with("main", &web_app_files("bob's\n"));
+    let (ok, stderr) = push(&bob, work.path(), &app);
+    assert!(ok, "{stderr}");
+    assert_eq!(cluster.release(&app)["version"], 1);
+    let listed = said(&bob.ssh(&["builds", &app], b""));
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.trim_end().ends_with("bob"), "{listed}");
+    assert_eq!(
+        refused(&alice.ssh(&["builds:log", &app], b"")),
+        no_access(&app, "alice")
+    );
+    said(&bob.ssh(&["ps:scale", &app, "web=0"], b""));
+    said(&bob.ssh(&["config:set", &app, "GREETING=bob", "--no-deploy"], b""));
+    said(&bob.ssh(&["apps:destroy", &app, "--confirm", &app], b""));
+    gone(&app);
+    assert_ended(&server, &app);
+
+    // Carol takes it: one pod serves her app, as for any new app, with no config of bob's.
+    let work = repo_with("main", &web_app_files("carol's\n"));
+    let (ok, stderr) = push(&carol, work.path(), &app);
+    assert!(ok, "{stderr}");
+    assert_eq!(host.served(ROLLOUT), "carol's\n");
+    assert_eq!(
+        said(&carol.ssh(&["ps", &app], b"")).lines().next(),
+        Some("=== web: 1 desired, 1 ready")
+    );
+    assert_eq!(
+        said(&carol.ssh(&["config", &app], b"")),
+        format!("{app} has no config vars\n")
+    );
+    cluster.remove_app(&app);
 }

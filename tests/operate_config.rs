@@ -295,7 +295,7 @@ fn config_commands_store_privately_and_refuse_bad_input_in_one_line() {
         ),
         (
             &["config:set", "conf"][..],
-            "error: the following required arguments were not provided:: see codebuilder-ops --help",
+            "error: config:set needs KEY=VALUE: usage: config:set APP [--encoded] [--no-deploy] KEY=VALUE...",
         ),
         (
             &["rollback", "conf", "x1"][..],
@@ -303,7 +303,7 @@ fn config_commands_store_privately_and_refuse_bad_input_in_one_line() {
         ),
         (
             &["config"][..],
-            "error: config needs the app it acts on: config APP [--json]",
+            "error: config needs the app it acts on: usage: config APP [--json]",
         ),
         (
             &["releases", "conf"][..],

@@ -136,7 +136,7 @@ fn release_phase_ps_run_logs_and_a_kept_scale() {
     let mut following = Command::new("ssh")
         .args(dev.ssh_options())
         .arg("git@127.0.0.1")
-        .args(["logs", &app, "-f"])
+        .args(["logs", &app, "-t", "-n", "5"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -274,15 +274,19 @@ fn release_phase_ps_run_logs_and_a_kept_scale() {
     );
     assert_eq!(
         refused(&dev.ssh(&["run", &app, "--"], b"")),
-        "error: run needs a command after --: run APP -- COMMAND [ARGS...]"
+        "error: run needs a command: usage: run APP -- COMMAND [ARGS...]"
     );
     assert_eq!(
         refused(&dev.ssh(&["logs", &app, "--process", "Web"], b"")),
         "error: \"Web\" is not a process type: use lowercase letters, digits and -, starting with a letter, as in the Procfile"
     );
     assert_eq!(
-        refused(&dev.ssh(&["logs", &app, "--tail", "many"], b"")),
-        "error: invalid value 'many' for '--tail <TAIL>': invalid digit found in string: see codebuilder-ops --help"
+        refused(&dev.ssh(&["logs", &app, "--num", "many"], b"")),
+        "error: many is not a number of lines: give 0 to 10000"
+    );
+    assert_eq!(
+        refused(&dev.ssh(&["run", &app, "--", "bash"], b"")),
+        format!("error: run has no terminal, so bash alone would exit at once: give it a command, e.g. 'run {app} -- bash -c \"ls -la\"'")
     );
     cluster.remove_app(&app);
 }

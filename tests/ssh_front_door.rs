@@ -849,7 +849,7 @@ fn input_that_is_not_utf8_gets_one_line_never_a_panic() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "error: the command contains control characters or non-ASCII text\n"
+        "error: the command contains control characters or non-ASCII text: for such a config value, run 'config:set APP KEY < FILE' or use --encoded\n"
     );
 
     let mut command = Command::new("ssh");

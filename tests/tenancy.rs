@@ -161,7 +161,7 @@ fn read_access_clones_push_access_pushes_and_remove_takes_it_back() {
     let out = bob.git(&mine, &["push", "origin", "feature"]);
     assert_eq!(
         refused(&out),
-        "error: key bob can only clone shop: ask its owner or an admin to run 'access:add shop bob' for push access"
+        "error: key bob has read access to shop only, and git push needs push access: ask its owner or an admin to run 'access:add shop bob'"
     );
     assert_eq!(
         server.server_ref("shop", "refs/heads/feature"),
@@ -329,13 +329,37 @@ fn only_admins_create_apps_when_so_set() {
     );
     let out = bob.git(work.path(), &["push", &bob.url("fresh"), "feature:second"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // A key that may not create apps learns nothing of which names are taken: a taken name
+    // and a free one get the same line, to a push, a clone and a command.
+    let carol = server.add_user("carol", false);
+    for app in ["fresh", "free"] {
+        let out = carol.git(work.path(), &["push", &carol.url(app), "feature"]);
+        assert_eq!(refused(&out), no_access(app, "carol"));
+        let target = tempfile::tempdir().unwrap();
+        let out = carol.git(
+            work.path(),
+            &[
+                "clone",
+                "--quiet",
+                &carol.url(app),
+                target.path().to_str().unwrap(),
+            ],
+        );
+        assert_eq!(refused(&out), no_access(app, "carol"));
+        let out = carol.ssh(&["builds", app], b"");
+        assert_eq!(refused(&out), no_access(app, "carol"));
+    }
+    assert!(!server.repo("free").exists());
 }
 
 #[test]
 fn declared_access_is_merged_and_cannot_be_removed_over_ssh() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("access");
-    fs::write(&file, "shop carol read\n").unwrap();
+    // A bad line is skipped, and said in codebuilder's log, never to a client. A declared
+    // name is kept for the keys the file lets push: alice creates it.
+    fs::write(&file, "shop alice push\nshop carol read\nshop dave admin\n").unwrap();
     let server = Server::start_with(&[
         ("CODEBUILDER_DEPLOY", "none"),
         ("CODEBUILDER_CONFIG_ACCESS", file.to_str().unwrap()),
@@ -350,7 +374,7 @@ fn declared_access_is_merged_and_cannot_be_removed_over_ssh() {
     let out = carol.git(work.path(), &["push", &carol.url("shop"), "feature:x"]);
     assert_eq!(
         refused(&out),
-        "error: key carol can only clone shop: ask its owner or an admin to run 'access:add shop carol' for push access"
+        "error: key carol has read access to shop only, and git push needs push access: ask its owner or an admin to run 'access:add shop carol'"
     );
     let out = alice.ssh(&["access:remove", "shop", "carol"], b"");
     assert_eq!(
@@ -367,6 +391,16 @@ fn declared_access_is_merged_and_cannot_be_removed_over_ssh() {
             .unwrap(),
         format!("read   carol  declared in {}", file.display())
     );
+    let out = alice.ssh(&["access", "shop"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    let skipped = format!(
+        "{}:3: skipped: unknown access \"admin\": use push or read",
+        file.display()
+    );
+    let log = server.log_with(&skipped);
+    let line = log.lines().find(|l| l.contains(&skipped)).unwrap();
+    assert_eq!(line, format!(" WARN codebuilder_apps::declared: {skipped}"));
 }
 
 #[test]

@@ -256,6 +256,21 @@ impl Server {
         fs::read_to_string(self.home.path().join("sshd.log")).unwrap_or_default()
     }
 
+    /// codebuilder's log once it has `line`: a session's lines reach it through the relay,
+    /// which may write them after the session has ended. Panics with the log if 10 s pass
+    /// without it.
+    pub fn log_with(&self, line: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(line) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "no {line:?} in the log:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Runs `codebuilder-keys` against this home, as an admin through `kubectl exec` would.
     pub fn keys(&self, args: &[&str], stdin: &[u8]) -> Output {
         run_with_stdin(
@@ -300,7 +315,16 @@ impl Server {
 
     /// Runs `codebuilder-build` against this home, as an admin would.
     pub fn build_cli(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(bin_dir().join("codebuilder-build"));
+        self.admin_cli("codebuilder-build", args)
+    }
+
+    /// Runs `codebuilder-ops` against this home, as an admin through `kubectl exec` would.
+    pub fn ops_cli(&self, args: &[&str]) -> Output {
+        self.admin_cli("codebuilder-ops", args)
+    }
+
+    fn admin_cli(&self, binary: &str, args: &[&str]) -> Output {
+        let mut command = Command::new(bin_dir().join(binary));
         command.arg("--home").arg(self.home.path()).args(args);
         for (k, v) in &self.env {
             command.env(k, v);
@@ -424,6 +448,33 @@ impl Client {
             .arg("git@127.0.0.1")
             .args(args);
         run_with_stdin(&mut command, stdin)
+    }
+
+    /// Starts `ssh git@127.0.0.1 ARGS...` with no input, its output piped, in its own
+    /// process group.
+    pub fn spawn_ssh(&self, args: &[&str]) -> Child {
+        Command::new("ssh")
+            .args(self.ssh_options())
+            .arg("git@127.0.0.1")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    /// The build records of `app` this key reads (`ssh git@HOST builds APP --json`), oldest
+    /// first: those of a first push that failed too, which only its pusher reads.
+    pub fn builds(&self, app: &str) -> Vec<serde_json::Value> {
+        let out = self.ssh(&["builds", app, "--json"], b"");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     /// The value for GIT_SSH_COMMAND.
@@ -752,9 +803,9 @@ pub fn repo_with(branch: &str, files: &[(&'static str, Vec<u8>)]) -> tempfile::T
     make_repo(branch, &borrowed)
 }
 
-/// The build records of `app`, oldest first (`codebuilder-build builds APP --json`).
+/// The build records of `app`, oldest first (`codebuilder-ops builds APP --json`).
 pub fn builds(server: &Server, app: &str) -> Vec<serde_json::Value> {
-    let out = server.build_cli(&["builds", app, "--json"]);
+    let out = server.ops_cli(&["builds", app, "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     serde_json::from_slice::<serde_json::Value>(&out.stdout)
         .unwrap()

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use codebuilder_core::{Fingerprint, KeyName};
+use codebuilder_core::{AppName, Fingerprint, KeyName};
 use serde::{Deserialize, Serialize};
 
 use crate::declared::DeclaredGrant;
@@ -58,6 +58,35 @@ pub struct Grant {
 pub enum Role {
     Owner,
     Collaborator(Level),
+}
+
+/// Why a key may not do what it asked with an app: the lines every decision on access ends
+/// with. `NoAccess` is the same whether or not the app exists, so that no one can probe for
+/// app names.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("app {app} does not exist or key {key} has no access to it: ask its owner or an admin to run 'access:add {app} {key}'")]
+    NoAccess { app: AppName, key: KeyName },
+    #[error("key {key} has read access to {app} only, and {verb} needs push access: ask its owner or an admin to run 'access:add {app} {key}'")]
+    ReadOnly {
+        app: AppName,
+        key: KeyName,
+        /// What the key asked for: `git push`, `config:get`, ...
+        verb: &'static str,
+    },
+    #[error("key {key} cannot manage {app}: only its owner or an admin can {what}")]
+    NotManager {
+        app: AppName,
+        key: KeyName,
+        /// What the key asked for: `change who has access to it`, `destroy it`.
+        what: &'static str,
+    },
+    #[error("app {0} does not exist: push to it first")]
+    NoSuchApp(AppName),
+    #[error(
+        "key {0} is not an admin key: only admins can manage keys (codebuilder-keys add --admin)"
+    )]
+    NotAdmin(KeyName),
 }
 
 /// The stored state of one app.

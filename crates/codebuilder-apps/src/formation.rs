@@ -8,7 +8,7 @@ use std::fs;
 use std::io;
 use std::path::PathBuf;
 
-use codebuilder_core::fsutil::write_atomic;
+use codebuilder_core::fsutil::{remove_durably, write_atomic};
 use codebuilder_core::{AppName, Home};
 use serde_json::{json, Value};
 
@@ -35,7 +35,8 @@ pub enum ScaleError {
 }
 
 /// A process type: a Procfile name that can be a Kubernetes name and label value.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ProcessType(String);
 
 impl ProcessType {
@@ -62,6 +63,19 @@ impl ProcessType {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for ProcessType {
+    type Error = ScaleError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ProcessType> for String {
+    fn from(value: ProcessType) -> Self {
+        value.0
     }
 }
 
@@ -139,6 +153,11 @@ impl Formation {
         let text = serde_json::to_vec(&self.0).map_err(io::Error::other)?;
         write_atomic(&path, &text, FILE_MODE)?;
         home.give_to_owner(&path)
+    }
+
+    /// Forgets the formation of `app` (the app ends); callers hold the app's lock.
+    pub fn remove(home: &Home, app: &AppName) -> io::Result<()> {
+        remove_durably(&path(home, app))
     }
 
     pub fn set(&mut self, kind: &ProcessType, count: u32) {

@@ -19,7 +19,7 @@ pub mod declared;
 pub mod formation;
 pub mod store;
 
-pub use access::{AppState, Grant, KeyId, Level, Role};
+pub use access::{AppState, Grant, KeyId, Level, Refusal, Role};
 pub use config::{AppConfig, ConfigError, ConfigKey, ConfigStore, ConfigVars};
 pub use declared::DeclaredGrant;
 pub use store::{AppError, AppStore};

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use codebuilder_core::fsutil::{create_atomic_via, remove_durably, write_atomic_via};
+use codebuilder_core::fsutil::{create_atomic_via, remove_durably, remove_tree, write_atomic_via};
 use codebuilder_core::{AppName, Home, KeyName};
 use nix::fcntl::{Flock, FlockArg};
 
@@ -93,8 +93,12 @@ impl AppStore {
     }
 
     /// Records `owner` as the owner of the new app `app`; `Exists` if it has one already.
+    /// A new app starts with nothing of an earlier one of its name: the build records that
+    /// one left to the keys that pushed it (`Home::freed_builds_dir`) go.
     pub fn create(&self, app: &AppName, owner: KeyId) -> Result<AppState, AppError> {
         let _lock = self.lock()?;
+        let freed = self.home.freed_builds_dir(app);
+        remove_tree(&freed).map_err(io_at(freed))?;
         let state = AppState {
             owner,
             created_at: SystemTime::now()
@@ -259,7 +263,12 @@ mod tests {
         let apps = store(dir.path());
         let shop = app("shop");
         assert_eq!(apps.state(&shop).unwrap(), None);
+        // What an earlier app of the name left to the key that pushed it goes.
+        let freed = dir.path().join("freed/shop");
+        fs::create_dir_all(&freed).unwrap();
+        fs::write(freed.join("000001.json"), "{}").unwrap();
         apps.create(&shop, key("alice", 'a')).unwrap();
+        assert!(!freed.exists());
         assert!(matches!(
             apps.create(&shop, key("bob", 'b')),
             Err(AppError::Exists(_))

@@ -24,7 +24,7 @@ use crate::context;
 use crate::dockerignore::IgnoreFile;
 use crate::lock::AppLock;
 use crate::options::PushOptions;
-use crate::records::{now, BuildRecord, BuildResult, Records};
+use crate::records::{now, BuildRecord, BuildResult, Records, REBUILT_BY};
 use crate::retention::Retention;
 use codebuilder_process::runner::{StepContext, StepError};
 use codebuilder_process::{Output, QUICK};
@@ -41,7 +41,7 @@ pub struct Build<'a> {
     pub app: AppName,
     /// Full object name of the commit to build.
     pub rev: String,
-    /// Name of the key that pushed, or who ran `rerun`.
+    /// Name of the key that pushed, or who ran `rebuild` (`records::REBUILT_BY`).
     pub pusher: String,
     /// Fingerprint of the key that pushed.
     pub pusher_fingerprint: Option<Fingerprint>,
@@ -76,6 +76,14 @@ impl Build<'_> {
         let _lock = AppLock::acquire(self.home, &self.app, self.output, &self.cancel, || {
             records.describe_running()
         })?;
+        // A rebuild that waited for the lock may find the app ended meanwhile: its name then
+        // gets no record.
+        if !self.repo().is_dir() {
+            bail!(
+                "app {} does not exist: nothing was ever pushed to it",
+                self.app
+            );
+        }
         if let Some((reference, old)) = &self.expected {
             self.await_previous_ref_update(&records, reference, old)?;
             self.check_unmoved(reference, old)?;
@@ -429,9 +437,9 @@ impl Build<'_> {
         let recent = last
             .finished_at
             .is_some_and(|t| now() <= t + PREVIOUS_PUSH_GRACE.as_secs());
-        // A rerun moves no ref: nothing to wait for.
-        let rerun = last.pusher.starts_with("rerun by ");
-        if last.result != BuildResult::Succeeded || !recent || rerun || last.rev == old {
+        // A rebuild moves no ref: nothing to wait for.
+        let rebuilt = last.pusher.starts_with(REBUILT_BY);
+        if last.result != BuildResult::Succeeded || !recent || rebuilt || last.rev == old {
             return Ok(());
         }
         let deadline = Instant::now() + PREVIOUS_PUSH_GRACE;

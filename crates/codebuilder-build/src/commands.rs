@@ -1,6 +1,7 @@
-//! The `codebuilder-build` commands: the hook git runs, and what admins run by hand.
+//! The `codebuilder-build` commands: the hook git runs, and what admins run by hand; and the
+//! rebuild codebuilder-ops runs.
 
-use std::io::{self, Write};
+use std::io;
 use std::process::Command;
 
 use anyhow::{bail, Context};
@@ -66,19 +67,8 @@ pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `codebuilder-build rerun APP [REV]`: builds and deploys again without a push.
-pub fn rerun(home: &Home, app: &str, rev: Option<&str>) -> anyhow::Result<()> {
-    rebuild(
-        home,
-        app,
-        rev,
-        format!("rerun by {}", invoking_user()),
-        None,
-    )
-}
-
 /// Builds and deploys REV of `app` (its deploy branch by default) again without a push, for
-/// `pusher`: what `rerun` and `ssh git@HOST rebuild APP [REV]` run.
+/// `pusher`: what `rebuild APP [REV]` runs (over ssh, or at `kubectl exec`).
 pub fn rebuild(
     home: &Home,
     app: &str,
@@ -143,13 +133,6 @@ pub fn rebuild(
     Ok(())
 }
 
-fn invoking_user() -> String {
-    ["SUDO_USER", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()))
-}
-
 /// `codebuilder-build chart APP DIR`: writes the default chart, to start an app's own `chart/` from.
 pub fn write_chart(app: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
@@ -161,42 +144,6 @@ pub fn write_chart(app: &str, dir: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     codebuilder_deploy::chart::write_default(dir, &app, 1, "0000000")
-}
-
-/// `codebuilder-build builds APP [--json]`: the app's build records, oldest first.
-pub fn builds(home: &Home, app: &str, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
-    let app = AppName::parse(app, &settings.namespace)?;
-    let records = Records::new(home, &app).list()?;
-    if json {
-        serde_json::to_writer_pretty(&mut *out, &records)?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    if records.is_empty() {
-        writeln!(out, "no builds of {app} yet")?;
-    }
-    for r in &records {
-        let started = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.started_at),
-        );
-        let result = serde_json::to_value(r.result)?;
-        let took = r
-            .finished_at
-            .map(|f| format!("{}s", f.saturating_sub(r.started_at)))
-            .unwrap_or_else(|| "-".into());
-        writeln!(
-            out,
-            "{:>4}  {}  {:<11}  {}  {:>6}  {}",
-            r.number,
-            &r.rev[..7.min(r.rev.len())],
-            result.as_str().unwrap_or(""),
-            started,
-            took,
-            r.pusher
-        )?;
-    }
-    Ok(())
 }
 
 /// `codebuilder-build cache purge APP` (and `ssh git@HOST builds:cache:purge APP`): empties

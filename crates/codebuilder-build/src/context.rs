@@ -6,10 +6,11 @@
 //! as docker's own client keeps them: the build needs them.
 
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
+use codebuilder_core::main_support::{self, BUILD_BINARY};
 use codebuilder_process::{Output, RunError, QUICK};
 
 use crate::dockerignore::{IgnoreFile, Patterns};
@@ -130,16 +131,21 @@ pub fn ignore_list(
 /// `codebuilder-build context-filter LIST`, to put between `git archive` and what reads the
 /// tree; a failure of it is told apart with [`is_filter`].
 pub fn filter_command(list: &Path) -> anyhow::Result<Command> {
-    let program = std::env::current_exe()
-        .context("cannot tell where codebuilder-build is, to filter the build context")?;
-    let mut filter = Command::new(program);
+    let mut filter = Command::new(filter_program()?);
     filter.arg("context-filter").arg(list);
     Ok(filter)
 }
 
 /// Whether `program` (as a failed step names it) is the filter of [`filter_command`].
 pub fn is_filter(program: &str) -> bool {
-    std::env::current_exe().is_ok_and(|exe| exe.to_string_lossy() == program)
+    filter_program().is_ok_and(|filter| filter.to_string_lossy() == program)
+}
+
+/// codebuilder-build, which has the filter: the hook runs in it, a rebuild in codebuilder-ops
+/// (over ssh, or at `kubectl exec`), installed beside it.
+fn filter_program() -> anyhow::Result<PathBuf> {
+    main_support::sibling(BUILD_BINARY)
+        .context("cannot tell where codebuilder-build is, to filter the build context")
 }
 
 /// `codebuilder-build context-filter IGNORE_FILE`: the filter between `git archive` and

@@ -21,19 +21,11 @@ struct Cli {
 enum Command {
     /// git's pre-receive hook: reads "OLD NEW REF" lines on standard input.
     Hook,
-    /// Build and deploy APP again: the deploy branch's head, or REV.
-    Rerun { app: String, rev: Option<String> },
     /// Write the default chart for APP into DIR: a start for the app's own chart/ folder.
     Chart { app: String, dir: PathBuf },
     /// The apps' build caches.
     #[command(subcommand)]
     Cache(CacheCommand),
-    /// List APP's builds.
-    Builds {
-        app: String,
-        #[arg(long)]
-        json: bool,
-    },
     /// The build context filter: the tar on stdin to stdout without what IGNORE_FILE (a
     /// .dockerignore) lists. Run by the build between `git archive` and `docker build -`.
     #[command(hide = true)]
@@ -52,12 +44,8 @@ fn main() -> ExitCode {
         let home = Home::new(cli.home);
         match cli.command {
             Command::Hook => commands::hook(&home, io::stdin().lock())?,
-            Command::Rerun { app, rev } => commands::rerun(&home, &app, rev.as_deref())?,
             Command::Chart { app, dir } => commands::write_chart(&app, &dir)?,
             Command::Cache(CacheCommand::Purge { app }) => commands::cache_purge(&home, &app)?,
-            Command::Builds { app, json } => {
-                commands::builds(&home, &app, json, &mut io::stdout().lock())?
-            }
             Command::ContextFilter { ignore_file } => {
                 codebuilder_build::context::filter_stdio(&ignore_file)?
             }

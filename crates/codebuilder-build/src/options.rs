@@ -57,7 +57,7 @@ pub enum OptionError {
     Broken(&'static str),
 }
 
-/// The options of one push (none for a rerun).
+/// The options of one push (none for a rebuild).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PushOptions {
     pub no_cache: bool,

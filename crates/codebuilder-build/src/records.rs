@@ -1,12 +1,15 @@
 //! A record of every build: who pushed what, when, how it ended, and its full log. Kept in
-//! the home as `builds/APP/NNNNNN.json` and `.log`, the last N per app.
+//! the home as `builds/APP/NNNNNN.json` and `.log`, the last N per app. When an app ends
+//! without `apps:destroy` (its first push stored no ref, or its last ref was deleted), the
+//! records that name the key that pushed them are kept apart in `freed/APP/`, where that key
+//! alone reads its own, until the name is taken again (`AppStore::create` wipes them).
 
 use std::fs::{self, File};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use codebuilder_core::fsutil::write_atomic;
+use codebuilder_core::fsutil::{remove_tree, write_atomic};
 use codebuilder_core::{AppName, Fingerprint, Home};
 use serde::{Deserialize, Serialize};
 
@@ -26,9 +29,10 @@ pub struct BuildRecord {
     pub number: u64,
     pub app: String,
     pub rev: String,
-    /// Name of the key that pushed, or who ran `rerun`.
+    /// Name of the key that pushed, or [`REBUILT_BY`] and who ran `rebuild`.
     pub pusher: String,
-    /// Fingerprint of the key that pushed (none for a rerun, or a record from before).
+    /// Fingerprint of the key that pushed or rebuilt over ssh (none for an admin's rebuild at
+    /// `kubectl exec`, or a record from before).
     #[serde(default)]
     pub pusher_fingerprint: Option<Fingerprint>,
     pub started_at: u64,
@@ -41,6 +45,9 @@ pub struct BuildRecord {
     pub log: String,
 }
 
+/// How the pusher of a rebuild's record begins: `rebuild by alice`, `rebuild by admin`.
+pub const REBUILT_BY: &str = "rebuild by ";
+
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -50,15 +57,39 @@ pub fn now() -> u64 {
 
 pub struct Records {
     home: Home,
+    app: AppName,
     dir: PathBuf,
+    /// Only the records this key pushed: those kept apart for it.
+    only: Option<Fingerprint>,
 }
 
 impl Records {
+    /// The records of the app `app`.
     pub fn new(home: &Home, app: &AppName) -> Self {
         Self {
             home: home.clone(),
+            app: app.clone(),
             dir: home.builds_dir(app),
+            only: None,
         }
+    }
+
+    /// The records of builds of `app` that `pusher` pushed, kept apart when the app ended
+    /// without `apps:destroy` (read-only: nothing starts a build there).
+    pub fn freed(home: &Home, app: &AppName, pusher: &Fingerprint) -> Self {
+        Self {
+            home: home.clone(),
+            app: app.clone(),
+            dir: home.freed_builds_dir(app),
+            only: Some(pusher.clone()),
+        }
+    }
+
+    /// Where the log of `record` is: beside it, by the plain file name the record gives;
+    /// `None` when the record names anything else.
+    pub fn log_path(&self, record: &BuildRecord) -> Option<PathBuf> {
+        (Path::new(&record.log).file_name() == Some(record.log.as_ref()))
+            .then(|| self.dir.join(&record.log))
     }
 
     /// Every record, oldest first.
@@ -80,6 +111,9 @@ impl Records {
                     }
                 }
             }
+        }
+        if let Some(pusher) = &self.only {
+            records.retain(|r| r.pusher_fingerprint.as_ref() == Some(pusher));
         }
         records.sort_by_key(|r| r.number);
         Ok(records)
@@ -127,11 +161,7 @@ impl Records {
         let log = format!("{number:06}.log");
         let record = BuildRecord {
             number,
-            app: self
-                .dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            app: self.app.to_string(),
             rev: rev.to_owned(),
             pusher: pusher.to_owned(),
             pusher_fingerprint: pusher_fingerprint.cloned(),
@@ -155,6 +185,42 @@ impl Records {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Keeps the records that name the key that pushed them, with their logs, apart in
+    /// `freed/APP/` in place of what was kept there before; the app's own go with the app.
+    /// Call it at the app's end, under its lock.
+    pub fn keep_apart(&self) -> anyhow::Result<()> {
+        let freed = self.home.freed_builds_dir(&self.app);
+        let mut kept = Vec::new();
+        for record in self.list()? {
+            if let (Some(_), Some(log)) = (&record.pusher_fingerprint, self.log_path(&record)) {
+                kept.push((self.dir.join(format!("{:06}.json", record.number)), log));
+            }
+        }
+        remove_tree(&freed).with_context(|| format!("cannot remove {}", freed.display()))?;
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let parent = freed.parent().context("the kept builds have a parent")?;
+        self.home
+            .ensure_dir(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        // Made aside and renamed into place, so that no one reads half of it.
+        let aside = tempfile::Builder::new()
+            .prefix(&format!(".new-{}-", self.app))
+            .tempdir_in(parent)?;
+        for path in kept.into_iter().flat_map(|(record, log)| [record, log]) {
+            if let Some(name) = path.file_name().filter(|_| path.is_file()) {
+                fs::hard_link(&path, aside.path().join(name))?;
+            }
+        }
+        fs::rename(aside.path(), &freed)
+            .with_context(|| format!("cannot create {}", freed.display()))?;
+        // The directory lives on as the kept records.
+        let _ = aside.keep();
+        self.home.give_to_owner(&freed)?;
+        Ok(())
+    }
+
     /// Deletes all but the newest `keep` records and their logs.
     pub fn prune(&self, keep: usize) -> anyhow::Result<()> {
         let records = self.list()?;
@@ -164,5 +230,67 @@ impl Records {
             let _ = fs::remove_file(self.dir.join(&record.log));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn key(tail: char) -> Fingerprint {
+        Fingerprint::parse(&format!("SHA256:{}", tail.to_string().repeat(43))).unwrap()
+    }
+
+    #[test]
+    fn kept_apart_records_are_read_by_their_pusher_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let app = AppName::parse("shop", "codebuilder").unwrap();
+        let records = Records::new(&home, &app);
+        let (alice, bob) = (key('a'), key('b'));
+        for pusher in [Some(&alice), Some(&bob), None] {
+            let (mut record, mut log) = records.start("abc1234", "someone", pusher).unwrap();
+            writeln!(log, "log of build {}", record.number).unwrap();
+            record.result = BuildResult::Failed;
+            records.save(&record).unwrap();
+        }
+        records.keep_apart().unwrap();
+
+        let kept = Records::freed(&home, &app, &alice);
+        let listed = kept.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].number, 1);
+        let log = kept.log_path(&listed[0]).unwrap();
+        assert_eq!(fs::read_to_string(log).unwrap(), "log of build 1\n");
+        let theirs = Records::freed(&home, &app, &bob).list().unwrap();
+        assert_eq!(theirs.iter().map(|r| r.number).collect::<Vec<_>>(), [2]);
+        // The record that names no key is not kept; nothing staged is left.
+        let freed = home.freed_builds_dir(&app);
+        assert_eq!(fs::read_dir(&freed).unwrap().count(), 4);
+        assert_eq!(fs::read_dir(dir.path().join("freed")).unwrap().count(), 1);
+
+        // Kept again, with nothing to keep: what was kept before goes, it is not merged.
+        fs::remove_dir_all(home.builds_dir(&app)).unwrap();
+        records.keep_apart().unwrap();
+        assert!(!freed.exists());
+        assert_eq!(fs::read_dir(dir.path().join("freed")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_log_is_named_beside_its_record_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let app = AppName::parse("shop", "codebuilder").unwrap();
+        let records = Records::new(&home, &app);
+        let (mut record, _) = records.start("abc1234", "someone", None).unwrap();
+        assert_eq!(
+            records.log_path(&record),
+            Some(home.builds_dir(&app).join("000001.log"))
+        );
+        for bad in ["../x.log", "/etc/passwd", "a/b", ""] {
+            record.log = bad.to_owned();
+            assert_eq!(records.log_path(&record), None, "{bad}");
+        }
     }
 }

@@ -77,6 +77,27 @@ pub fn remove_durably(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Removes the directory `dir` and everything in it, treating "already gone" as success. It
+/// is renamed aside first (into a temporary directory beside it), so that no one ever sees
+/// half of it under its name.
+pub fn remove_tree(dir: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let aside = tempfile::Builder::new()
+        .prefix(".gone-")
+        .tempdir_in(parent_of(dir))?;
+    match fs::rename(dir, aside.path().join("tree")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    sync_dir(parent_of(dir))?;
+    aside.close()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +117,17 @@ mod tests {
         remove_durably(&path).unwrap();
         remove_durably(&path).unwrap();
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_tree_goes_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("t");
+        fs::create_dir_all(tree.join("a/b")).unwrap();
+        fs::write(tree.join("a/b/f"), b"x").unwrap();
+        remove_tree(&tree).unwrap();
+        remove_tree(&tree).unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

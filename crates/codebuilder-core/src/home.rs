@@ -46,6 +46,13 @@ impl Home {
         self.root.join("builds").join(app.as_str())
     }
 
+    /// The build records an app that ended without `apps:destroy` (its first push stored
+    /// no ref, or its last ref was deleted) left to the keys that pushed them, until the
+    /// name is taken again.
+    pub fn freed_builds_dir(&self, app: &AppName) -> PathBuf {
+        self.root.join("freed").join(app.as_str())
+    }
+
     pub fn locks_dir(&self) -> PathBuf {
         self.root.join("locks")
     }
@@ -63,6 +70,12 @@ impl Home {
 
     pub fn ssh_dir(&self) -> PathBuf {
         self.root.join("ssh")
+    }
+
+    /// The socket an ssh session's processes send their log lines to, for codebuilder-sshd's
+    /// relay to write them to codebuilder's log (see `main_support`).
+    pub fn log_socket(&self) -> PathBuf {
+        self.ssh_dir().join("log.sock")
     }
 
     /// Creates `dir` (and its parents) world-readable. When run as root (an admin through

@@ -34,7 +34,12 @@ pub enum NameError {
 }
 
 /// An app name: a DNS-1123 label of at most 53 characters that is not a reserved namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Read back from a request codebuilder wrote itself (serde), it is checked again, against
+/// every reserved name but codebuilder's own namespace, which the writer checked.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct AppName(String);
 
 impl AppName {
@@ -69,6 +74,19 @@ impl AppName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for AppName {
+    type Error = NameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value, "codebuilder")
+    }
+}
+
+impl From<AppName> for String {
+    fn from(value: AppName) -> Self {
+        value.0
     }
 }
 

@@ -1,6 +1,7 @@
 //! What the app commands need of the cluster besides a deploy: where an app's release stands
 //! (`apps:info`), and the removal of the release and of the namespace codebuilder made for it
-//! (`apps:destroy`). A namespace codebuilder did not make is never looked into nor removed.
+//! (`apps:destroy`, and any other end of an app). A namespace codebuilder did not make is never
+//! looked into nor removed, nor one that holds a helm release codebuilder did not make.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -33,7 +34,7 @@ pub fn release(settings: &Settings, app: &AppName) -> anyhow::Result<Option<Rele
     }))
 }
 
-/// Uninstalls the app's release and removes its namespace, if codebuilder made it; says on
+/// Uninstalls the app's release and removes its namespace, if codebuilder made both; says on
 /// `output` what it did. Both run as the app's own ServiceAccount, which can name no other
 /// namespace. Running it again after a failure finishes the job.
 pub fn remove(settings: &Settings, app: &AppName, output: &Output) -> anyhow::Result<()> {
@@ -51,6 +52,13 @@ pub fn remove(settings: &Settings, app: &AppName, output: &Output) -> anyhow::Re
     let helm = Helm { settings, app };
     let limit = settings.deploy_timeout + HELM_MARGIN;
     if helm.state()?.is_some() {
+        // Never deployed over, never removed: a release someone else installed there.
+        if !helm.is_ours()? {
+            output.step(&format!(
+                "Leaving the namespace {app} alone: it holds a helm release codebuilder did not make"
+            ));
+            return Ok(());
+        }
         output.step(&format!("Uninstalling the helm release {app}"));
         let out = run(helm.uninstall(), limit).map_err(|e| tool_error(e, "CODEBUILDER_HELM"))?;
         if !out.success() {

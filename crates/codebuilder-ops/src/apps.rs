@@ -44,14 +44,19 @@ impl Viewer {
         })
     }
 
+    /// The role the viewer's key has on `app` (stored or declared); `None` without a key,
+    /// or on an app that has no state.
+    pub fn role_of(&self, apps: &AppStore, app: &AppName) -> anyhow::Result<Option<Role>> {
+        Ok(match (&self.key, apps.state(app)?) {
+            (Some(key), Some(state)) => state.role_of(key, &apps.declared(app)?),
+            _ => None,
+        })
+    }
+
     /// What the viewer is to an app: `owner`, `push`, `read`, `admin`; `None` when the app
     /// is none of its business.
     fn role(&self, apps: &AppStore, app: &AppName) -> anyhow::Result<Option<&'static str>> {
-        let role = match (&self.key, apps.state(app)?) {
-            (Some(key), Some(state)) => state.role_of(key, &apps.declared(app)?),
-            _ => None,
-        };
-        Ok(match role {
+        Ok(match self.role_of(apps, app)? {
             Some(Role::Owner) => Some("owner"),
             Some(Role::Collaborator(Level::Push)) => Some("push"),
             Some(Role::Collaborator(Level::Read)) => Some("read"),

@@ -4,41 +4,29 @@
 
 use std::io::Write;
 
-use anyhow::{anyhow, bail, Context};
-use base64ct::{Base64, Encoding};
-use codebuilder_apps::{config::check_value, ConfigKey, ConfigStore};
+use anyhow::bail;
+use codebuilder_apps::{ConfigKey, ConfigStore};
 use codebuilder_deploy::Cause;
 
 use crate::release::Operator;
 
-/// `KEY=VALUE`, validated; with `encoded`, VALUE is base64 (as Dokku's `--encoded`), for
-/// values ssh would split: spaces, newlines.
-pub fn parse_assignment(text: &str, encoded: bool) -> anyhow::Result<(ConfigKey, String)> {
-    let (key, value) = text.split_once('=').with_context(|| {
-        format!(
-            "\"{text}\" is not KEY=VALUE: config:set APP [--encoded] KEY=VALUE... [--no-deploy]"
-        )
-    })?;
-    let key = ConfigKey::parse(key)?;
-    let value = if encoded {
-        let bytes = Base64::decode_vec(value).map_err(|_| {
-            anyhow!("the value of {key} is not base64: with --encoded, give each value as `base64 -w0` prints it")
-        })?;
-        String::from_utf8(bytes).map_err(|_| {
-            anyhow!("the value of {key} is not UTF-8 text once decoded: a config var holds text")
-        })?
-    } else {
-        value.to_owned()
-    };
-    check_value(&key, &value)?;
-    Ok((key, value))
-}
-
-/// `config APP [--json]`.
-pub fn show(op: &Operator, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+/// `config APP [--json]`; with `names_only` (a key with `read` access), the names alone.
+pub fn show(
+    op: &Operator,
+    json: bool,
+    names_only: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     op.check_app()?;
     let config = ConfigStore::new(op.home).load(&op.app)?;
-    if json {
+    if names_only && json {
+        serde_json::to_writer_pretty(&mut *out, &config.vars.keys().collect::<Vec<_>>())?;
+        writeln!(out)?;
+    } else if names_only && !config.vars.is_empty() {
+        for key in config.vars.keys() {
+            writeln!(out, "{key}")?;
+        }
+    } else if json {
         serde_json::to_writer_pretty(&mut *out, &config.env())?;
         writeln!(out)?;
     } else if config.vars.is_empty() {

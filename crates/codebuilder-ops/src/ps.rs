@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
-use codebuilder_apps::formation::{parse_scale, Formation, ProcessType};
+use codebuilder_apps::formation::{Formation, ProcessType};
 use codebuilder_build::lock::AppLock;
+use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Home, Settings};
 use codebuilder_deploy::job::{JobKind, OneOff};
 use codebuilder_deploy::ps::{AppPods, Process};
@@ -28,6 +29,9 @@ const MAX_COMMAND: usize = 4096;
 
 /// The processes of a deployed app, or why there are none.
 fn deployed(settings: &Settings, app: &AppName) -> anyhow::Result<Vec<Process>> {
+    if settings.deploy == DeployMode::None {
+        bail!("{app} has no processes here: codebuilder does not deploy (CODEBUILDER_DEPLOY=none)");
+    }
     let processes = AppPods { settings, app }.processes()?;
     if processes.is_empty() {
         bail!("{app} has no running processes: push it first (git push)");
@@ -70,16 +74,15 @@ pub fn scale(
     home: &Home,
     settings: &Settings,
     app: &AppName,
-    args: &[String],
+    wanted: &[(ProcessType, u32)],
     cancel: &AtomicBool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let wanted = parse_scale(args)?;
     let output = Output::new(Box::new(std::io::stderr()));
     let _lock = AppLock::acquire(home, app, &output, cancel, || None)?;
     let processes = deployed(settings, app)?;
     let find = |kind: &ProcessType| processes.iter().find(|p| p.kind == kind.as_str());
-    for (kind, _) in &wanted {
+    for (kind, _) in wanted {
         if find(kind).is_none() {
             let known: Vec<&str> = processes.iter().map(|p| p.kind.as_str()).collect();
             bail!(
@@ -106,12 +109,12 @@ pub fn scale(
         }
     }
     let mut formation = Formation::load(home, app)?;
-    for (kind, count) in &wanted {
+    for (kind, count) in wanted {
         formation.set(kind, *count);
     }
     formation.save(home, app)?;
     let pods = AppPods { settings, app };
-    for (kind, count) in &wanted {
+    for (kind, count) in wanted {
         if let Some(process) = find(kind) {
             pods.scale(process, *count)?;
             writeln!(
@@ -134,20 +137,19 @@ fn streaming<'a>(output: &'a Output, cancel: &Arc<AtomicBool>) -> StepContext<'a
     }
 }
 
-/// `logs APP [--tail N] [-f] [--process TYPE]`: the pods' logs, each line naming its pod;
-/// with `-f`, until the client goes away.
+/// `logs APP [-n N] [-t|-f] [--process TYPE]`: the last `lines` of each pod's log, each line
+/// naming its pod; following (`-t`, `-f`), until the client goes away.
 pub fn logs(
     settings: &Settings,
     app: &AppName,
-    process: Option<&str>,
-    tail: u32,
+    process: Option<&ProcessType>,
+    lines: u32,
     follow: bool,
     cancel: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    let process = process.map(ProcessType::parse).transpose()?;
     let pods = AppPods { settings, app };
-    if let Some(kind) = &process {
-        let processes = deployed(settings, app)?;
+    let processes = deployed(settings, app)?;
+    if let Some(kind) = process {
         if !processes.iter().any(|p| p.kind == kind.as_str()) {
             let known: Vec<&str> = processes.iter().map(|p| p.kind.as_str()).collect();
             bail!(
@@ -156,7 +158,7 @@ pub fn logs(
             );
         }
     }
-    let command = pods.logs(process.as_ref().map(ProcessType::as_str), tail, follow);
+    let command = pods.logs(process.map(ProcessType::as_str), lines, follow);
     let output = Output::new(Box::new(std::io::stdout()));
     let step = streaming(&output, cancel);
     let limit = if follow { FOLLOW_TIMEOUT } else { LOGS_TIMEOUT };
@@ -182,9 +184,6 @@ pub fn run(
     cancel: &Arc<AtomicBool>,
 ) -> anyhow::Result<i32> {
     let line = command.join(" ");
-    if line.trim().is_empty() {
-        bail!("run needs a command after --: run APP -- COMMAND [ARGS...]");
-    }
     if line.len() > MAX_COMMAND || line.chars().any(char::is_control) {
         bail!(
             "the command is longer than {MAX_COMMAND} bytes or has control characters: shorten it"

@@ -41,12 +41,15 @@ impl Operator<'_> {
         Ok(())
     }
 
-    /// Takes the app's lock, as a push does: one change of a release at a time.
+    /// Takes the app's lock, as a push does: one change of a release at a time. The app may
+    /// have ended while this waited: its free name then gets nothing.
     pub fn lock(&self) -> anyhow::Result<AppLock> {
         let records = Records::new(self.home, &self.app);
-        AppLock::acquire(self.home, &self.app, self.output, &self.cancel, || {
+        let lock = AppLock::acquire(self.home, &self.app, self.output, &self.cancel, || {
             records.describe_running()
-        })
+        })?;
+        self.check_app()?;
+        Ok(lock)
     }
 
     fn step(&self) -> StepContext<'_> {

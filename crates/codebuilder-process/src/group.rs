@@ -54,6 +54,14 @@ impl Group {
     }
 }
 
+/// Starts `command` to run beside this process for as long as it lives, through an `exec`
+/// too (codebuilder-sshd becomes sshd): no deadline, in our process group (a Ctrl-C stops both),
+/// SIGKILL when we end. Whatever we become reaps it (sshd reaps every child).
+pub fn companion(mut command: Command) -> io::Result<()> {
+    die_with_parent(&mut command);
+    command.spawn().map(drop)
+}
+
 /// Makes `command` get SIGKILL when the thread that starts it dies (`PR_SET_PDEATHSIG`): a
 /// killed codebuilder (`kill -9` of the hook) leaves no step running in a group of its own,
 /// and a killed `docker` client makes the engine cancel its build. Spawn from the thread that

@@ -7,6 +7,8 @@
 //!   fly).
 //! - [`runner`] runs a build step's pipeline and streams its lines to the pusher through
 //!   [`output::Output`], stopping it on cancel or timeout.
+//! - [`group::companion`] starts the one process that lives as long as codebuilder-sshd (its
+//!   log relay).
 
 pub mod capture;
 pub mod group;

@@ -5,12 +5,15 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{bail, Context};
 use codebuilder_apps::AppStore;
 use codebuilder_core::fsutil::write_atomic;
-use codebuilder_core::{AppName, Home};
+use codebuilder_core::{AppName, Home, Settings};
 use codebuilder_keys::authorized::quotable_path;
+use codebuilder_ops::end::{end, Ending, NoPush};
+use codebuilder_process::Output;
 use nix::fcntl::{Flock, FlockArg};
 
 /// Settings every app repository has: `git push -o` needs push options advertised, and a
@@ -21,8 +24,7 @@ const REPO_CONFIG: &[(&str, &str)] = &[
     ("core.logAllRefUpdates", "always"),
 ];
 
-/// Name of the hook binary, installed beside `codebuilder-receive`.
-pub const BUILD_BINARY: &str = "codebuilder-build";
+pub use codebuilder_core::main_support::BUILD_BINARY;
 
 /// The pre-receive hook: hands the pushed refs to `codebuilder-build hook`, nothing else.
 pub fn hook_script(build: &Path, home: &Path) -> anyhow::Result<String> {
@@ -71,13 +73,12 @@ pub fn ensure_repo(
 }
 
 /// A push session's hold on an app's repository. Every push holds it (shared) from before
-/// the repository is made until git is done; the last one out removes a repository that
-/// holds no ref, so that a connection that pushed nothing (or whose every ref was refused)
-/// leaves no empty `APP.git` behind.
+/// the repository is made until git is done; the last one out ends an app whose repository
+/// holds no ref (its first push stored none, or its last ref was deleted), so that a name
+/// without refs is free and carries nothing of its past.
 pub struct RepoUse {
     lock: Flock<fs::File>,
     app: AppName,
-    repo: PathBuf,
 }
 
 impl RepoUse {
@@ -94,53 +95,53 @@ impl RepoUse {
         Ok(Self {
             lock,
             app: app.clone(),
-            repo: home.repo(app),
         })
     }
 
-    /// Lets go, and when no other push is in it and the repository has no ref (or was never
-    /// made), removes the repository and the app's state: an app without refs is no app.
-    pub fn leave(self, apps: &AppStore) {
-        let Ok(file) = self.lock.unlock() else {
-            return;
-        };
-        let Ok(_alone) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
-            return;
-        };
-        match remove_if_empty(&self.repo) {
-            Ok(true) => {
-                if let Err(e) = apps.remove(&self.app) {
-                    tracing::warn!("cannot forget the empty app {}: {e}", self.app);
-                }
+    /// Lets go, and when no other push is in it and the app holds no ref, ends it (under its
+    /// locks, waiting for a build of it that runs). Nothing of this reaches the client: a
+    /// failure is logged, and the app stays its owner's until a later session ends it.
+    pub fn leave(self, home: &Home, settings: &Settings, apps: &AppStore) {
+        let Self { lock, app } = self;
+        drop(lock);
+        let quiet = Output::new(Box::new(io::sink()));
+        // The push is over: its end is not cancelled when the client goes.
+        let never = AtomicBool::new(false);
+        let ended = NoPush::take(home, &app).and_then(|alone| {
+            let Some(alone) = alone else {
+                return Ok(());
+            };
+            let exists = apps.state(&app)?.is_some() || home.repo(&app).is_dir();
+            if !exists || has_refs(&home.repo(&app))? {
+                return Ok(());
             }
-            Ok(false) => {}
-            Err(e) => tracing::warn!("cannot remove the empty {}: {e:#}", self.repo.display()),
+            let hold = alone.hold(home, &app, &quiet, &never)?;
+            end(home, settings, &app, Ending::Emptied, &hold, &quiet)
+        });
+        if let Err(e) = ended {
+            tracing::warn!("cannot end {app}, which holds no ref: {e:#}");
         }
     }
 }
 
-/// True if `repo` is gone: it was never made, or it had no ref and was removed now.
-fn remove_if_empty(repo: &Path) -> anyhow::Result<bool> {
+/// Whether `repo` holds a ref; a repository that was never made holds none.
+fn has_refs(repo: &Path) -> anyhow::Result<bool> {
     if !repo.is_dir() {
-        return Ok(true);
+        return Ok(false);
     }
     let mut refs = Command::new("git");
     refs.arg("--git-dir")
         .arg(repo)
         .args(["for-each-ref", "--count=1", "--format=%(refname)"]);
     let refs = codebuilder_process::run(refs, codebuilder_process::QUICK)?;
-    if !refs.success() || !refs.stdout.is_empty() {
-        return Ok(false);
+    if !refs.success() {
+        bail!(
+            "git for-each-ref failed in {}: {}",
+            repo.display(),
+            refs.stderr_text()
+        );
     }
-    // Renamed aside first, so that no one ever sees half a repository.
-    let parent = repo.parent().context("a repository has a parent")?;
-    let aside = tempfile::Builder::new()
-        .prefix(".gone-")
-        .tempdir_in(parent)?;
-    let target = aside.path().join("repo");
-    fs::rename(repo, &target)?;
-    tracing::debug!("removed {}: nothing was pushed to it", repo.display());
-    Ok(true)
+    Ok(!refs.stdout.is_empty())
 }
 
 /// Sets what `REPO_CONFIG` says where it is not set yet (repositories made before it was).

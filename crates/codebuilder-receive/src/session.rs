@@ -8,22 +8,21 @@
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::process::{Child, ExitCode, ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use codebuilder_apps::{AppError, AppStore, Level, Role};
+use codebuilder_apps::{AppError, AppStore, Level, Refusal, Role};
+use codebuilder_commands::{parse_request, Command, Need, Request, REQUEST_ENV};
 use codebuilder_core::settings::AppCreators;
 use codebuilder_core::{AppName, Fingerprint, Home, KeyName, Settings};
-use codebuilder_keys::{access, commands, KeyRecord, KeyStore};
-use codebuilder_ops::Need;
+use codebuilder_keys::{KeyRecord, KeyStore};
 use codebuilder_process::group::Group;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
 use crate::repo::{ensure_repo, hook_script, RepoUse, BUILD_BINARY};
-use crate::request::{parse_request, Request};
 
 /// Runs the app commands (`builds APP`, ...).
 const OPS_BINARY: &str = "codebuilder-ops";
@@ -52,125 +51,95 @@ pub fn serve(
         bail!("key {user} is no longer the key this session authenticated with ({fingerprint}): reconnect, or ask an admin to check 'keys:list'");
     }
     let apps = AppStore::new(home, &settings.namespace, settings.config_access.clone());
-    let request = parse_request(command, &settings.namespace)?;
-    tracing::info!(%user, %fingerprint, ?request, "ssh request");
-    let decision = authorize_app(home, &settings, &apps, &record, &request)?;
-    let require_admin = || -> anyhow::Result<()> {
-        if !record.admin {
-            bail!("key {user} is not an admin key: only admins can manage keys (codebuilder-keys add --admin)");
-        }
-        Ok(())
-    };
-    match request {
-        Request::ReceivePack(app) => {
-            let build = sibling(BUILD_BINARY)?;
-            let using = RepoUse::enter(home, &app)?;
-            if decision == Decision::Create {
-                match apps.create(&app, record.id()?) {
-                    Ok(_) => tracing::info!(%app, owner = %user, "new app"),
-                    // Another first push won: this one is now decided against its owner.
-                    Err(AppError::Exists(_)) => {
-                        authorize_app(
-                            home,
-                            &settings,
-                            &apps,
-                            &record,
-                            &Request::ReceivePack(app.clone()),
-                        )?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            let repo = ensure_repo(
-                home,
-                &app,
-                &hook_script(&build, home.root())?,
-                &settings.deploy_branch,
-            )?;
-            // A pack over the limit is refused by git before anything is stored or built.
-            let max_input = format!("receive.maxInputSize={}", settings.max_push_size.bytes());
-            let code = run_git(&["-c", &max_input, "receive-pack"], &repo, home, &record);
-            using.leave(&apps);
-            code
-        }
-        Request::CachePurge(app) => {
-            let mut purge = Command::new(sibling(BUILD_BINARY)?);
-            purge
-                .arg("--home")
-                .arg(home.root())
-                .args(["cache", "purge", app.as_str()])
-                .stdin(std::process::Stdio::null());
-            run_supervised(purge, BUILD_BINARY)
-        }
-        Request::Operate { op, app, args } => {
-            let mut operate = Command::new(sibling(OPS_BINARY)?);
-            operate
-                .arg("--home")
-                .arg(home.root())
-                .args([op.verb, app.as_str()])
-                .args(&args)
-                .env("CODEBUILDER_PUSHER", user.as_str())
-                .env("CODEBUILDER_PUSHER_FINGERPRINT", fingerprint.as_str());
-            run_supervised(operate, OPS_BINARY)
-        }
-        Request::Apps { args } => {
-            let mut list = Command::new(sibling(OPS_BINARY)?);
-            list.arg("--home")
-                .arg(home.root())
-                .arg(codebuilder_ops::operation::APPS)
-                .args(&args)
-                .env("CODEBUILDER_PUSHER", user.as_str())
-                .env("CODEBUILDER_PUSHER_FINGERPRINT", fingerprint.as_str())
-                .stdin(std::process::Stdio::null());
-            run_supervised(list, OPS_BINARY)
-        }
-        Request::UploadPack(app) => {
+    let command = parse_request(command, &settings.namespace)?;
+    tracing::info!(%user, %fingerprint, ?command, "ssh request");
+    let decision = authorize(home, &settings, &apps, &record, &command)?;
+    match command {
+        Command::ReceivePack { app } => receive_pack(home, &settings, &apps, &record, &app),
+        Command::UploadPack { app } => {
             let repo = home.repo(&app);
             if !repo.is_dir() {
                 bail!("app {app} does not exist: push to it first");
             }
             run_git(&["upload-pack"], &repo, home, &record)
         }
-        Request::Access { app, json } => {
-            access::show(&store, &apps, &app, json, &mut io::stdout().lock())?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Request::AccessAdd { app, key, level } => {
-            println!("{}", access::add(&store, &apps, &app, &key, level)?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Request::AccessRemove { app, key } => {
-            println!("{}", access::remove(&store, &apps, &app, &key)?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Request::AppsTransfer { app, key } => {
-            println!("{}", access::transfer(&store, &apps, &app, &key)?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Request::KeysAdd { name } => {
-            require_admin()?;
-            let added = commands::add(&store, &name, false, io::stdin())?;
-            println!("{}", commands::added_message(&added));
-            Ok(ExitCode::SUCCESS)
-        }
-        Request::KeysList { json } => {
-            require_admin()?;
-            commands::list(&store, json, &mut io::stdout().lock())?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Request::KeysRemove { key } => {
-            require_admin()?;
-            let removed = commands::remove(&store, &key)?;
-            println!("{}", commands::removed_message(&removed));
-            Ok(ExitCode::SUCCESS)
+        command => {
+            // Every other command runs as the typed request, never as words to parse again;
+            // the home and the settings are the ones this session was started with.
+            let stdin = if command.reads_stdin() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            };
+            let request = Request {
+                command,
+                read_only: decision == Decision::ReadOnly,
+            };
+            let mut operate = std::process::Command::new(sibling(OPS_BINARY)?);
+            operate
+                .env("CODEBUILDER_HOME", home.root())
+                .env(REQUEST_ENV, serde_json::to_string(&request)?)
+                .env("CODEBUILDER_PUSHER", user.as_str())
+                .env("CODEBUILDER_PUSHER_FINGERPRINT", fingerprint.as_str())
+                .stdin(stdin);
+            run_supervised(operate, OPS_BINARY)
         }
     }
 }
 
+/// `git push`: the session holds the app's repository (no end of the app runs meanwhile)
+/// from before the push is decided again to after git is done, then leaves it, which ends
+/// the app if it holds no ref.
+fn receive_pack(
+    home: &Home,
+    settings: &Settings,
+    apps: &AppStore,
+    record: &KeyRecord,
+    app: &AppName,
+) -> anyhow::Result<ExitCode> {
+    let build = sibling(BUILD_BINARY)?;
+    let using = RepoUse::enter(home, app)?;
+    let pushed = push_into(home, settings, apps, record, app, &build);
+    using.leave(home, settings, apps);
+    pushed
+}
+
+/// Decides the push again, now that the app cannot end: it may have ended while the session
+/// waited, and the push then goes to a free name, which it creates, with this key as its
+/// owner, if the key may create apps. Then runs git.
+fn push_into(
+    home: &Home,
+    settings: &Settings,
+    apps: &AppStore,
+    record: &KeyRecord,
+    app: &AppName,
+    build: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let push = Command::ReceivePack { app: app.clone() };
+    if authorize(home, settings, apps, record, &push)? == Decision::Create {
+        match apps.create(app, record.id()?) {
+            Ok(_) => tracing::info!(%app, owner = %record.name, "new app"),
+            // Another first push won: this one is now decided against its owner.
+            Err(AppError::Exists(_)) => {
+                authorize(home, settings, apps, record, &push)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let repo = ensure_repo(
+        home,
+        app,
+        &hook_script(build, home.root())?,
+        &settings.deploy_branch,
+    )?;
+    // A pack over the limit is refused by git before anything is stored or built.
+    let max_input = format!("receive.maxInputSize={}", settings.max_push_size.bytes());
+    run_git(&["-c", &max_input, "receive-pack"], &repo, home, record)
+}
+
 fn sibling(name: &str) -> anyhow::Result<std::path::PathBuf> {
-    let exe =
-        std::env::current_exe().context("cannot find where codebuilder-receive is installed")?;
-    Ok(exe.with_file_name(name))
+    codebuilder_core::main_support::sibling(name)
+        .context("cannot find where codebuilder-receive is installed")
 }
 
 /// `git ARGS... REPO`: ARGS end with the service (receive-pack, upload-pack).
@@ -180,7 +149,7 @@ fn run_git(
     home: &Home,
     key: &KeyRecord,
 ) -> anyhow::Result<ExitCode> {
-    let mut command = Command::new("git");
+    let mut command = std::process::Command::new("git");
     command
         .args(args)
         .arg(repo)
@@ -208,53 +177,39 @@ fn run_git(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decision {
     Allowed,
+    /// Allowed, with `read` access to the app: config names, not values.
+    ReadOnly,
     /// Allowed, and the push creates the app, with this key as its owner.
     Create,
 }
 
-/// Why a key may not do what it asked. `NoAccess` is the same whether or not the app
-/// exists, so that no one can probe for app names.
-#[derive(Debug, thiserror::Error)]
-enum Refusal {
-    #[error("app {app} does not exist or key {key} has no access to it: ask its owner or an admin to run 'access:add {app} {key}'")]
-    NoAccess { app: AppName, key: KeyName },
-    #[error("key {key} can only clone {app}: ask its owner or an admin to run 'access:add {app} {key}' for push access")]
-    ReadOnly { app: AppName, key: KeyName },
-    #[error("key {key} cannot manage {app}: only its owner or an admin can {what}")]
-    NotManager {
-        app: AppName,
-        key: KeyName,
-        /// What the key asked for: `change who has access to it`, `destroy it`.
-        what: &'static str,
-    },
-    #[error("app {0} does not exist: push to it first")]
-    NoSuchApp(AppName),
-}
-
-/// Whether the key may do what it asked with the app the request names: the one place where
-/// access to apps is decided. Admins may do everything; an app's owner everything with it;
-/// a collaborator what its grant says; anyone else nothing, with the same line whether or
-/// not the app exists. A push to a new name creates the app when the key may create apps.
-/// An app that predates owners has no state: only admins reach it.
-fn authorize_app(
+/// Whether the key may run `command`: the one place where access is decided, from the need
+/// the command table gives the verb. Admins may do everything; an app's owner everything
+/// with it; a collaborator what its grant says; anyone else nothing, with the same line
+/// whether or not the app exists. A push to a new name creates the app when the key may
+/// create apps and the declared-access file does not keep the name for other keys. An app
+/// that predates owners has no state: only admins reach it.
+fn authorize(
     home: &Home,
     settings: &Settings,
     apps: &AppStore,
     record: &KeyRecord,
-    request: &Request,
+    command: &Command,
 ) -> anyhow::Result<Decision> {
-    let Some(app) = request.app() else {
+    let verb = command.verb();
+    let key = record.name.clone();
+    if verb.need == Need::Admin && !record.admin {
+        return Err(Refusal::NotAdmin(key).into());
+    }
+    let Some(app) = command.app() else {
         return Ok(Decision::Allowed);
-    };
-    let need = match request {
-        Request::UploadPack(_) => Need::Read,
-        Request::ReceivePack(_) | Request::CachePurge(_) => Need::Push,
-        Request::Operate { op, .. } => op.need,
-        _ => Need::Manage,
     };
     let state = apps.state(app)?;
     let exists = state.is_some() || home.repo(app).is_dir();
-    let creates = !exists && matches!(request, Request::ReceivePack(_));
+    if !exists && reads_own_freed_builds(home, record, command)? {
+        return Ok(Decision::Allowed);
+    }
+    let creates = !exists && matches!(command, Command::ReceivePack { .. });
     if record.admin {
         return match (exists, creates) {
             (true, _) => Ok(Decision::Allowed),
@@ -262,24 +217,39 @@ fn authorize_app(
             (false, false) => Err(Refusal::NoSuchApp(app.clone()).into()),
         };
     }
-    let (app, key) = (app.clone(), record.name.clone());
+    let declared = apps.declared(app)?;
+    let app = app.clone();
     if creates && settings.app_creators == AppCreators::All {
+        // A name the declared-access file grants is kept for the keys it names.
+        let kept_for_others = !declared.is_empty()
+            && !declared
+                .iter()
+                .any(|g| g.key == key && g.level == Level::Push);
+        if kept_for_others {
+            return Err(Refusal::NoAccess { app, key }.into());
+        }
         return Ok(Decision::Create);
     }
     let Some(state) = state else {
         return Err(Refusal::NoAccess { app, key }.into());
     };
-    let role = state.role_of(&record.id()?, &apps.declared(&app)?);
-    match (role, need) {
+    match (state.role_of(&record.id()?, &declared), verb.need) {
         (Some(Role::Owner), _)
         | (Some(Role::Collaborator(Level::Push)), Need::Read | Need::Push)
-        | (Some(Role::Collaborator(Level::Read)), Need::Read) => Ok(Decision::Allowed),
-        (Some(Role::Collaborator(Level::Read)), Need::Push) => {
-            Err(Refusal::ReadOnly { app, key }.into())
+        | (Some(_), Need::Anyone | Need::Admin) => Ok(Decision::Allowed),
+        (Some(Role::Collaborator(Level::Read)), Need::Read) => Ok(Decision::ReadOnly),
+        (Some(Role::Collaborator(Level::Read)), Need::Push) => Err(Refusal::ReadOnly {
+            app,
+            key,
+            verb: match command {
+                Command::ReceivePack { .. } => "git push",
+                _ => verb.name,
+            },
         }
+        .into()),
         (Some(Role::Collaborator(_)), Need::Manage) => {
-            let what = match request {
-                Request::Operate { op, .. } if op.verb == "apps:destroy" => "destroy it",
+            let what = match command {
+                Command::AppsDestroy { .. } => "destroy it",
                 _ => "change who has access to it",
             };
             Err(Refusal::NotManager { app, key, what }.into())
@@ -288,9 +258,24 @@ fn authorize_app(
     }
 }
 
+/// Whether the command reads builds (`builds`, `builds:log`) of a free name that the key
+/// pushed before the app of that name ended: the key whose first push failed reads that
+/// build until the name is taken again, and no one else does.
+fn reads_own_freed_builds(
+    home: &Home,
+    record: &KeyRecord,
+    command: &Command,
+) -> anyhow::Result<bool> {
+    let (Command::Builds { app, .. } | Command::BuildsLog { app, .. }) = command else {
+        return Ok(false);
+    };
+    let key = record.id()?;
+    Ok(codebuilder_ops::builds::freed_of(home, app, &key.fingerprint)?.is_some())
+}
+
 /// Runs `command` in a process group of its own, stopped when the client goes away; its
 /// exit status is the session's.
-fn run_supervised(mut command: Command, program: &str) -> anyhow::Result<ExitCode> {
+fn run_supervised(mut command: std::process::Command, program: &str) -> anyhow::Result<ExitCode> {
     command.process_group(0);
     let child = command
         .spawn()

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod hostkeys;
 pub mod paths;
+pub mod relay;
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -24,7 +25,8 @@ pub struct Options {
     pub host_keys: Option<PathBuf>,
 }
 
-/// Prepares everything, then replaces this process with `sshd -D -e`.
+/// Prepares everything, starts the sessions' log relay, then replaces this process with
+/// `sshd -D -e`.
 pub fn run(options: &Options) -> anyhow::Result<()> {
     let config_path = prepare(options)?;
     let mut check = Command::new(&options.sshd);
@@ -38,6 +40,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             check.stderr_text()
         );
     }
+    relay::start(&options.home, &Settings::from_env()?.ssh_user)?;
     eprintln!(
         "codebuilder: sshd listening on {} (home {})",
         options.listen,

@@ -2,7 +2,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use codebuilder_core::{home::DEFAULT_HOME, main_support, Home};
 
 /// Starts codebuilder: prepares the home and host keys, writes sshd_config, runs sshd.
@@ -21,11 +21,25 @@ struct Cli {
     /// Folder with ssh_host_*_key files to use instead of generated ones (a mounted Secret).
     #[arg(long, env = "CODEBUILDER_HOST_KEYS")]
     host_keys: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The log relay codebuilder-sshd starts beside sshd: the sessions' log lines, from the
+    /// socket on stdin, to stderr.
+    #[command(name = codebuilder_sshd::relay::RELAY_COMMAND, hide = true)]
+    LogRelay,
 }
 
 fn main() -> ExitCode {
     main_support::run(|| {
         let cli = Cli::parse();
+        if let Some(Command::LogRelay) = cli.command {
+            codebuilder_sshd::relay::run()?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let options = codebuilder_sshd::Options {
             home: Home::new(cli.home),
             listen: cli.listen,

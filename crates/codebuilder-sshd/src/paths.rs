@@ -61,6 +61,17 @@ fn is_empty_volume(dir: &Path) -> anyhow::Result<bool> {
     Ok(entries.all(|e| e.is_ok_and(|e| e.file_name() == "lost+found")))
 }
 
+/// The ssh user, to hand what sessions write to, when we are root (otherwise everything is
+/// ours already).
+pub fn owner(ssh_user: &str) -> anyhow::Result<Option<User>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let user = User::from_name(ssh_user)?
+        .with_context(|| format!("there is no user {ssh_user}: create it (useradd --create-home --shell /bin/sh {ssh_user}; usermod -p '*' {ssh_user})"))?;
+    Ok(Some(user))
+}
+
 /// Creates the home and its directories, owned by the ssh user so that sessions (which run
 /// as that user) can create repos and write build records. The home itself is handed to the
 /// ssh user only when it is new or empty (a fresh volume): an existing directory with files
@@ -70,12 +81,7 @@ pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
     let take_root = !root.exists() || is_empty_volume(root)?;
     fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
     check_reachable(root, ssh_user)?;
-    let user = if nix::unistd::geteuid().is_root() {
-        Some(User::from_name(ssh_user)?
-            .with_context(|| format!("there is no user {ssh_user}: create it (useradd --create-home --shell /bin/sh {ssh_user}; usermod -p '*' {ssh_user})"))?)
-    } else {
-        None
-    };
+    let user = owner(ssh_user)?;
     let give = |dir: &Path| -> anyhow::Result<()> {
         if let Some(user) = &user {
             chown(dir, Some(user.uid), Some(user.gid))
@@ -94,6 +100,7 @@ pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
         (home.repos_dir(), 0o755),
         (home.locks_dir(), 0o755),
         (root.join("builds"), 0o755),
+        (root.join("freed"), 0o755),
         (root.join("buildpacks"), 0o755),
         (home.apps_dir(), 0o700),
     ] {
@@ -150,6 +157,7 @@ mod tests {
             "repos",
             "locks",
             "builds",
+            "freed",
             "buildpacks",
             "apps",
         ] {

@@ -204,7 +204,7 @@ impl Git<'_> {
     }
 }
 
-/// A clone made or updated by root (an admin's `rerun`) must stay writable for the home's
+/// A clone made or updated by root (an admin's `rebuild`) must stay writable for the home's
 /// owner, who runs the builds of pushes.
 fn give_tree_to_owner(home: &Home, path: &Path) -> std::io::Result<()> {
     if !nix::unistd::geteuid().is_root() {
