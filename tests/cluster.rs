@@ -397,6 +397,18 @@ fn the_service_accounts_may_do_what_the_readme_says_and_no_more() {
         ("create", "rolebindings", app),
         ("deletecollection", "secrets", app),
         ("impersonate", "serviceaccounts", app),
+        // What confines the app's pods is codebuilder's to change: its namespace's labels,
+        // quota, container defaults, and NetworkPolicies (one of the app's own could let
+        // other apps in).
+        ("patch", "namespaces", app),
+        ("update", "namespaces", app),
+        ("patch", "resourcequotas", app),
+        ("delete", "resourcequotas", app),
+        ("patch", "limitranges", app),
+        ("delete", "limitranges", app),
+        ("create", "networkpolicies", app),
+        ("patch", "networkpolicies", app),
+        ("delete", "networkpolicies", app),
     ] {
         let out = cluster.kubectl(&[
             "auth", "can-i", verb, resource, "--as", &who, "-n", namespace,

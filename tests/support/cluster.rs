@@ -5,7 +5,8 @@
 //! codebuilder deploys as its own ServiceAccount with the RBAC of `codebuilder.yaml` itself,
 //! applied for real, so that the tests and the shipped manifest cannot drift apart. Test pods
 //! use `hostNetwork` and probe 127.0.0.1 (these machines have no pod network), through the
-//! operator's values file (`CODEBUILDER_DEPLOY_VALUES`), as an operator would configure it.
+//! operator's values file (`CODEBUILDER_DEPLOY_VALUES`) and the Pod Security exceptions it
+//! needs (`CODEBUILDER_POD_SECURITY_ALLOW`), as an operator would configure it.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -183,9 +184,14 @@ impl Cluster {
 /// garbage collection (every minute) and status sync (every 10 s): 61 s seen, 72 s at worst.
 pub const ROLLOUT: Duration = Duration::from_secs(120);
 
+/// What the operator values of [`HostPort`] need of the Pod Security check: hostNetwork, and
+/// the host ports it makes of every containerPort. The operator's values only: an app's own
+/// chart gets no exception.
+pub const POD_SECURITY_ALLOW: &str = "hostNetwork,hostPorts";
+
 /// A codebuilder that deploys to the test cluster as `account`, with the operator values of
-/// `host` (hostNetwork on its own port), `ROLLOUT` to deploy in, and `settings` of the test's
-/// own.
+/// `host` (hostNetwork on its own port) and the exceptions they need (`POD_SECURITY_ALLOW`),
+/// `ROLLOUT` to deploy in, and `settings` of the test's own.
 pub fn deploying_server(account: &str, host: &HostPort, settings: &[(&str, &str)]) -> Server {
     require_docker();
     let cluster = cluster();
@@ -197,6 +203,7 @@ pub fn deploying_server(account: &str, host: &HostPort, settings: &[(&str, &str)
         ("CODEBUILDER_DEPLOY_VALUES", host.values.to_str().unwrap()),
         ("CODEBUILDER_DEPLOY_TIMEOUT", timeout.as_str()),
         ("CODEBUILDER_BUILD_NETWORK", "host"),
+        ("CODEBUILDER_POD_SECURITY_ALLOW", POD_SECURITY_ALLOW),
     ];
     env.extend_from_slice(settings);
     Server::start_with(&env)

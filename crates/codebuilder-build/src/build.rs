@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use codebuilder_apps::formation::Formation;
 use codebuilder_apps::ConfigStore;
+use codebuilder_core::pod_security::Level;
 use codebuilder_core::settings::{ByteSize, DeployMode};
 use codebuilder_core::{AppName, Fingerprint, Home, Settings};
 use codebuilder_deploy::ps::AppPods;
-use codebuilder_deploy::{chart, Cause, Deploy, Release, Trigger};
+use codebuilder_deploy::{
+    chart, root_warning, runs_as_root, Cause, Deploy, ImageUser, Release, Trigger,
+};
 
 use crate::buildkit::{self, Progress};
 use crate::buildpack::processes::{parse_procfile, RELEASE};
@@ -136,11 +139,13 @@ impl Build<'_> {
         let (app, short) = (&self.app, self.short());
         crate::engine::check(&settings.docker)?;
         let deploying = settings.deploy != DeployMode::None && !self.options.skip_deploy;
-        // Refused before anything is built: a namespace that is not codebuilder's, an app's
-        // chart/ with links or over the limits.
+        // Refused before anything is built: an app's chart/ with links or over the limits, a
+        // namespace that is not codebuilder's or was loosened, a release whose pods break the
+        // Pod Security level or the quota.
         let chart = if deploying {
-            self.deployer(&step).check()?;
-            Some(self.chart()?)
+            let chart = self.chart()?;
+            self.check_release(&step, &chart)?;
+            Some(chart)
         } else {
             None
         };
@@ -175,10 +180,14 @@ impl Build<'_> {
                 .map_err(|e| crate::engine::blame(&settings.docker, e))?;
             (Some(processes), None)
         };
+        let user = match &chart {
+            Some(chart) => Some(self.image_user(&tagged, chart)?),
+            None => None,
+        };
         self.push(&step, deadline, &tagged)
             .map_err(|e| crate::engine::blame(&settings.docker, e))?;
         record.image = Some(tagged.clone());
-        let Some(chart) = chart else {
+        let (Some(chart), Some(user)) = (chart, user) else {
             let reason = if settings.deploy == DeployMode::None {
                 "CODEBUILDER_DEPLOY=none"
             } else {
@@ -188,8 +197,40 @@ impl Build<'_> {
                 "Done: {app} {short} is in the registry as {tagged} ({reason})"
             ));
         };
-        self.deploy(&step, record, processes.as_ref(), port, &chart)?;
+        self.deploy(&step, record, processes.as_ref(), port, &chart, user)?;
         Ok(format!("Done: {app} {short} is live"))
+    }
+
+    /// Checks the release before the build, as far as it is known: the default chart or the
+    /// app's own, the operator's values, the config vars, the web process's scale.
+    fn check_release(&self, step: &StepContext, chart: &Chart) -> anyhow::Result<()> {
+        let app = &self.app;
+        let config = ConfigStore::new(self.home).load(app)?.env();
+        let scale = chart::write_values(&Formation::load(self.home, app)?.values(&["web"]))?;
+        self.deployer(step).check(&Release {
+            chart: chart.dir.path(),
+            values: vec![scale.path()],
+            image_tag: &format!("git-{}", self.short()),
+            config: &config,
+            description: "",
+            release_command: None,
+            trigger: Trigger::Build,
+            image_user: None,
+        })
+    }
+
+    /// Who the built image runs as. With the default chart, an image that runs as root is
+    /// refused under the restricted level, and the pusher is told once under the others.
+    fn image_user(&self, image: &str, chart: &Chart) -> anyhow::Result<ImageUser> {
+        let settings = self.settings;
+        let user = crate::user::of_image(&settings.docker, image)?;
+        if user == ImageUser::Root && !chart.own {
+            if settings.pod_security == Level::Restricted {
+                return Err(runs_as_root(&self.app, settings.pod_security));
+            }
+            self.output.warning(&root_warning(&self.app));
+        }
+        Ok(user)
     }
 
     /// `docker push` of the image's one tag.
@@ -273,7 +314,7 @@ impl Build<'_> {
     }
 
     fn chart(&self) -> anyhow::Result<Chart> {
-        Chart::at(self.settings, &self.repo(), &self.rev)
+        Chart::at(self.settings, &self.app, &self.repo(), &self.rev)
     }
 
     /// `helm upgrade --install` of the app's own chart or the default one. A buildpack app's
@@ -286,6 +327,7 @@ impl Build<'_> {
         processes: Option<&Processes>,
         port: Option<u16>,
         chart: &Chart,
+        user: ImageUser,
     ) -> anyhow::Result<()> {
         let (app, short) = (&self.app, self.short());
         let mut values = processes.map_or_else(|| serde_json::json!({}), Processes::values);
@@ -327,6 +369,7 @@ impl Build<'_> {
             description: &cause,
             release_command,
             trigger: Trigger::Build,
+            image_user: Some(user),
         });
         if deployed.is_err() && formation.counts().next().is_some() {
             // A rollback put back the replicas of the release it went back to.
@@ -431,7 +474,7 @@ impl Build<'_> {
 
 /// The chart a release deploys: the app's own `chart/` at the revision deployed, unpacked
 /// before the build starts, with the config Secret's template added; otherwise the default
-/// chart, written into `dir` once the release number is known (`chart::write_default`).
+/// chart, numbered 0 until the release number is known (`chart::write_default`).
 pub struct Chart {
     pub dir: tempfile::TempDir,
     /// The app's own `chart/`, not the default chart.
@@ -460,8 +503,8 @@ impl Chart {
         Ok(())
     }
 
-    /// The chart of revision `rev` of the app whose repository is `repo`.
-    pub fn at(settings: &Settings, repo: &Path, rev: &str) -> anyhow::Result<Self> {
+    /// The chart of revision `rev` of `app`, whose repository is `repo`.
+    pub fn at(settings: &Settings, app: &AppName, repo: &Path, rev: &str) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("codebuilder-chart-")
             .tempdir()?;
@@ -490,6 +533,8 @@ impl Chart {
                 bail!("cannot read chart/ from {short}: {}", output.stderr_text());
             }
             chart::add_config_secret(dir.path())?;
+        } else {
+            chart::write_default(dir.path(), app, 0, &rev[..7.min(rev.len())])?;
         }
         Ok(Self { dir, own })
     }

@@ -17,3 +17,4 @@ pub mod options;
 pub mod records;
 pub mod registry;
 pub mod retention;
+pub mod user;

@@ -115,6 +115,10 @@ pub enum Command {
         app: AppName,
         command: Vec<String>,
     },
+    QuotaShow {
+        app: AppName,
+        json: bool,
+    },
     KeysAdd {
         name: KeyName,
     },
@@ -151,7 +155,8 @@ impl Command {
             | Self::Ps { app, .. }
             | Self::PsScale { app, .. }
             | Self::Logs { app, .. }
-            | Self::Run { app, .. } => Some(app),
+            | Self::Run { app, .. }
+            | Self::QuotaShow { app, .. } => Some(app),
             Self::Help { .. }
             | Self::Apps { .. }
             | Self::KeysAdd { .. }
@@ -187,6 +192,7 @@ impl Command {
             Self::PsScale { .. } => "ps:scale",
             Self::Logs { .. } => "logs",
             Self::Run { .. } => "run",
+            Self::QuotaShow { .. } => "quota:show",
             Self::KeysAdd { .. } => "keys:add",
             Self::KeysList { .. } => "keys:list",
             Self::KeysRemove { .. } => "keys:remove",

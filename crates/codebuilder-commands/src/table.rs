@@ -310,6 +310,12 @@ pub const VERBS: &[Verb] = &[
         "Show the last N (100) lines of each pod's log; -t or -f keeps following",
     ),
     verb(
+        "quota:show",
+        Need::Read,
+        &[Arg::App, JSON],
+        "Show the app's quota, what it uses of it, and its containers' default requests and limits",
+    ),
+    verb(
         "run",
         Need::Push,
         &[Arg::App, Arg::Rest],

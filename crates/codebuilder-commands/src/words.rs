@@ -407,6 +407,10 @@ impl<'w> Matched<'w> {
                     command: self.rest,
                 }
             }
+            "quota:show" => Command::QuotaShow {
+                app: self.app(ns)?,
+                json,
+            },
             "keys:add" => Command::KeysAdd { name: self.key()? },
             "keys:list" => Command::KeysList { json },
             "keys:remove" => {

@@ -5,6 +5,8 @@ pub mod fsutil;
 pub mod home;
 pub mod main_support;
 pub mod names;
+pub mod pod_security;
+pub mod quantity;
 pub mod settings;
 
 pub use home::Home;

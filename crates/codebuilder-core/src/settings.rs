@@ -5,6 +5,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::pod_security::{Control, Level};
+use crate::quantity::Quantity;
+
 /// Every variable codebuilder reads; the sshd runner passes these on to ssh sessions.
 pub const VARIABLES: &[&str] = &[
     "CODEBUILDER_HOME",
@@ -24,6 +27,13 @@ pub const VARIABLES: &[&str] = &[
     "CODEBUILDER_HELM",
     "CODEBUILDER_KUBECTL",
     "CODEBUILDER_DEPLOY_VALUES",
+    "CODEBUILDER_POD_SECURITY",
+    "CODEBUILDER_POD_SECURITY_ALLOW",
+    "CODEBUILDER_APP_QUOTA",
+    "CODEBUILDER_CONTAINER_REQUESTS",
+    "CODEBUILDER_CONTAINER_LIMITS",
+    "CODEBUILDER_NETWORK_ISOLATION",
+    "CODEBUILDER_INGRESS_NAMESPACES",
     "CODEBUILDER_BUILD_NETWORK",
     "CODEBUILDER_KEEP_BUILDS",
     "CODEBUILDER_KEEP_IMAGES",
@@ -81,6 +91,18 @@ pub struct Settings {
     /// A values file the operator merges into every deploy (resources, nodeSelector,
     /// tolerations, imagePullSecrets, hostNetwork, ...), before the build's own values.
     pub deploy_values: Option<std::path::PathBuf>,
+    /// The Pod Security level of app namespaces: their labels, and codebuilder's own check of
+    /// every release before it is applied.
+    pub pod_security: Level,
+    /// Controls the operator's values (`deploy_values`) may break; never an app's own chart.
+    pub pod_security_allow: Vec<Control>,
+    /// Each app's ResourceQuota and LimitRange; `None`: none (`CODEBUILDER_APP_QUOTA=off`).
+    pub app_quota: Option<AppQuota>,
+    /// Whether each app namespace gets a NetworkPolicy that lets in its own pods and those
+    /// of `ingress_namespaces` only.
+    pub network_isolation: bool,
+    /// Namespaces whose pods may reach every app (the ingress controller's).
+    pub ingress_namespaces: Vec<String>,
     pub build_network: Option<String>,
     pub keep_builds: usize,
     /// Images (`git-SHORT` tags) of each app kept in the registry and the engine, newest
@@ -109,6 +131,30 @@ pub struct Settings {
     pub run_image: String,
     /// The stack's name, which buildpacks read as $STACK (`heroku-24`).
     pub stack: String,
+}
+
+/// What each app may use of the cluster, kept as a ResourceQuota and a LimitRange in its
+/// namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppQuota {
+    /// The CPU all of the app's pods may request together.
+    pub cpu: Quantity,
+    /// The memory all of the app's pods may request together.
+    pub memory: Quantity,
+    pub pods: u64,
+    pub services: u64,
+    pub volume_claims: u64,
+    /// What a container that names no request gets (the LimitRange's `defaultRequest`).
+    pub request: Resources,
+    /// What a container that names no limit gets (the LimitRange's `default`).
+    pub limit: Resources,
+}
+
+/// CPU and memory of one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resources {
+    pub cpu: Quantity,
+    pub memory: Quantity,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +302,48 @@ impl Settings {
                 "a stack name such as heroku-24 (lowercase letters, digits, . and -)",
             ));
         }
+        let pod_security = get("CODEBUILDER_POD_SECURITY", "baseline");
+        let pod_security = Level::parse(&pod_security).ok_or_else(|| {
+            bad(
+                "CODEBUILDER_POD_SECURITY",
+                pod_security,
+                "restricted, baseline or privileged",
+            )
+        })?;
+        let allow = get("CODEBUILDER_POD_SECURITY_ALLOW", "");
+        let pod_security_allow = Control::parse_list(&allow).ok_or_else(|| {
+            bad(
+                "CODEBUILDER_POD_SECURITY_ALLOW",
+                allow,
+                "comma-separated Pod Security controls: hostProcess, hostNetwork, hostPID, hostIPC, privileged, capabilities, hostPath, hostPorts, appArmor, seLinux, procMount, seccomp, sysctls, volumeTypes, allowPrivilegeEscalation, runAsNonRoot, runAsUser",
+            )
+        })?;
+        let app_quota = app_quota(vars)?;
+        let network_isolation = match get("CODEBUILDER_NETWORK_ISOLATION", "on").as_str() {
+            "on" => true,
+            "off" => false,
+            other => {
+                return Err(bad(
+                    "CODEBUILDER_NETWORK_ISOLATION",
+                    other.to_owned(),
+                    "on or off",
+                ))
+            }
+        };
+        let ingress = get("CODEBUILDER_INGRESS_NAMESPACES", "");
+        let ingress_namespaces: Vec<String> = ingress
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if !ingress_namespaces.iter().all(|n| is_dns_label(n)) {
+            return Err(bad(
+                "CODEBUILDER_INGRESS_NAMESPACES",
+                ingress,
+                "comma-separated namespace names such as ingress-nginx",
+            ));
+        }
         let registry = word(
             "CODEBUILDER_REGISTRY",
             "127.0.0.1:5000",
@@ -282,6 +370,11 @@ impl Settings {
                 .get("CODEBUILDER_DEPLOY_VALUES")
                 .filter(|v| !v.is_empty())
                 .map(Into::into),
+            pod_security,
+            pod_security_allow,
+            app_quota,
+            network_isolation,
+            ingress_namespaces,
             build_network,
             keep_builds,
             keep_images: count("CODEBUILDER_KEEP_IMAGES", "10")?,
@@ -304,6 +397,99 @@ impl Settings {
             stack,
         })
     }
+}
+
+/// The per-app limits of `CODEBUILDER_APP_QUOTA` (`off`, or `cpu=4,memory=8Gi,...`: each key
+/// once, the others at their defaults), with the container defaults of
+/// `CODEBUILDER_CONTAINER_REQUESTS` and `CODEBUILDER_CONTAINER_LIMITS`.
+fn app_quota(vars: &HashMap<String, String>) -> Result<Option<AppQuota>, SettingsError> {
+    let text = |variable: &str| vars.get(variable).map_or("", String::as_str);
+    let quota = text("CODEBUILDER_APP_QUOTA");
+    if quota == "off" {
+        return Ok(None);
+    }
+    let bad = |variable: &'static str, expected: &'static str| SettingsError {
+        variable,
+        value: text(variable).to_owned(),
+        expected,
+    };
+    let expected = "off, or KEY=VALUE pairs such as cpu=4,memory=8Gi,pods=20,services=10,persistentvolumeclaims=10";
+    let pairs = assignments(
+        quota,
+        &[
+            "cpu",
+            "memory",
+            "pods",
+            "services",
+            "persistentvolumeclaims",
+        ],
+    )
+    .ok_or_else(|| bad("CODEBUILDER_APP_QUOTA", expected))?;
+    let quantity = |key: &str, default: &str| {
+        Quantity::parse(pairs.get(key).map_or(default, |v| v))
+            .filter(|q| *q > Quantity::ZERO)
+            .ok_or_else(|| bad("CODEBUILDER_APP_QUOTA", expected))
+    };
+    let count = |key: &str, default: u64| match pairs.get(key) {
+        None => Ok(default),
+        Some(value) if value.bytes().all(|b| b.is_ascii_digit()) => value
+            .parse()
+            .map_err(|_| bad("CODEBUILDER_APP_QUOTA", expected)),
+        Some(_) => Err(bad("CODEBUILDER_APP_QUOTA", expected)),
+    };
+    let resources = |variable: &'static str, cpu: &str, memory: &str| {
+        let expected = "cpu=QUANTITY,memory=QUANTITY, such as cpu=100m,memory=128Mi";
+        let pairs = assignments(text(variable), &["cpu", "memory"])
+            .ok_or_else(|| bad(variable, expected))?;
+        let quantity = |key: &str, default: &str| {
+            Quantity::parse(pairs.get(key).map_or(default, |v| v))
+                .filter(|q| *q > Quantity::ZERO)
+                .ok_or_else(|| bad(variable, expected))
+        };
+        Ok(Resources {
+            cpu: quantity("cpu", cpu)?,
+            memory: quantity("memory", memory)?,
+        })
+    };
+    let request = resources("CODEBUILDER_CONTAINER_REQUESTS", "100m", "128Mi")?;
+    let limit = resources("CODEBUILDER_CONTAINER_LIMITS", "1", "512Mi")?;
+    if request.cpu > limit.cpu || request.memory > limit.memory {
+        return Err(bad(
+            "CODEBUILDER_CONTAINER_REQUESTS",
+            "requests at most CODEBUILDER_CONTAINER_LIMITS",
+        ));
+    }
+    Ok(Some(AppQuota {
+        cpu: quantity("cpu", "4")?,
+        memory: quantity("memory", "8Gi")?,
+        pods: count("pods", 20)?,
+        services: count("services", 10)?,
+        volume_claims: count("persistentvolumeclaims", 10)?,
+        request,
+        limit,
+    }))
+}
+
+/// `KEY=VALUE` pairs separated by commas, each key one of `keys` and named once.
+fn assignments<'a>(text: &'a str, keys: &[&str]) -> Option<HashMap<&'a str, &'a str>> {
+    let mut pairs = HashMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=')?;
+        if !keys.contains(&key) || pairs.insert(key, value).is_some() {
+            return None;
+        }
+    }
+    Some(pairs)
+}
+
+/// A Kubernetes namespace name (a DNS-1123 label).
+fn is_dns_label(value: &str) -> bool {
+    value.len() <= 63
+        && value.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && value.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// The variables of `VARIABLES` among `vars`, each checked to be UTF-8.
@@ -618,6 +804,63 @@ mod tests {
         assert_eq!(s.config_access, None);
         assert_eq!(s.max_chart_size.to_string(), "10M");
         assert_eq!(s.max_chart_files, 1000);
+        assert_eq!(s.pod_security, Level::Baseline);
+        assert!(s.pod_security_allow.is_empty());
+        let quota = s.app_quota.unwrap();
+        assert_eq!(
+            (quota.cpu.cpu(), quota.memory.memory(), quota.pods),
+            ("4".into(), "8Gi".into(), 20)
+        );
+        assert_eq!((quota.services, quota.volume_claims), (10, 10));
+        assert_eq!(
+            (quota.request.cpu.cpu(), quota.request.memory.memory()),
+            ("100m".into(), "128Mi".into())
+        );
+        assert_eq!(
+            (quota.limit.cpu.cpu(), quota.limit.memory.memory()),
+            ("1".into(), "512Mi".into())
+        );
+        assert!(s.network_isolation);
+        assert!(s.ingress_namespaces.is_empty());
+    }
+
+    #[test]
+    fn pod_security_quota_and_isolation() {
+        let s = Settings::from_vars(&vars(&[
+            ("CODEBUILDER_POD_SECURITY", "restricted"),
+            ("CODEBUILDER_POD_SECURITY_ALLOW", "hostNetwork,hostPorts"),
+            ("CODEBUILDER_APP_QUOTA", "pods=3, memory=1Gi"),
+            ("CODEBUILDER_CONTAINER_LIMITS", "memory=256Mi"),
+            ("CODEBUILDER_NETWORK_ISOLATION", "off"),
+            (
+                "CODEBUILDER_INGRESS_NAMESPACES",
+                "ingress-nginx, monitoring",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(s.pod_security, Level::Restricted);
+        assert_eq!(
+            s.pod_security_allow,
+            vec![Control::HostNetwork, Control::HostPorts]
+        );
+        let quota = s.app_quota.unwrap();
+        assert_eq!((quota.pods, quota.memory.memory()), (3, "1Gi".into()));
+        assert_eq!(quota.cpu.cpu(), "4");
+        assert_eq!(quota.limit.memory.memory(), "256Mi");
+        assert!(!s.network_isolation);
+        assert_eq!(s.ingress_namespaces, vec!["ingress-nginx", "monitoring"]);
+        let off = Settings::from_vars(&vars(&[("CODEBUILDER_APP_QUOTA", "off")])).unwrap();
+        assert_eq!(off.app_quota, None);
+        let refused =
+            |pairs: &[(&str, &str)]| Settings::from_vars(&vars(pairs)).unwrap_err().to_string();
+        assert_eq!(
+            refused(&[("CODEBUILDER_CONTAINER_REQUESTS", "memory=1Gi")]),
+            "CODEBUILDER_CONTAINER_REQUESTS=\"memory=1Gi\" is not valid: requests at most CODEBUILDER_CONTAINER_LIMITS"
+        );
+        assert_eq!(
+            refused(&[("CODEBUILDER_APP_QUOTA", "cpu=4,cpu=5")]),
+            "CODEBUILDER_APP_QUOTA=\"cpu=4,cpu=5\" is not valid: off, or KEY=VALUE pairs such as cpu=4,memory=8Gi,pods=20,services=10,persistentvolumeclaims=10"
+        );
     }
 
     #[test]
@@ -784,6 +1027,14 @@ mod tests {
             ("CODEBUILDER_BUILDPACKS", "file:///etc"),
             ("CODEBUILDER_BUILDER_IMAGE", "--privileged"),
             ("CODEBUILDER_RUN_IMAGE", "a b"),
+            ("CODEBUILDER_POD_SECURITY", "strict"),
+            ("CODEBUILDER_POD_SECURITY_ALLOW", "hostNetwork,everything"),
+            ("CODEBUILDER_APP_QUOTA", "gpus=1"),
+            ("CODEBUILDER_APP_QUOTA", "cpu=lots"),
+            ("CODEBUILDER_APP_QUOTA", "pods=-1"),
+            ("CODEBUILDER_CONTAINER_LIMITS", "cpu=0"),
+            ("CODEBUILDER_NETWORK_ISOLATION", "yes"),
+            ("CODEBUILDER_INGRESS_NAMESPACES", "Ingress_Nginx"),
         ] {
             let err = Settings::from_vars(&vars(&[(k, v)])).unwrap_err();
             assert!(err.to_string().starts_with(k), "{err}");

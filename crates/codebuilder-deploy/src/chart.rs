@@ -65,6 +65,34 @@ pub fn write_default(
     Ok(())
 }
 
+/// A chart whose one template is `manifest` (what `helm template` rendered of `chart` and
+/// codebuilder checked), named and versioned as `chart`. The upgrade renders it back to the
+/// same text: rendering `chart` again could give other objects than the ones checked, since
+/// `lookup`, `rand*` and `now` answer differently each time.
+pub fn flatten(manifest: &str, chart: &Path) -> anyhow::Result<tempfile::TempDir> {
+    let read = fs::read_to_string(chart.join("Chart.yaml")).context("cannot read Chart.yaml")?;
+    let source: serde_yaml::Value =
+        serde_yaml::from_str(&read).context("cannot read Chart.yaml")?;
+    let mut meta = serde_yaml::Mapping::new();
+    meta.insert("apiVersion".into(), "v2".into());
+    for key in ["name", "version", "appVersion", "description"] {
+        if let Some(value) = source.get(key) {
+            meta.insert(key.into(), value.clone());
+        }
+    }
+    meta.insert("type".into(), "application".into());
+    let dir = tempfile::Builder::new()
+        .prefix("codebuilder-checked-")
+        .tempdir()
+        .context("cannot create a folder for the chart")?;
+    let meta = serde_yaml::to_string(&meta).context("cannot write Chart.yaml")?;
+    write(dir.path(), "Chart.yaml", &meta)?;
+    // Text outside `{{ }}` is kept as it is; `{{` itself is written by an action.
+    let template = manifest.replace("{{", "{{\"{{\"}}");
+    write(dir.path(), "templates/release.yaml", &template)?;
+    Ok(dir)
+}
+
 /// Writes helm values (JSON, which is YAML) to a temporary file for `helm --values`: data
 /// from the build (Procfile commands) reaches helm as a file, never as a `--set` string that
 /// helm would parse for commas, dots and brackets.
@@ -299,6 +327,28 @@ mod tests {
             "chart/ is over the 1K limit of a chart (CODEBUILDER_MAX_CHART_SIZE): move large files out of chart/, or raise CODEBUILDER_MAX_CHART_SIZE"
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_flattened_chart_keeps_the_name_and_the_text() {
+        let source = tempfile::tempdir().unwrap();
+        fs::write(
+            source.path().join("Chart.yaml"),
+            "apiVersion: v2\nname: hostile\nversion: 1.2.3\nappVersion: \"abc\"\ndependencies: [{name: x}]\n",
+        )
+        .unwrap();
+        let flat = flatten("kind: ConfigMap\ndata: {a: \"{{ x }}\"}\n", source.path()).unwrap();
+        let meta: serde_yaml::Value =
+            serde_yaml::from_str(&fs::read_to_string(flat.path().join("Chart.yaml")).unwrap())
+                .unwrap();
+        assert_eq!(meta["name"], "hostile");
+        assert_eq!(meta["version"], "1.2.3");
+        assert_eq!(meta["appVersion"], "abc");
+        assert_eq!(meta.get("dependencies"), None);
+        assert_eq!(
+            fs::read_to_string(flat.path().join("templates/release.yaml")).unwrap(),
+            "kind: ConfigMap\ndata: {a: \"{{\"{{\"}} x }}\"}\n"
+        );
     }
 
     #[test]

@@ -163,9 +163,10 @@ impl Helm<'_> {
             .map(|r| r.revision))
     }
 
-    /// `helm upgrade --install` waiting for the rollout, labelled as codebuilder's, into the
-    /// namespace codebuilder made. No `--rollback-on-failure`: on a failure the pods that did
-    /// not become ready are looked at first, then rolled back.
+    /// `helm upgrade --install` of `chart` (what [`Helm::template`] rendered and codebuilder
+    /// checked) waiting for the rollout, labelled as codebuilder's, into the namespace
+    /// codebuilder made. No `--rollback-on-failure`: on a failure the pods that did not become
+    /// ready are looked at first, then rolled back.
     pub fn upgrade(
         &self,
         chart: &Path,
@@ -182,16 +183,57 @@ impl Helm<'_> {
             .args(["--labels", &format!("{MANAGED_BY}={CODEBUILDER}")])
             .arg(WAIT)
             .args(["--timeout", &seconds(settings.deploy_timeout)]);
+        self.release_values(&mut helm, values, image_tag);
+        helm.args(["--description", description]);
+        helm
+    }
+
+    /// `helm template` of the release an upgrade with `chart` and `values` would make:
+    /// offline (`lookup` finds nothing), or `online`, asking the cluster as the app's account
+    /// what `lookup` and the capabilities find.
+    pub fn template(
+        &self,
+        chart: &Path,
+        values: &[&Path],
+        image_tag: &str,
+        online: bool,
+    ) -> Command {
+        let mut helm = self.command();
+        helm.args(["template", self.app.as_str()])
+            .arg(chart)
+            .arg("--skip-tests");
+        if online {
+            helm.arg("--dry-run=server");
+        }
+        self.release_values(&mut helm, values, image_tag);
+        helm
+    }
+
+    /// The values of a release: the files in order, then the image codebuilder built.
+    fn release_values(&self, helm: &mut Command, values: &[&Path], image_tag: &str) {
         for file in values {
             helm.arg("--values").arg(file);
         }
-        helm.args([
-            "--set-string",
-            &format!("image.repository={}/{app}", settings.pull_registry),
-        ])
-        .args(["--set-string", &format!("image.tag={image_tag}")])
-        .args(["--description", description]);
-        helm
+        let repository = format!(
+            "image.repository={}/{}",
+            self.settings.pull_registry, self.app
+        );
+        helm.args(["--set-string", &repository])
+            .args(["--set-string", &format!("image.tag={image_tag}")]);
+    }
+
+    /// What `revision` applied: its manifest.
+    pub fn manifest(&self, revision: u64) -> anyhow::Result<String> {
+        let mut manifest = self.command();
+        manifest
+            .args(["get", "manifest", self.app.as_str()])
+            .args(["--revision", &revision.to_string()]);
+        let out = run(manifest, QUICK).map_err(|e| tool_error(e, "CODEBUILDER_HELM"))?;
+        if !out.success() {
+            let said = out.stderr_text();
+            bail!("{}", cluster_error(&said, "helm get manifest failed"));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// `helm rollback` to `revision`, waiting for its pods.

@@ -1,22 +1,24 @@
 //! One-off processes as Kubernetes Jobs in the app's namespace, as the app's ServiceAccount:
 //! `run APP -- CMD` and the release phase (a Procfile `release:` process) of every deploy.
 //! The Job runs an image with the app's config (Secret `APP-config`) and the operator's pod
-//! settings, its output streams as it comes, its exit status is returned, and the Job is
-//! deleted afterwards, also when the caller is cancelled.
+//! settings, confined as the default chart confines the app's pods (and checked against the
+//! Pod Security level as a release is), its output streams as it comes, its exit status is
+//! returned, and the Job is deleted afterwards, also when the caller is cancelled.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
+use codebuilder_core::pod_security::Control;
 use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{run, run_with_input, StepContext, StepError, QUICK};
 use serde_json::{json, Value};
 
-use crate::config_secret;
 use crate::helm::cluster_error;
+use crate::podsecurity;
 use crate::tenancy::{app_kubectl, APP_LABEL, CODEBUILDER, MANAGED_BY};
-use crate::tool_error;
+use crate::{config_secret, operator_refusal, runs_as_root, tool_error, ImageUser};
 
 /// The label that says what a Job's pod is: `run` or `release`.
 pub const JOB_LABEL: &str = "codebuilder.io/job";
@@ -58,6 +60,8 @@ pub struct OneOff<'a> {
     pub config: Option<&'a BTreeMap<String, String>>,
     /// The longest the process may run (also the Job's `activeDeadlineSeconds`).
     pub timeout: Duration,
+    /// Who the image runs as: a non-root user runs the process as that uid.
+    pub user: ImageUser,
 }
 
 impl OneOff<'_> {
@@ -74,6 +78,7 @@ impl OneOff<'_> {
     ) -> anyhow::Result<i32> {
         let name = job_name(self.kind);
         let job = self.manifest(&name)?;
+        self.check(&job)?;
         let mut create = self.kubectl();
         create.args(["create", "--filename", "-"]);
         let out = run_with_input(create, job.to_string().as_bytes(), QUICK)
@@ -212,6 +217,21 @@ impl OneOff<'_> {
         Ok(())
     }
 
+    /// Holds the Job to the Pod Security level: only the operator's values and the image's
+    /// user can break it, and the operator's exceptions apply.
+    fn check(&self, job: &Value) -> anyhow::Result<()> {
+        let settings = self.settings;
+        let job = serde_yaml::to_value(job).context("cannot read the Job")?;
+        let level = settings.pod_security;
+        match podsecurity::check(&[job], level, &settings.pod_security_allow) {
+            Ok(()) => Ok(()),
+            Err(v) if v.control == Control::RunAsNonRoot && self.user == ImageUser::Root => {
+                Err(runs_as_root(self.app, level))
+            }
+            Err(v) => Err(operator_refusal(self.app, &v)),
+        }
+    }
+
     fn cluster_error(&self, said: &str, what: &str) -> String {
         cluster_error(said, format_args!("cannot {what} in {}", self.app))
     }
@@ -222,10 +242,20 @@ impl OneOff<'_> {
             json!({MANAGED_BY: CODEBUILDER, APP_LABEL: app, JOB_LABEL: self.kind.as_str()});
         let mut pod = pod_settings(self.settings)?;
         pod.insert("restartPolicy".into(), json!("Never"));
+        pod.insert("automountServiceAccountToken".into(), json!(false));
+        let mut pod_context = json!({"seccompProfile": {"type": "RuntimeDefault"}});
+        let mut container_context = json!({"allowPrivilegeEscalation": false});
+        if let Some(uid) = self.user.uid() {
+            pod_context["runAsNonRoot"] = json!(true);
+            pod_context["runAsUser"] = json!(uid);
+            container_context["capabilities"] = json!({"drop": ["ALL"]});
+        }
+        pod.insert("securityContext".into(), pod_context);
         let mut container = json!({
             "name": self.kind.as_str(),
             "image": self.image,
             "args": ["/bin/sh", "-c", self.command_line],
+            "securityContext": container_context,
         });
         match self.config {
             Some(vars) => {
@@ -342,6 +372,45 @@ fn pod_settings(settings: &Settings) -> anyhow::Result<serde_json::Map<String, V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_job_is_confined_as_the_default_chart_confines_pods() {
+        let vars = HashMap::from([(
+            "CODEBUILDER_POD_SECURITY".to_owned(),
+            "restricted".to_owned(),
+        )]);
+        let settings = Settings::from_vars(&vars).unwrap();
+        let app = AppName::parse("myapp", "codebuilder").unwrap();
+        let job = |user| OneOff {
+            settings: &settings,
+            app: &app,
+            kind: JobKind::Run,
+            image: "127.0.0.1:5000/myapp:git-abc1234",
+            command_line: "true",
+            config: None,
+            timeout: Duration::from_secs(60),
+            user,
+        };
+        let confined = job(ImageUser::NonRoot(1000));
+        let manifest = confined.manifest("run-1").unwrap();
+        let pod = &manifest["spec"]["template"]["spec"];
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(
+            pod["securityContext"],
+            json!({"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}})
+        );
+        assert_eq!(
+            pod["containers"][0]["securityContext"],
+            json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
+        );
+        confined.check(&manifest).unwrap();
+        let root = job(ImageUser::Root);
+        assert_eq!(
+            root.check(&root.manifest("run-1").unwrap()).unwrap_err().to_string(),
+            "myapp runs as root (its image has no USER, or USER root), which the restricted Pod Security level forbids: give the image a non-root USER, commit, and push again"
+        );
+    }
 
     #[test]
     fn exit_codes_and_stuck_pods_are_read_from_the_status() {

@@ -10,13 +10,20 @@
 //!   says the API server cannot be reached.
 //! - When the new pods do not become ready, the pusher first sees why (their events and last
 //!   log lines), then the previous release is rolled back and serves again.
+//! - What a release would run is rendered and checked before anything is applied (and once,
+//!   offline, before the image is built): its pods against the namespaces' Pod Security level
+//!   (`podsecurity`), their requests against the app's quota (`quota`). The upgrade applies
+//!   exactly what was checked.
 
 mod cause;
 pub mod chart;
 mod diagnose;
 mod helm;
 pub mod job;
+mod manifest;
+pub mod podsecurity;
 pub mod ps;
+pub mod quota;
 pub mod teardown;
 mod tenancy;
 
@@ -26,12 +33,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
+use codebuilder_core::pod_security::{Control, Level};
 use codebuilder_core::{AppName, Settings};
-use codebuilder_process::{Output, RunError, StepContext, StepError, Tail};
+use codebuilder_process::{Output, RunError, StepContext, StepError, Tail, QUICK};
+use serde_yaml::Value as Yaml;
 
 pub use crate::cause::{read_description, Cause};
 use crate::helm::{explain_cluster_error, last_error_line, Helm};
-use crate::tenancy::{Namespace, Tenancy};
+use crate::podsecurity::Violation;
+use crate::tenancy::Tenancy;
 
 /// Time helm gets beyond its own rollout timeout to give up by itself.
 const HELM_MARGIN: Duration = Duration::from_secs(60);
@@ -51,6 +61,51 @@ pub struct Release<'a> {
     /// kept in the release's values, so that a config change or a rollback runs it again.
     pub release_command: Option<&'a str>,
     pub trigger: Trigger,
+    /// Who the image runs as; `None` before it is built.
+    pub image_user: Option<ImageUser>,
+}
+
+/// Who an app's image runs as (its `USER`), which decides whether its pods can run as
+/// non-root: the default chart then runs them as that uid, with no capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageUser {
+    Root,
+    NonRoot(u32),
+}
+
+impl ImageUser {
+    /// The uid, for a non-root user.
+    pub fn uid(self) -> Option<u32> {
+        match self {
+            Self::Root => None,
+            Self::NonRoot(uid) => Some(uid),
+        }
+    }
+}
+
+/// The value a release keeps its image's non-root uid under (the default chart's).
+const RUN_AS_USER: &str = "runAsUser";
+/// The uid a release is checked with before its image is built: `nobody`'s.
+const NOBODY: u32 = 65534;
+
+/// Who the image of a release (its values, from [`Deploy::values`]) runs as; root for a
+/// release that kept no uid.
+pub fn image_user_of(values: &serde_json::Value) -> ImageUser {
+    values[RUN_AS_USER]
+        .as_u64()
+        .and_then(|uid| u32::try_from(uid).ok())
+        .filter(|uid| *uid > 0)
+        .map_or(ImageUser::Root, ImageUser::NonRoot)
+}
+
+/// The refusal of an image that runs as root where the level needs non-root pods.
+pub fn runs_as_root(app: &AppName, level: Level) -> anyhow::Error {
+    anyhow!("{app} runs as root (its image has no USER, or USER root), which the {level} Pod Security level forbids: give the image a non-root USER, commit, and push again")
+}
+
+/// What a push of an image that runs as root is told, where the level lets it run.
+pub fn root_warning(app: &AppName) -> String {
+    format!("{app} runs as root (its image has no USER, or USER root): its pods cannot run under the restricted Pod Security level; a non-root USER in the image would let them")
 }
 
 /// What makes a release, as Heroku runs the release phase for each: the trigger decides
@@ -123,6 +178,15 @@ pub(crate) fn tool_error(error: RunError, setting: &str) -> anyhow::Error {
     }
 }
 
+/// The refusal of a release that breaks the level only with the operator's values.
+pub(crate) fn operator_refusal(app: &AppName, violation: &Violation) -> anyhow::Error {
+    anyhow!(
+        "with the operator's values (CODEBUILDER_DEPLOY_VALUES), {app} {}: except {} in CODEBUILDER_POD_SECURITY_ALLOW, or change those values",
+        violation.describe(),
+        violation.control
+    )
+}
+
 /// The Secret an app's config vars reach its processes through.
 pub fn config_secret(app: &AppName) -> String {
     format!("{app}-config")
@@ -162,14 +226,141 @@ impl Deploy<'_> {
         }
     }
 
-    /// Refuses, before anything is built, an app whose namespace exists and is not
-    /// codebuilder's. A cluster that cannot be asked is the deploy's to report, after the
-    /// build.
-    pub fn check(&self) -> anyhow::Result<()> {
+    /// Refuses, before anything is built, what cannot deploy: a namespace that is not
+    /// codebuilder's or whose labels were loosened; a release whose pods break the Pod Security
+    /// level or the quota, rendered offline. A cluster that cannot be asked is the deploy's to
+    /// report, after the build.
+    pub fn check(&self, release: &Release) -> anyhow::Result<()> {
         let tenancy = self.tenancy();
-        match tenancy.namespace() {
-            Ok(Namespace::Foreign) => Err(tenancy.foreign()),
-            _ => Ok(()),
+        if let Ok((namespace, labels)) = tenancy.lookup() {
+            if let Some(refusal) = tenancy.refusal(namespace, &labels) {
+                return Err(refusal);
+            }
+        }
+        let operator_values = self.operator_values()?;
+        let kept = self.kept_values(release)?;
+        let mut own = release.values.clone();
+        own.push(kept.path());
+        self.vet(release, operator_values, &own, false)?;
+        Ok(())
+    }
+
+    /// The values codebuilder keeps in each release: the config vars, the release command,
+    /// the image's non-root uid.
+    fn kept_values(&self, release: &Release) -> anyhow::Result<tempfile::NamedTempFile> {
+        let mut kept = serde_json::json!({
+            "configVars": release.config,
+            "configSecret": config_secret(self.app),
+        });
+        if let Some(command) = release.release_command {
+            kept[RELEASE_COMMAND] = command.into();
+        }
+        // Before the build, the release is checked as for an image that runs as a non-root
+        // user, which the default chart confines the most; the image's own user is checked
+        // once it is built.
+        let user = release.image_user.unwrap_or(ImageUser::NonRoot(NOBODY));
+        if let Some(uid) = user.uid() {
+            kept[RUN_AS_USER] = uid.into();
+        }
+        chart::write_values(&kept)
+    }
+
+    /// Renders `release` as its upgrade would (`online`: with the cluster's answers to
+    /// `lookup`) and checks it; returns the manifest checked, which is what is applied.
+    ///
+    /// Twice when the operator gives values: without them, the app's chart is held to the
+    /// level with no exception; with them, the operator's exceptions
+    /// (`CODEBUILDER_POD_SECURITY_ALLOW`) apply. Then the pods must fit the app's quota.
+    fn vet(
+        &self,
+        release: &Release,
+        operator_values: Option<&Path>,
+        own: &[&Path],
+        online: bool,
+    ) -> anyhow::Result<String> {
+        let (app, settings) = (self.app, self.settings);
+        let level = settings.pod_security;
+        let allowed = &settings.pod_security_allow;
+        let strict = self.render(release, own, online)?;
+        let objects = self.read(&strict)?;
+        if let Err(violation) = podsecurity::check(&objects, level, &[]) {
+            if violation.control == Control::RunAsNonRoot
+                && release.image_user == Some(ImageUser::Root)
+            {
+                return Err(runs_as_root(app, level));
+            }
+            let control = violation.control;
+            let only_operator = if allowed.contains(&control) {
+                format!(" (CODEBUILDER_POD_SECURITY_ALLOW excepts {control} for the operator's values only)")
+            } else {
+                String::new()
+            };
+            bail!(
+                "the chart of {app} {}{only_operator}: {}, commit, and push again",
+                violation.describe(),
+                violation.fix()
+            );
+        }
+        let (manifest, objects) = match operator_values {
+            None => (strict, objects),
+            Some(file) => {
+                let values: Vec<&Path> = std::iter::once(file).chain(own.iter().copied()).collect();
+                let full = self.render(release, &values, online)?;
+                let objects = self.read(&full)?;
+                podsecurity::check(&objects, level, allowed)
+                    .map_err(|violation| operator_refusal(app, &violation))?;
+                (full, objects)
+            }
+        };
+        if let Some(limits) = &settings.app_quota {
+            quota::check_fit(&objects, limits)
+                .map_err(|e| anyhow!("the release of {app} {e}: {}", e.fix()))?;
+        }
+        Ok(manifest)
+    }
+
+    fn render(&self, release: &Release, values: &[&Path], online: bool) -> anyhow::Result<String> {
+        let app = self.app;
+        let template = self
+            .helm()
+            .template(release.chart, values, release.image_tag, online);
+        let out = codebuilder_process::run(template, QUICK)
+            .map_err(|e| tool_error(e, "CODEBUILDER_HELM"))?;
+        if !out.success() {
+            let said = out.stderr_text();
+            bail!(
+                "{}",
+                explain_cluster_error(&said).unwrap_or_else(|| format!(
+                    "the chart of {app} does not render ({}): fix it, commit, and push again",
+                    last_error_line(&said)
+                ))
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn read(&self, manifest: &str) -> anyhow::Result<Vec<Yaml>> {
+        let app = self.app;
+        manifest::read(manifest).map_err(|e| {
+            anyhow!("the chart of {app} renders what codebuilder cannot check: {e}; fix it, commit, and push again")
+        })
+    }
+
+    /// Refuses to roll back to a revision whose pods break the level as it is now (the
+    /// operator may have raised it since).
+    fn check_revision(&self, revision: u64, values: &serde_json::Value) -> anyhow::Result<()> {
+        let (app, settings) = (self.app, self.settings);
+        let objects = self.read(&self.helm().manifest(revision)?)?;
+        let level = settings.pod_security;
+        match podsecurity::check(&objects, level, &settings.pod_security_allow) {
+            Ok(()) => Ok(()),
+            Err(v) if v.control == Control::RunAsNonRoot && image_user_of(values) == ImageUser::Root => {
+                Err(anyhow!("release v{revision} of {app} runs as root, which the {level} Pod Security level forbids: roll back to another release, or push a fix"))
+            }
+            Err(v) => Err(anyhow!(
+                "release v{revision} of {app} {}: roll back to another release, or push a fix",
+                v.describe()
+            )),
         }
     }
 
@@ -211,33 +402,46 @@ impl Deploy<'_> {
     /// revision's ([`Deploy::values`]).
     pub fn rollback(&self, revision: u64, values: &serde_json::Value) -> anyhow::Result<()> {
         let app = self.app;
+        self.check_revision(revision, values)?;
         if let Some(command) = release_command_of(values) {
             let config = config_of(values).unwrap_or_default();
-            self.release_phase(command, image_tag_of(values), &config, Trigger::Rollback)?;
+            self.release_phase(
+                command,
+                image_tag_of(values),
+                &config,
+                Trigger::Rollback,
+                image_user_of(values),
+            )?;
         }
         self.helm_step(self.helm().rollback(revision), "rolling back")
             .map_err(|why| anyhow!("the rollback of {app} to v{revision} failed ({why}): see 'releases {app}', and try again"))
     }
 
-    /// Deploys `release` (after `prepare`) and returns its helm revision. The error is one
+    /// Deploys `release` (after `prepare`) and returns its helm revision: checks what it
+    /// would run, runs its release command, then applies what was checked. The error is one
     /// line: the cause and the fix.
     pub fn run(&self, release: &Release) -> anyhow::Result<u64> {
         let operator_values = self.operator_values()?;
         let helm = self.helm();
-        let mut kept = serde_json::json!({
-            "configVars": release.config,
-            "configSecret": config_secret(self.app),
-        });
+        let kept = self.kept_values(release)?;
+        let mut own = release.values.clone();
+        own.push(kept.path());
+        let manifest = self.vet(release, operator_values, &own, true)?;
+        let checked = chart::flatten(&manifest, release.chart)?;
         if let Some(command) = release.release_command {
-            kept[RELEASE_COMMAND] = command.into();
-            self.release_phase(command, release.image_tag, release.config, release.trigger)?;
+            let user = release.image_user.unwrap_or(ImageUser::Root);
+            self.release_phase(
+                command,
+                release.image_tag,
+                release.config,
+                release.trigger,
+                user,
+            )?;
         }
-        let config = chart::write_values(&kept)?;
         let mut values: Vec<&Path> = operator_values.into_iter().collect();
-        values.extend(&release.values);
-        values.push(config.path());
+        values.extend(own);
         let upgrade = helm.upgrade(
-            release.chart,
+            checked.path(),
             &values,
             release.image_tag,
             release.description,
@@ -273,6 +477,7 @@ impl Deploy<'_> {
         image_tag: &str,
         config: &BTreeMap<String, String>,
         trigger: Trigger,
+        user: ImageUser,
     ) -> anyhow::Result<()> {
         let app = self.app;
         self.output
@@ -286,6 +491,7 @@ impl Deploy<'_> {
             command_line: command,
             config: Some(config),
             timeout: self.settings.deploy_timeout,
+            user,
         }
         .run(self.step, &mut |line| {
             self.output.detail(line);

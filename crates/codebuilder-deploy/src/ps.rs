@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::helm::cluster_error;
 use crate::tenancy::{app_kubectl, Namespace, Tenancy};
-use crate::tool_error;
+use crate::{tool_error, ImageUser};
 
 /// The label the default chart gives the pods of a process type other than web.
 const COMPONENT: &str = "app.kubernetes.io/component";
@@ -32,6 +32,9 @@ pub struct Process {
     /// The image its pods run.
     #[serde(skip)]
     pub image: String,
+    /// Who its pods run as: a one-off process runs as they do.
+    #[serde(skip)]
+    pub user: ImageUser,
     #[serde(skip)]
     deployment: String,
 }
@@ -110,6 +113,14 @@ impl AppPods<'_> {
                 .map(pod_status)
                 .collect();
             own.sort_by(|a, b| a.name.cmp(&b.name));
+            let pod = &deployment["spec"]["template"]["spec"];
+            let uid = [
+                &pod["securityContext"]["runAsUser"],
+                &pod["containers"][0]["securityContext"]["runAsUser"],
+            ]
+            .into_iter()
+            .find_map(|uid| uid.as_u64().and_then(|uid| u32::try_from(uid).ok()))
+            .filter(|uid| *uid > 0);
             processes.push(Process {
                 kind: kind.to_owned(),
                 desired: deployment["spec"]["replicas"].as_u64().unwrap_or(0),
@@ -119,6 +130,7 @@ impl AppPods<'_> {
                     .as_str()
                     .unwrap_or_default()
                     .to_owned(),
+                user: uid.map_or(ImageUser::Root, ImageUser::NonRoot),
                 deployment: name.to_owned(),
             });
         }

@@ -17,7 +17,7 @@ use codebuilder_process::Output;
 
 use crate::apps::{self, Viewer};
 use crate::release::{self, Operator};
-use crate::{builds, config, destroy, ps};
+use crate::{builds, config, destroy, ps, quota};
 
 /// What every command runs with.
 pub struct Context<'a> {
@@ -140,6 +140,7 @@ pub fn run(cx: &Context, request: Request) -> anyhow::Result<ExitCode> {
             let status = ps::run(settings, &app, &command, cancel)?;
             return Ok(ExitCode::from(u8::try_from(status).unwrap_or(1)));
         }
+        Command::QuotaShow { app, json } => quota::show(settings, &app, json, &mut out)?,
         Command::KeysAdd { name } => {
             let added = commands::add(&keys(), name.as_str(), false, io::stdin())?;
             writeln!(out, "{}", commands::added_message(&added))?

@@ -12,4 +12,5 @@ pub mod destroy;
 pub mod dispatch;
 pub mod end;
 pub mod ps;
+pub mod quota;
 pub mod release;

@@ -15,6 +15,7 @@ use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Home, Settings};
 use codebuilder_deploy::job::{JobKind, OneOff};
 use codebuilder_deploy::ps::{AppPods, Process};
+use codebuilder_deploy::quota::QUOTA;
 use codebuilder_process::{Output, StepContext};
 
 /// The longest a one-off process runs (Heroku's one-off dynos get a day).
@@ -67,8 +68,8 @@ pub fn ps(
     Ok(())
 }
 
-/// `ps:scale APP TYPE=COUNT...`: checked against the release's process types, stored for
-/// every later deploy, and applied at once, under the app's lock.
+/// `ps:scale APP TYPE=COUNT...`: checked against the release's process types and the app's
+/// quota of pods, stored for every later deploy, and applied at once, under the app's lock.
 pub fn scale(
     home: &Home,
     settings: &Settings,
@@ -87,6 +88,23 @@ pub fn scale(
             bail!(
                 "{app} has no process type {kind}: scale one of {}",
                 known.join(", ")
+            );
+        }
+    }
+    if let Some(quota) = &settings.app_quota {
+        let total: u64 = processes
+            .iter()
+            .map(|p| {
+                wanted
+                    .iter()
+                    .find(|(kind, _)| kind.as_str() == p.kind)
+                    .map_or(p.desired, |(_, count)| u64::from(*count))
+            })
+            .sum();
+        if total > quota.pods {
+            bail!(
+                "{app} would run {total} pods, over its quota of {} (resourcequota/{QUOTA}, CODEBUILDER_APP_QUOTA): scale to fewer, or have the operator raise CODEBUILDER_APP_QUOTA",
+                quota.pods
             );
         }
     }
@@ -189,6 +207,7 @@ pub fn run(
         command_line: &line,
         config: None,
         timeout: RUN_TIMEOUT,
+        user: web.user,
     }
     .run(&step, &mut |line| {
         let _ = writeln!(stdout, "{line}");

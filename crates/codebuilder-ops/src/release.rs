@@ -118,9 +118,9 @@ impl Operator<'_> {
         let Some(sha) = tag.strip_prefix("git-").filter(|s| !s.is_empty()) else {
             bail!("release v{current} of {app} names no codebuilder image (image.tag {tag:?}): push the app again");
         };
-        let chart = Chart::at(self.settings, &self.home.repo(app), sha)?;
+        let chart = Chart::at(self.settings, app, &self.home.repo(app), sha)?;
         let next = deployer.prepare()?;
-        // What the build set: the process types and the port.
+        // What the build set: the process types, the port and the image's user.
         let mut kept = serde_json::Map::new();
         for key in ["processes", "port"] {
             if let Some(value) = values.get(key) {
@@ -146,6 +146,7 @@ impl Operator<'_> {
             description: &description,
             release_command: codebuilder_deploy::release_command_of(&values),
             trigger: Trigger::ConfigChange,
+            image_user: Some(codebuilder_deploy::image_user_of(&values)),
         })
     }
 }

@@ -79,31 +79,9 @@ pub fn image_present(docker: &str, image: &str) -> bool {
 
 /// The run image's configured user, if it is not root: `/app` is handed to that user.
 pub fn run_image_user(docker: &str, run_image: &str) -> anyhow::Result<Option<String>> {
-    let mut inspect = Command::new(docker);
-    inspect.args([
-        "image",
-        "inspect",
-        "--format",
-        "{{.Config.User}}",
-        run_image,
-    ]);
-    let out = codebuilder_process::run(inspect, codebuilder_process::QUICK)?;
-    if !out.success() {
-        anyhow::bail!(
-            "cannot inspect the run image {run_image}: {}",
-            out.stderr_text()
-        );
-    }
-    let user = out.stdout_text();
+    let user = crate::user::configured(docker, run_image)?;
     if user.is_empty() || matches!(user.as_str(), "root" | "0" | "0:0" | "root:root") {
         return Ok(None);
-    }
-    if user.starts_with('-')
-        || !user
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
-    {
-        anyhow::bail!("the run image {run_image} runs as the user {user:?}, which codebuilder cannot hand /app to: use another CODEBUILDER_RUN_IMAGE");
     }
     Ok(Some(user))
 }

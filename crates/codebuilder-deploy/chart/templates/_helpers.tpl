@@ -26,8 +26,17 @@ app.kubernetes.io/managed-by: codebuilder
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end }}
 
-{{/* Pod settings shared by every process type, from the operator's values. */}}
+{{/* Pod settings shared by every process type: confined as far as the image allows (the
+restricted Pod Security level when it runs as a non-root user), then the operator's values. */}}
 {{- define "app.podSettings" -}}
+automountServiceAccountToken: false
+securityContext:
+  seccompProfile:
+    type: RuntimeDefault
+  {{- with .Values.runAsUser }}
+  runAsNonRoot: true
+  runAsUser: {{ . }}
+  {{- end }}
 {{- if .Values.hostNetwork }}
 hostNetwork: true
 dnsPolicy: ClusterFirstWithHostNet
@@ -49,4 +58,15 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/* Every container's security context: no privilege escalation, and no capabilities for an
+image that runs as a non-root user. */}}
+{{- define "app.containerSecurity" -}}
+securityContext:
+  allowPrivilegeEscalation: false
+  {{- if .Values.runAsUser }}
+  capabilities:
+    drop: [ALL]
+  {{- end }}
 {{- end }}
