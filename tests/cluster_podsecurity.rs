@@ -12,27 +12,10 @@
 use std::time::{Duration, Instant};
 
 use codebuilder_tests::cluster::{
-    app_name, cluster, deploying_server, error_line, push, web_app_files, HostPort, ACCOUNT,
+    app_name, chart_repo, cluster, deploying_server, error_line, push, web_app_files, HostPort,
+    ACCOUNT,
 };
 use codebuilder_tests::*;
-
-/// An image that is never built: these pushes are refused before.
-const DOCKERFILE: &[u8] = b"FROM scratch\nCOPY Dockerfile /Dockerfile\n";
-
-/// A repository whose own chart has one template.
-fn chart_repo(template: &str) -> tempfile::TempDir {
-    repo_with(
-        "main",
-        &[
-            ("Dockerfile", DOCKERFILE.to_vec()),
-            (
-                "chart/Chart.yaml",
-                b"apiVersion: v2\nname: hostile\nversion: 0.1.0\n".to_vec(),
-            ),
-            ("chart/templates/t.yaml", template.as_bytes().to_vec()),
-        ],
-    )
-}
 
 /// An object `t` of `kind` whose pod spec is `spec` (YAML lines, without indentation).
 fn pod_object(kind: &str, spec: &str) -> String {

@@ -7,27 +7,9 @@
 use std::fs;
 
 use codebuilder_tests::cluster::{
-    app_name, cluster, deploying_server, error_line, push, HostPort, ACCOUNT,
+    app_name, chart_repo, cluster, deploying_server, error_line, push, HostPort, ACCOUNT,
 };
 use codebuilder_tests::*;
-
-/// An image that is never run: these apps' charts hold no pods.
-const DOCKERFILE: &[u8] = b"FROM scratch\nCOPY Dockerfile /Dockerfile\n";
-
-/// A repository whose own chart has one template.
-fn chart_repo(template: &str) -> tempfile::TempDir {
-    repo_with(
-        "main",
-        &[
-            ("Dockerfile", DOCKERFILE.to_vec()),
-            (
-                "chart/Chart.yaml",
-                b"apiVersion: v2\nname: hostile\nversion: 0.1.0\n".to_vec(),
-            ),
-            ("chart/templates/t.yaml", template.as_bytes().to_vec()),
-        ],
-    )
-}
 
 fn set_template(work: &std::path::Path, template: &str) -> String {
     write_files(work, &[("chart/templates/t.yaml", template.as_bytes())]);

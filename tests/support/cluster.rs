@@ -209,6 +209,25 @@ pub fn deploying_server(account: &str, host: &HostPort, settings: &[(&str, &str)
     Server::start_with(&env)
 }
 
+/// A repository whose own chart has one template, and a Dockerfile whose image holds no
+/// program: what the tests of what a chart may do push.
+pub fn chart_repo(template: &str) -> tempfile::TempDir {
+    crate::repo_with(
+        "main",
+        &[
+            (
+                "Dockerfile",
+                b"FROM scratch\nCOPY Dockerfile /Dockerfile\n".to_vec(),
+            ),
+            (
+                "chart/Chart.yaml",
+                b"apiVersion: v2\nname: hostile\nversion: 0.1.0\n".to_vec(),
+            ),
+            ("chart/templates/t.yaml", template.as_bytes().to_vec()),
+        ],
+    )
+}
+
 /// An app name of this test run.
 pub fn app_name(what: &str) -> String {
     format!("cb-{what}-{}", std::process::id())
