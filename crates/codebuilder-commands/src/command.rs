@@ -300,3 +300,22 @@ pub struct Request {
 
 /// The environment variable that carries a [`Request`] from receive to ops.
 pub const REQUEST_ENV: &str = "CODEBUILDER_REQUEST";
+
+/// The longest request an environment variable carries: Linux takes at most 128 KiB in one
+/// (`MAX_ARG_STRLEN`), and values full of control characters grow sixfold as JSON.
+const MAX_REQUEST: usize = 120 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the values of this {0} are too large to pass on in one command: set them in several commands, or one from standard input ('config:set APP KEY < FILE')")]
+pub struct RequestTooLarge(&'static str);
+
+impl Request {
+    /// The request as `REQUEST_ENV` carries it.
+    pub fn to_env(&self) -> Result<String, RequestTooLarge> {
+        let json = serde_json::to_string(self).expect("a request serializes");
+        if json.len() > MAX_REQUEST {
+            return Err(RequestTooLarge(self.command.verb().name));
+        }
+        Ok(json)
+    }
+}

@@ -9,6 +9,6 @@ pub mod help;
 pub mod table;
 pub mod words;
 
-pub use command::{Command, ConfigValues, KeyRef, Request, Revision, REQUEST_ENV};
+pub use command::{Command, ConfigValues, KeyRef, Request, RequestTooLarge, Revision, REQUEST_ENV};
 pub use table::{Need, Verb, VERBS};
 pub use words::{parse_request, parse_words, RequestError};

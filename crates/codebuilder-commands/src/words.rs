@@ -534,6 +534,7 @@ fn parse_repo_path(word: &str, own_namespace: &str) -> Result<AppName, RequestEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::Request;
     use crate::table::VERBS;
     use proptest::prelude::*;
 
@@ -958,6 +959,35 @@ mod tests {
             Err(RequestError::NoCommand)
         ));
         assert!(matches!(parse("   "), Err(RequestError::NoCommand)));
+    }
+
+    #[test]
+    fn a_request_too_large_for_the_environment_is_refused_whole() {
+        let encoded = Base64::encode_string(&[1u8; 16 * 1024]);
+        let line = format!("config:set shop --encoded A={encoded} B={encoded}");
+        let command = parse(&line).unwrap();
+        let request = Request {
+            command,
+            read_only: false,
+        };
+        assert_eq!(
+            request.to_env().unwrap_err().to_string(),
+            "the values of this config:set are too large to pass on in one command: set them in several commands, or one from standard input ('config:set APP KEY < FILE')"
+        );
+        let one = parse(&format!("config:set shop --encoded A={encoded}")).unwrap();
+        let json = Request {
+            command: one.clone(),
+            read_only: true,
+        }
+        .to_env()
+        .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Request>(&json).unwrap(),
+            Request {
+                command: one,
+                read_only: true
+            }
+        );
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub fn serve(
             let mut operate = std::process::Command::new(sibling(OPS_BINARY)?);
             operate
                 .env("CODEBUILDER_HOME", home.root())
-                .env(REQUEST_ENV, serde_json::to_string(&request)?)
+                .env(REQUEST_ENV, request.to_env()?)
                 .env("CODEBUILDER_PUSHER", user.as_str())
                 .env("CODEBUILDER_PUSHER_FINGERPRINT", fingerprint.as_str())
                 .stdin(stdin);
