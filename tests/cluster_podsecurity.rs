@@ -428,7 +428,7 @@ fn an_app_namespace_keeps_its_labels_quota_and_isolation_and_its_account_cannot_
     server
         .env
         .push(("CODEBUILDER_NETWORK_ISOLATION".into(), "off".into()));
-    let out = server.build_cli(&["rerun", &app]);
+    let out = server.ops_cli(&["rebuild", &app]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for (kind, name) in [
         ("resourcequota", "codebuilder-quota"),
