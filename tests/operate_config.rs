@@ -269,7 +269,7 @@ fn config_commands_store_privately_and_refuse_bad_input_in_one_line() {
         ),
         (
             &["config:set", "conf", "NOVALUE"][..],
-            "error: \"NOVALUE\" is not KEY=VALUE: config:set APP [--encoded] KEY=VALUE... [--no-deploy]",
+            "error: no value for NOVALUE came on standard input: give it as 'config:set APP NOVALUE < FILE', or as NOVALUE=VALUE",
         ),
         (
             &["config:set", "conf", "--encoded", "A=not*base64"][..],

@@ -168,6 +168,10 @@ fn value_from(input: impl Read, key: &ConfigKey) -> anyhow::Result<String> {
         )
     })?;
     value.truncate(value.trim_end_matches(['\n', '\r']).len());
+    // Most likely a KEY=VALUE that lost its `=`: an empty value is set as `KEY=`.
+    if value.is_empty() {
+        bail!("no value for {key} came on standard input: give it as 'config:set APP {key} < FILE', or as {key}=VALUE");
+    }
     check_value(key, &value)?;
     Ok(value)
 }
@@ -197,5 +201,9 @@ mod tests {
             check_value(&key, "a\0b").unwrap_err().to_string()
         );
         assert!(value_from(&[0xff, 0xfe][..], &key).is_err());
+        assert_eq!(
+            value_from(&b"\n"[..], &key).unwrap_err().to_string(),
+            "no value for TLS_CERT came on standard input: give it as 'config:set APP TLS_CERT < FILE', or as TLS_CERT=VALUE"
+        );
     }
 }
