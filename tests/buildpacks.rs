@@ -133,23 +133,32 @@ fn push(client: &Client, dir: &Path, app: &str) -> (bool, String) {
     (out.status.success(), stderr)
 }
 
-/// Containers (running or not) whose name has `-APP-`: a builder container is
-/// `codebuilder-build-APP-HASH`.
-fn builder_containers(app: &str) -> Vec<String> {
+/// The hash that names what `server`'s builds of an app make in the engine
+/// (`codebuilder-build-APP-HASH`, `codebuilder-compiled/APP:HASH`, `codebuilder-cache-APP-HASH`),
+/// so that what other runs on the same engine left is never counted.
+fn engine_hash(server: &Server, app: &str) -> String {
+    let volume = server.cache_volume(app);
+    volume[format!("codebuilder-cache-{app}-").len()..].to_owned()
+}
+
+/// `server`'s builder containers of `app`, running or not.
+fn builder_containers(server: &Server, app: &str) -> Vec<String> {
+    let name = format!("codebuilder-build-{app}-{}", engine_hash(server, app));
     let out = Command::new("docker")
         .args(["ps", "--all", "--format", "{{.Names}}"])
         .output()
         .unwrap();
     text(&out.stdout)
         .lines()
-        .filter(|name| name.starts_with(&format!("codebuilder-build-{app}-")))
+        .filter(|n| *n == name)
         .map(String::from)
         .collect()
 }
 
-fn compiled_images(app: &str) -> String {
+fn compiled_images(server: &Server, app: &str) -> String {
+    let image = format!("codebuilder-compiled/{app}:{}", engine_hash(server, app));
     let out = Command::new("docker")
-        .args(["images", "--quiet", &format!("codebuilder-compiled/{app}")])
+        .args(["images", "--quiet", &image])
         .output()
         .unwrap();
     text(&out.stdout).trim().to_owned()
@@ -333,8 +342,8 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
     drop(running);
 
     // Nothing of the build is left: no builder container, no committed image.
-    assert_eq!(builder_containers("bpweb"), Vec::<String>::new());
-    assert_eq!(compiled_images("bpweb"), "");
+    assert_eq!(builder_containers(&server, "bpweb"), Vec::<String>::new());
+    assert_eq!(compiled_images(&server, "bpweb"), "");
 
     // The second push finds the cache the first one filled.
     fs::write(work.path().join("message"), "second push").unwrap();
@@ -371,26 +380,27 @@ fn a_push_without_a_dockerfile_builds_with_buildpacks_and_the_image_serves_on_po
     assert_eq!(records[2]["pusher"], "rebuild by dev");
     // The cache is a volume of the engine, not a folder of the home.
     assert!(!server.home.path().join("cache").exists());
-    let volume = cache_volume("bpweb");
+    let volume = cache_volume(&server, "bpweb");
     remove_volume(&volume);
 }
 
-/// The cache volumes of `app` (`codebuilder-cache-APP-HASH`); test apps have unique names.
-fn cache_volumes(app: &str) -> Vec<String> {
+/// `server`'s cache volume of `app`, if the engine has it.
+fn cache_volumes(server: &Server, app: &str) -> Vec<String> {
+    let name = server.cache_volume(app);
     let out = Command::new("docker")
         .args(["volume", "ls", "--quiet"])
         .output()
         .unwrap();
     text(&out.stdout)
         .lines()
-        .filter(|name| name.starts_with(&format!("codebuilder-cache-{app}-")))
+        .filter(|n| *n == name)
         .map(String::from)
         .collect()
 }
 
-/// The cache volume of `app`.
-fn cache_volume(app: &str) -> String {
-    let volumes = cache_volumes(app);
+/// `server`'s cache volume of `app`, which must exist.
+fn cache_volume(server: &Server, app: &str) -> String {
+    let volumes = cache_volumes(server, app);
     assert_eq!(volumes.len(), 1, "{volumes:?}");
     volumes[0].clone()
 }
@@ -480,7 +490,7 @@ fn a_hostile_buildpack_cannot_leave_a_set_id_file_device_or_symlink_on_the_host(
 
     // The cache is the engine's volume: the shell there belongs to the build user, not root,
     // there is no device, and no user of the host can reach any of it.
-    let volume = cache_volume("bphostile");
+    let volume = cache_volume(&server, "bphostile");
     let out = Command::new("docker")
         .args(["volume", "inspect", "--format", "{{.Mountpoint}}", &volume])
         .output()
@@ -541,7 +551,7 @@ fn detect_and_compile_failures_reject_the_push_and_leave_refs_alone() {
     );
     assert!(stderr.contains("pre-receive hook declined"), "{stderr}");
     assert_eq!(server.server_ref("bpnone", "refs/heads/main"), None);
-    assert_eq!(builder_containers("bpnone"), Vec::<String>::new());
+    assert_eq!(builder_containers(&server, "bpnone"), Vec::<String>::new());
 
     // A failing compile, after a good build: the ref stays on the good one.
     let list = format!("{},{}", bps.path("failing"), bps.path("busybox-web"));
@@ -575,7 +585,7 @@ fn detect_and_compile_failures_reject_the_push_and_leave_refs_alone() {
         .tags("bpfail")
         .contains(&format!("git-{}", short(&failing))));
     assert_eq!(builds(&server, "bpfail")[1]["result"], "failed");
-    assert_eq!(builder_containers("bpfail"), Vec::<String>::new());
+    assert_eq!(builder_containers(&server, "bpfail"), Vec::<String>::new());
 
     // An app cannot name a local path: it would copy host files into its build.
     fs::remove_file(work.path().join("failing.marker")).unwrap();
@@ -801,7 +811,7 @@ fn a_buildpack_build_over_its_time_limit_is_stopped_and_its_container_removed() 
         "{stderr}"
     );
     // The hook removed the container before it exited.
-    assert_eq!(builder_containers("bpslow"), Vec::<String>::new());
+    assert_eq!(builder_containers(&server, "bpslow"), Vec::<String>::new());
     assert_eq!(server.server_ref("bpslow", "refs/heads/main"), None);
     assert_eq!(dev.builds("bpslow")[0]["result"], "failed");
 }
@@ -816,7 +826,7 @@ fn a_client_that_disconnects_mid_compile_leaves_no_builder_container() {
     let marker = format!("gone{}", std::process::id());
     let work = web_app("disconnect", &[("compile-sleep", marker.as_bytes())]);
     let (mut child, _stderr, seen) = dev.push_until_started(work.path(), "bpgone", &marker);
-    assert_eq!(builder_containers("bpgone").len(), 1, "{seen}");
+    assert_eq!(builder_containers(&server, "bpgone").len(), 1, "{seen}");
     // The developer's machine goes away: git and ssh die at once.
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -825,11 +835,13 @@ fn a_client_that_disconnects_mid_compile_leaves_no_builder_container() {
     .unwrap();
     let _ = child.wait();
     let killed_at = Instant::now();
-    while !builder_containers("bpgone").is_empty() && killed_at.elapsed() < Duration::from_secs(5) {
+    while !builder_containers(&server, "bpgone").is_empty()
+        && killed_at.elapsed() < Duration::from_secs(5)
+    {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(
-        builder_containers("bpgone"),
+        builder_containers(&server, "bpgone"),
         Vec::<String>::new(),
         "the builder container outlived the push by 5 s"
     );
@@ -945,7 +957,7 @@ fn a_buildpack_build_over_the_context_limit_is_stopped_with_the_setting_named() 
     );
     assert!(!stderr.contains("Installing busybox"), "{stderr}");
     assert_eq!(server.server_ref("bpbig", "refs/heads/main"), None);
-    assert_eq!(builder_containers("bpbig"), Vec::<String>::new());
+    assert_eq!(builder_containers(&server, "bpbig"), Vec::<String>::new());
     // The first push stored nothing: the app is gone, with its build cache.
-    assert_eq!(cache_volumes("bpbig"), Vec::<String>::new());
+    assert_eq!(cache_volumes(&server, "bpbig"), Vec::<String>::new());
 }
