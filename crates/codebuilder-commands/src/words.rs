@@ -46,13 +46,13 @@ pub enum RequestError {
     NoValue { option: String, usage: String },
     #[error("{0} is not a repository path: expected an app name such as 'myapp' or '/myapp.git'")]
     BadPath(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Name(#[from] NameError),
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{0}")]
+    #[error(transparent)]
     Scale(#[from] ScaleError),
-    #[error("{0}")]
+    #[error(transparent)]
     Revision(#[from] RevisionError),
     #[error("{0}")]
     Value(String),
@@ -987,6 +987,20 @@ mod tests {
                 command: one,
                 read_only: true
             }
+        );
+    }
+
+    #[test]
+    fn a_refusal_from_a_value_type_is_said_once() {
+        let error = anyhow::Error::from(parse("ps:scale shop web2").unwrap_err());
+        assert_eq!(
+            format!("{error:#}"),
+            "\"web2\" is not TYPE=COUNT: name each process type with its number of pods, as in ps:scale APP web=2 worker=1"
+        );
+        let error = anyhow::Error::from(parse("config:set shop 1BAD=x").unwrap_err());
+        assert_eq!(
+            format!("{error:#}"),
+            "invalid config var name \"1BAD\": use letters, digits and _, not starting with a digit, at most 128 characters"
         );
     }
 
