@@ -284,13 +284,7 @@ impl Server {
 
     /// The keys `codebuilder-keys list --json` shows.
     pub fn listed_keys(&self) -> Vec<serde_json::Value> {
-        let out = self.keys(&["list", "--json"], b"");
-        assert!(out.status.success(), "list: {}", text(&out.stderr));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        json_array(&self.keys(&["list", "--json"], b""))
     }
 
     /// Starts `codebuilder-keys add NAME` with `key` already written to its stdin.
@@ -468,13 +462,7 @@ impl Client {
     /// The build records of `app` this key reads (`ssh git@HOST builds APP --json`), oldest
     /// first: those of a first push that failed too, which only its pusher reads.
     pub fn builds(&self, app: &str) -> Vec<serde_json::Value> {
-        let out = self.ssh(&["builds", app, "--json"], b"");
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        json_array(&self.ssh(&["builds", app, "--json"], b""))
     }
 
     /// The value for GIT_SSH_COMMAND.
@@ -803,15 +791,19 @@ pub fn repo_with(branch: &str, files: &[(&'static str, Vec<u8>)]) -> tempfile::T
     make_repo(branch, &borrowed)
 }
 
-/// The build records of `app`, oldest first (`codebuilder-ops builds APP --json`).
-pub fn builds(server: &Server, app: &str) -> Vec<serde_json::Value> {
-    let out = server.ops_cli(&["builds", app, "--json"]);
+/// The JSON array a command that succeeded printed.
+pub fn json_array(out: &Output) -> Vec<serde_json::Value> {
     assert!(out.status.success(), "{}", text(&out.stderr));
     serde_json::from_slice::<serde_json::Value>(&out.stdout)
         .unwrap()
         .as_array()
         .unwrap()
         .clone()
+}
+
+/// The build records of `app`, oldest first (`codebuilder-ops builds APP --json`).
+pub fn builds(server: &Server, app: &str) -> Vec<serde_json::Value> {
+    json_array(&server.ops_cli(&["builds", app, "--json"]))
 }
 
 /// The short sha codebuilder tags images with.
