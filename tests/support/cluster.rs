@@ -12,6 +12,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -108,10 +109,16 @@ impl Cluster {
 
     /// A kubeconfig for the ServiceAccount `account` of codebuilder's namespace, made from the
     /// one the image ships (`rootfs/etc/codebuilder/kubeconfig`) with this cluster's address,
-    /// CA and a token of that account in place of the pod's.
+    /// CA and a token of that account in place of the pod's. Each call writes a folder of its
+    /// own: tests run in parallel, and a file rewritten in place while another test's helm
+    /// reads it is an empty CA ("certificate signed by unknown authority").
     pub fn account_kubeconfig(&self, account: &str) -> String {
-        let dir = self.dir.path().join(account);
-        fs::create_dir_all(&dir).unwrap();
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = self
+            .dir
+            .path()
+            .join(format!("{account}-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        fs::create_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let token =
             self.kubectl_ok(&["-n", NAMESPACE, "create", "token", account, "--duration=6h"]);
