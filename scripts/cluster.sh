@@ -18,6 +18,8 @@
 #             and DIR/env:
 #               KUBECONFIG=DIR/admin.kubeconfig
 #               CODEBUILDER_TEST_REGISTRY=127.0.0.1:PORT   (plain HTTP; the node pulls from it)
+#               CODEBUILDER_TEST_CONTAINERD=DIR/containerd/containerd.sock (the node's
+#                 containerd: images nobody can pull are imported there, namespace k8s.io)
 #             Logs in DIR/logs. On failure it stops what it started and names the component.
 #   down DIR  stops everything up started (by recorded PID), unmounts what is mounted under
 #             DIR, removes its cgroups and its pods' logs in /var/log/pods and
@@ -725,7 +727,8 @@ up() {
   wait_until kube-controller-manager 60 "create the default ServiceAccount" \
     k -n default get serviceaccount default
 
-  printf '%s\n' "KUBECONFIG=$D/admin.kubeconfig" "CODEBUILDER_TEST_REGISTRY=127.0.0.1:$P_REGISTRY" >"$D/env"
+  printf '%s\n' "KUBECONFIG=$D/admin.kubeconfig" "CODEBUILDER_TEST_REGISTRY=127.0.0.1:$P_REGISTRY" \
+    "CODEBUILDER_TEST_CONTAINERD=$SOCK" >"$D/env"
   rm -f "$D/pids/up"
   trap - EXIT INT TERM
   say "Kubernetes $K8S_GIT_VERSION up in $((SECONDS - started)) s: ports $BASE..$((BASE + 999)), logs in $D/logs"

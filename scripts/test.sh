@@ -55,7 +55,7 @@ if [ -z "${KUBECONFIG:-}" ]; then
   echo "test: Kubernetes cluster up in $((SECONDS - started)) s"
   while IFS='=' read -r name value; do
     case "$name" in
-      KUBECONFIG | CODEBUILDER_TEST_REGISTRY) export "$name=$value" ;;
+      KUBECONFIG | CODEBUILDER_TEST_REGISTRY | CODEBUILDER_TEST_CONTAINERD) export "$name=$value" ;;
       *) die "unexpected line '$name=$value' in $cluster_dir/env" ;;
     esac
   done <"$cluster_dir/env"

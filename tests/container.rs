@@ -17,6 +17,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use codebuilder_sshd::config::HARDENING;
+use codebuilder_tests::image::{self, fingerprints, host_keys};
+use codebuilder_tests::manifest::{container, manifests, object};
 use codebuilder_tests::*;
 use serde_json::Value;
 
@@ -25,8 +27,6 @@ const IMAGE: &str = "codebuilder-test:latest";
 const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 const KUBERNETES_VERSION: &str = "1.33";
 const KUBERNETES_VALIDATE: &str = "/opt/codebuilder-venv/bin/kubernetes-validate";
-/// The venv of kubernetes-validate, which has PyYAML: it turns codebuilder.yaml into JSON.
-const VENV_PYTHON: &str = "/opt/codebuilder-venv/bin/python";
 
 fn output(command: &mut Command) -> Output {
     command
@@ -52,76 +52,13 @@ fn image() -> &'static str {
 }
 
 fn build_image() -> Result<(), String> {
-    let started = Instant::now();
-    // The Dockerfile copies target/release/codebuilder-*: make sure they are the current code.
-    // A no-op (about a second) when nothing changed.
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = output(Command::new(cargo).current_dir(repo_root()).args([
-        "build",
-        "--release",
-        "--workspace",
-        "--bins",
-    ]));
-    if !out.status.success() {
-        return Err(format!(
-            "cargo build --release --workspace --bins failed:\n{}",
-            both(&out)
-        ));
-    }
-    // `FROM debian:bookworm-slim`: imported from a cached debootstrap, never pulled.
-    let out = output(
-        Command::new("bash")
-            .current_dir(repo_root())
-            .arg("scripts/base-image.sh"),
-    );
-    if !out.status.success() {
-        return Err(format!("scripts/base-image.sh failed:\n{}", both(&out)));
-    }
     // The git user reaches the engine through the mounted socket: its docker group must have
     // the socket's group id (sshd sessions take their groups from the image's /etc/group, so
     // `docker run --group-add` would not reach them).
     let socket_gid = fs::metadata(DOCKER_SOCKET)
         .map_err(|e| format!("{DOCKER_SOCKET}: {e}"))?
         .gid();
-    let mut build = Command::new("docker");
-    build
-        .current_dir(repo_root())
-        .args(["build", "--network", "host", "--tag", IMAGE])
-        .args(["--build-arg", &format!("DOCKER_GID={socket_gid}")]);
-    // Behind a TLS-intercepting proxy, helm's download from PyPI must trust its CA.
-    let extra = local_ca_certificates();
-    if !extra.is_empty() {
-        build.args(["--build-arg", &format!("EXTRA_CA_CERTS={extra}")]);
-    }
-    let out = output(build.arg("."));
-    if !out.status.success() {
-        return Err(format!("docker build failed:\n{}", both(&out)));
-    }
-    eprintln!(
-        "container tests: built {IMAGE} in {:.1?}",
-        started.elapsed()
-    );
-    Ok(())
-}
-
-/// The certificates this machine's admin added to its trust store (update-ca-certificates).
-fn local_ca_certificates() -> String {
-    let mut pem = String::new();
-    let Ok(entries) = fs::read_dir("/usr/local/share/ca-certificates") else {
-        return pem;
-    };
-    let mut paths: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
-        .collect();
-    paths.sort();
-    for path in paths {
-        if let Ok(text) = fs::read_to_string(&path) {
-            pem.push_str(text.trim_end());
-            pem.push('\n');
-        }
-    }
-    pem
+    image::build(IMAGE, &[format!("DOCKER_GID={socket_gid}")])
 }
 
 /// A running container of the image, removed (with its anonymous volumes) when dropped, also
@@ -241,42 +178,6 @@ impl Drop for BuiltImages {
     }
 }
 
-/// The host keys sshd on `port` serves, as `TYPE BASE64`, sorted.
-fn host_keys(port: u16) -> Vec<String> {
-    let out = output(Command::new("ssh-keyscan").args([
-        "-T",
-        "5",
-        "-t",
-        "rsa,ed25519",
-        "-p",
-        &port.to_string(),
-        "127.0.0.1",
-    ]));
-    let mut keys: Vec<String> = text(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let mut fields = l.split_whitespace().skip(1);
-            Some(format!("{} {}", fields.next()?, fields.next()?))
-        })
-        .collect();
-    keys.sort();
-    keys
-}
-
-/// SHA256 fingerprints of public keys (`TYPE BASE64` lines), as `ssh-keygen -lf` prints them.
-fn fingerprints(keys: &[String]) -> Vec<String> {
-    let out = run_with_stdin(
-        Command::new("ssh-keygen").args(["-l", "-f", "-"]),
-        format!("{}\n", keys.join("\n")).as_bytes(),
-    );
-    assert!(out.status.success(), "ssh-keygen -lf: {}", both(&out));
-    text(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
-        .collect()
-}
-
 fn short(sha: &str) -> &str {
     &sha[..7]
 }
@@ -337,6 +238,23 @@ fn the_image_builds_pushes_and_keeps_its_state_across_containers() {
     first.wait_for_ssh(port);
     let host_key_fingerprints = fingerprints(&host_keys(port));
     assert_eq!(host_key_fingerprints.len(), 2, "{host_key_fingerprints:?}");
+    // The pod's probe: sshd listens on CODEBUILDER_LISTEN; and on a port it does not, it is not.
+    first.exec_ok(&["/usr/local/lib/codebuilder/codebuilder-sshd", "ready"]);
+    let elsewhere = first.exec(
+        &[
+            "/usr/local/lib/codebuilder/codebuilder-sshd",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "ready",
+        ],
+        b"",
+    );
+    assert!(!elsewhere.status.success());
+    assert!(
+        text(&elsewhere.stderr).starts_with("error: nothing listens on 127.0.0.1:"),
+        "{}",
+        text(&elsewhere.stderr)
+    );
 
     // The image as installed: sshd accepts keys for git (password '*', not locked '!'), and git
     // runs docker.
@@ -586,41 +504,8 @@ fn rootfs_sshd_config_carries_every_hardening_line() {
     assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/lib/codebuilder/codebuilder-sshd\"]"));
 }
 
-/// The documents of codebuilder.yaml, as JSON.
-fn manifests() -> Vec<Value> {
-    let out = output(Command::new(VENV_PYTHON).args([
-        "-c",
-        "import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))",
-    ]).arg(repo_root().join("codebuilder.yaml")));
-    assert!(
-        out.status.success(),
-        "cannot read codebuilder.yaml (scripts/deps.sh installs {VENV_PYTHON}): {}",
-        both(&out)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn object<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("codebuilder.yaml has no {kind} {name}"))
-}
-
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
-}
-
-fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
-    pod["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("the pod has no container {name}"))
 }
 
 fn env(container: &Value) -> BTreeMap<String, String> {
@@ -881,6 +766,8 @@ fn codebuilder_yaml_wires_the_pod_together() {
         settings["CODEBUILDER_PULL_REGISTRY"],
         format!("127.0.0.1:{}", proxy_port["hostPort"])
     );
+    // The proxy adds the registry's password: on the node's loopback only.
+    assert_eq!(proxy_port["hostIP"], "127.0.0.1");
     let registry_service = object(&docs, "Service", "codebuilder-registry");
     assert_eq!(registry_service["spec"]["type"], "ClusterIP");
     assert_eq!(&registry_service["spec"]["selector"], labels);
@@ -916,8 +803,13 @@ fn codebuilder_yaml_wires_the_pod_together() {
     assert_eq!(ssh["spec"]["ports"][0]["port"], 22);
     assert_eq!(&ssh["spec"]["selector"], labels);
     assert_eq!(codebuilder["ports"][0]["containerPort"], 22);
-    assert!(codebuilder["readinessProbe"]["tcpSocket"].is_object());
-    assert!(codebuilder["livenessProbe"]["tcpSocket"].is_object());
+    // Probed without a connection, which sshd would log (codebuilder-sshd ready).
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(
+            codebuilder[probe]["exec"]["command"],
+            serde_json::json!(["/usr/local/lib/codebuilder/codebuilder-sshd", "ready"])
+        );
+    }
 
     // Host keys from an optional Secret, keys from an optional ConfigMap, both read-only; the
     // ConfigMap as a folder (a subPath mount would never see an update).

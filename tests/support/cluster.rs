@@ -35,20 +35,28 @@ pub struct Cluster {
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
+        let cluster = Cluster::from_env();
+        cluster.install_codebuilder();
+        cluster
+    })
+}
+
+impl Cluster {
+    /// The cluster `KUBECONFIG` and `CODEBUILDER_TEST_REGISTRY` name, as found: nothing of
+    /// codebuilder.yaml applied.
+    pub fn from_env() -> Self {
         let kubeconfig = std::env::var("KUBECONFIG").unwrap_or_else(|_| {
             panic!("no Kubernetes cluster: KUBECONFIG is not set. Run scripts/test.sh, which starts one on loopback (scripts/cluster.sh up), or set KUBECONFIG and CODEBUILDER_TEST_REGISTRY")
         });
         let registry = std::env::var("CODEBUILDER_TEST_REGISTRY").unwrap_or_else(|_| {
             panic!("KUBECONFIG is set but CODEBUILDER_TEST_REGISTRY is not: name a registry this machine can push to and the cluster's nodes pull from")
         });
-        let cluster = Cluster {
+        Cluster {
             kubeconfig,
             registry,
             dir: shared_tempdir(),
-        };
-        cluster.install_codebuilder();
-        cluster
-    })
+        }
+    }
 }
 
 impl Cluster {
@@ -114,10 +122,10 @@ impl Cluster {
     /// reads it is an empty CA ("certificate signed by unknown authority").
     pub fn account_kubeconfig(&self, account: &str) -> String {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = self
-            .dir
-            .path()
-            .join(format!("{account}-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        let dir = self.dir.path().join(format!(
+            "{account}-{}",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         fs::create_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let token =

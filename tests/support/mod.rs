@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 pub mod cluster;
+pub mod image;
+pub mod manifest;
 
 pub const BINARIES: &[&str] = &[
     "codebuilder-keys",

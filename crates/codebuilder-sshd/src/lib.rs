@@ -4,6 +4,7 @@
 pub mod config;
 pub mod hostkeys;
 pub mod paths;
+pub mod ready;
 pub mod relay;
 
 use std::net::SocketAddr;

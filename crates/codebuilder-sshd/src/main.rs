@@ -31,14 +31,24 @@ enum Command {
     /// socket on stdin, to stderr.
     #[command(name = codebuilder_sshd::relay::RELAY_COMMAND, hide = true)]
     LogRelay,
+    /// Exits 0 when sshd listens on the address it was given (`--listen`), opening no
+    /// connection: the container's readiness and liveness probe.
+    Ready,
 }
 
 fn main() -> ExitCode {
     main_support::run(|| {
         let cli = Cli::parse();
-        if let Some(Command::LogRelay) = cli.command {
-            codebuilder_sshd::relay::run()?;
-            return Ok(ExitCode::SUCCESS);
+        match cli.command {
+            Some(Command::LogRelay) => {
+                codebuilder_sshd::relay::run()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            Some(Command::Ready) => {
+                codebuilder_sshd::ready::check(cli.listen)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            None => {}
         }
         let options = codebuilder_sshd::Options {
             home: Home::new(cli.home),
