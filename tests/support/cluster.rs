@@ -114,10 +114,10 @@ impl Cluster {
     /// reads it is an empty CA ("certificate signed by unknown authority").
     pub fn account_kubeconfig(&self, account: &str) -> String {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = self
-            .dir
-            .path()
-            .join(format!("{account}-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        let dir = self.dir.path().join(format!(
+            "{account}-{}",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         fs::create_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let token =
