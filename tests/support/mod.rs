@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 pub mod cluster;
+pub mod standins;
 
 pub const BINARIES: &[&str] = &[
     "codebuilder-keys",
