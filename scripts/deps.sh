@@ -22,6 +22,7 @@ APT_PACKAGES=(
   openssh-server openssh-client git
   docker.io docker-registry
   busybox-static   # static /bin/busybox, COPY'd into FROM-scratch test images
+  apache2-utils    # htpasswd: the registry's password file (README, the registry Secret)
   ca-certificates
   python3-venv     # Debian's python3 builds the venv; pyenv's lives under
                    # /root (mode 700), which the git user cannot reach

@@ -19,6 +19,7 @@ use anyhow::{bail, Context};
 pub mod cluster;
 pub mod image;
 pub mod manifest;
+pub mod standins;
 
 pub const BINARIES: &[&str] = &[
     "codebuilder-keys",
