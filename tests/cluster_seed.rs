@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use codebuilder_tests::cluster::{self, web_app_files, Cluster, HostPort, ROLLOUT};
 use codebuilder_tests::image::{self, fingerprints, host_keys};
@@ -560,13 +560,36 @@ fn kept(client: &Client, form: &Form, app: &str) -> Kept {
 
 /// Waits until sshd on `port` serves host keys.
 fn wait_for_ssh(port: u16) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while host_keys(port).is_empty() {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "sshd did not answer on 127.0.0.1:{port}"
         );
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits until the app serves `body`.
+fn until_served(host: &HostPort, body: &str) {
+    let deadline = Instant::now() + ROLLOUT;
+    while host.served(ROLLOUT) != body {
+        assert!(Instant::now() < deadline, "the app does not serve {body:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The time each phase took, said on the test's output (README and the note cite it).
+struct Lap(Instant);
+
+impl Lap {
+    fn start() -> Self {
+        Self(Instant::now())
+    }
+
+    fn said(&mut self, what: &str) {
+        eprintln!("seed: {what} in {:.1?}", self.0.elapsed());
+        self.0 = Instant::now();
     }
 }
 
@@ -577,18 +600,21 @@ fn codebuilder_yaml_runs_on_the_cluster_and_a_restart_loses_nothing() {
     let containerd = std::env::var("CODEBUILDER_TEST_CONTAINERD").unwrap_or_else(|_| {
         panic!("CODEBUILDER_TEST_CONTAINERD is not set: name the node's containerd socket (scripts/cluster.sh writes it to DIR/env), where the images nobody can pull are imported")
     });
+    let mut lap = Lap::start();
     // Step 1: the image, and the stand-ins, in the node's containerd.
     image::build(IMAGE, &[]).unwrap_or_else(|e| panic!("{e}"));
     standins::build_standins();
+    lap.said("images built");
     standins::import_into_containerd(Path::new(&containerd), IMAGE, IMAGE);
     for (folder, official) in STANDINS {
         standins::import_into_containerd(
             Path::new(&containerd),
-            &format!("codebuilder-standin-{folder}:test"),
+            &standins::local_name(folder),
             official,
         );
     }
 
+    lap.said("images imported into the node's containerd");
     let app_host = HostPort::new();
     let form = Form {
         ssh: free_port(),
@@ -652,6 +678,7 @@ fn codebuilder_yaml_runs_on_the_cluster_and_a_restart_loses_nothing() {
         Duration::from_secs(60),
     );
     run_step(&cluster, 4, work.path(), &[], Duration::from_secs(300));
+    lap.said("steps 2 to 4: applied, the Secret made, the rollout done");
     let pub_key = client.dir.path().join("id.pub");
     let added = run_step(
         &cluster,
@@ -674,18 +701,13 @@ fn codebuilder_yaml_runs_on_the_cluster_and_a_restart_loses_nothing() {
         "{stderr}"
     );
     assert_eq!(app_host.served(ROLLOUT), "one\n");
+    lap.said("first push, the app live");
     write_files(repo.path(), &[("www/index.html", b"two\n")]);
     let second = commit_all(repo.path(), "two");
     let out = client.git(repo.path(), &["push", &client.url(&app), "main"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let deadline = std::time::Instant::now() + ROLLOUT;
-    while app_host.served(ROLLOUT) != "two\n" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the upgrade did not serve"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    until_served(&app_host, "two\n");
+    lap.said("second push, the upgrade live");
     // The image in the registry, read through the proxy on loopback.
     let tags = http_get(form.proxy, &format!("/v2/{app}/tags/list")).unwrap();
     for commit in [&sha, &second] {
@@ -734,18 +756,13 @@ fn codebuilder_yaml_runs_on_the_cluster_and_a_restart_loses_nothing() {
         "--timeout=300s",
     ]);
     wait_for_ssh(form.ssh);
+    lap.said("rollout restart");
     assert_eq!(kept(&client, &form, &app), before);
     write_files(repo.path(), &[("www/index.html", b"three\n")]);
     commit_all(repo.path(), "three");
     let out = client.git(repo.path(), &["push", &client.url(&app), "main"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let deadline = std::time::Instant::now() + ROLLOUT;
-    while app_host.served(ROLLOUT) != "three\n" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the push after the restart did not serve"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    until_served(&app_host, "three\n");
+    lap.said("the push after the restart live");
     drop(installed);
 }

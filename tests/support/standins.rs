@@ -5,7 +5,6 @@
 //! into a node's containerd under the official name, so that the kubelet finds it there and
 //! never pulls (`IfNotPresent`, the default for a tag other than `latest`).
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -65,8 +64,7 @@ pub fn build_standins() {
 /// the image a pod asks for ([`normalized`]): `registry:2` is `docker.io/library/registry:2`.
 ///
 /// `docker save` streams into `ctr images import -` with no archive on disk (dind's is half a
-/// gigabyte). What the import names the image comes from the archive's own `manifest.json`
-/// (its `RepoTags`, normalized as `ctr` does), read from the stream on its way through.
+/// gigabyte). The import names the image after the archive's tag, `local`, in full.
 pub fn import_into_containerd(socket: &Path, local: &str, as_name: &str) {
     let mut save = Command::new(DOCKER)
         .args(["save", local])
@@ -74,63 +72,30 @@ pub fn import_into_containerd(socket: &Path, local: &str, as_name: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {DOCKER}: {e}"));
-    let mut import = ctr(socket)
+    let imported = ctr(socket)
         .args(["images", "import", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .stdin(save.stdout.take().unwrap())
+        .output()
         .expect("cannot run ctr: run scripts/deps.sh (containerd)");
-    let mut archive = Archive::default();
-    let copied = {
-        let mut from = save.stdout.take().unwrap();
-        let mut to = import.stdin.take().unwrap();
-        let mut buf = vec![0; 1 << 16];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    archive.feed(&buf[..n]);
-                    if let Err(e) = to.write_all(&buf[..n]) {
-                        break Err(e);
-                    }
-                }
-                Err(e) => break Err(e),
-            }
-        }
-        // Dropping `to` closes ctr's standard input: the end of the archive.
-    };
     let saved = save.wait_with_output().unwrap();
-    let imported = import.wait_with_output().unwrap();
     assert!(
-        saved.status.success() && imported.status.success() && copied.is_ok(),
-        "docker save {local} | ctr images import - failed ({copied:?}):\n{}{}{}",
+        saved.status.success() && imported.status.success(),
+        "docker save {local} | ctr images import - failed:\n{}{}{}",
         text(&saved.stderr),
         text(&imported.stdout),
         text(&imported.stderr)
     );
-    let manifest = archive
-        .manifest
-        .unwrap_or_else(|| panic!("docker save {local} wrote no manifest.json"));
-    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
-    let tag = manifest[0]["RepoTags"][0]
-        .as_str()
-        .unwrap_or_else(|| panic!("docker save {local}: no RepoTags in {manifest}"));
+    let (from, to) = (normalized(local), normalized(as_name));
+    if from == to {
+        return;
+    }
     let out = ctr(socket)
-        .args([
-            "images",
-            "tag",
-            "--force",
-            &normalized(tag),
-            &normalized(as_name),
-        ])
+        .args(["images", "tag", "--force", &from, &to])
         .output()
         .expect("cannot run ctr");
     assert!(
         out.status.success(),
-        "ctr images tag {} {}: {}",
-        normalized(tag),
-        normalized(as_name),
+        "ctr images tag {from} {to}: {}",
         text(&out.stderr)
     );
 }
@@ -163,72 +128,6 @@ pub fn normalized(name: &str) -> String {
     }
 }
 
-/// What is read of a tar stream on its way through: the contents of its top-level
-/// `manifest.json` (a `docker save` archive's index of images and their tags).
-#[derive(Default)]
-struct Archive {
-    /// The header being read (512 bytes).
-    header: Vec<u8>,
-    /// Bytes of the current entry's contents and padding still to come.
-    left: u64,
-    /// The current entry's contents, when it is `manifest.json`, and their size.
-    body: Option<(Vec<u8>, usize)>,
-    manifest: Option<Vec<u8>>,
-}
-
-impl Archive {
-    fn feed(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            if self.left > 0 {
-                let n = data
-                    .len()
-                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-                if let Some((body, size)) = &mut self.body {
-                    let wanted = (*size - body.len()).min(n);
-                    body.extend_from_slice(&data[..wanted]);
-                }
-                self.left -= n as u64;
-                data = &data[n..];
-                if self.left == 0 {
-                    if let Some((body, _)) = self.body.take() {
-                        self.manifest = Some(body);
-                    }
-                }
-                continue;
-            }
-            let n = (512 - self.header.len()).min(data.len());
-            self.header.extend_from_slice(&data[..n]);
-            data = &data[n..];
-            if self.header.len() < 512 {
-                continue;
-            }
-            let header = std::mem::take(&mut self.header);
-            // The two zero blocks at the end, or a field that is not octal: no entry.
-            let Some(size) = octal(&header[124..136]) else {
-                continue;
-            };
-            let name = &header[..100];
-            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(100)];
-            let is_manifest = matches!(name, b"manifest.json" | b"./manifest.json");
-            self.left = size.div_ceil(512) * 512;
-            self.body = is_manifest.then(|| (Vec::new(), size as usize));
-            if self.left == 0 && is_manifest {
-                self.manifest = Some(Vec::new());
-            }
-        }
-    }
-}
-
-/// A tar header's octal number field (NUL- or space-terminated).
-fn octal(field: &[u8]) -> Option<u64> {
-    let digits = std::str::from_utf8(field).ok()?;
-    let digits = digits.trim_matches(|c: char| c == '\0' || c == ' ');
-    if digits.is_empty() {
-        return None;
-    }
-    u64::from_str_radix(digits, 8).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,31 +151,5 @@ mod tests {
         );
         assert_eq!(normalized("localhost/app"), "localhost/app:latest");
         assert_eq!(normalized("quay.io/a/b@sha256:00"), "quay.io/a/b@sha256:00");
-    }
-
-    #[test]
-    fn the_manifest_is_read_from_a_tar_stream_in_any_chunks() {
-        let mut tar = Vec::new();
-        for (name, contents) in [
-            ("layer.tar", vec![7u8; 1000]),
-            ("manifest.json", br#"[{"RepoTags":["a:b"]}]"#.to_vec()),
-        ] {
-            let mut header = [0u8; 512];
-            header[..name.len()].copy_from_slice(name.as_bytes());
-            let size = format!("{:011o}\0", contents.len());
-            header[124..136].copy_from_slice(size.as_bytes());
-            tar.extend_from_slice(&header);
-            tar.extend_from_slice(&contents);
-            tar.resize(tar.len().div_ceil(512) * 512, 0);
-        }
-        tar.extend_from_slice(&[0; 1024]);
-        for chunk in [1, 7, 512, 4096] {
-            let mut archive = Archive::default();
-            tar.chunks(chunk).for_each(|c| archive.feed(c));
-            assert_eq!(
-                archive.manifest.as_deref(),
-                Some(&br#"[{"RepoTags":["a:b"]}]"#[..])
-            );
-        }
     }
 }
