@@ -2,6 +2,7 @@
 //! sshd, the machine's Docker Engine and a real registry.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use codebuilder_tests::*;
@@ -274,48 +275,27 @@ fn a_syntax_line_whose_frontend_cannot_be_pulled_is_one_clear_error() {
     assert_eq!(server.server_ref("syntaxapp", "refs/heads/main"), None);
 }
 
-/// A docker CLI of 23.0 or later without the buildx plugin, if this machine has one on PATH.
-fn cli_without_buildx() -> Option<String> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .map(|dir| format!("{dir}/docker"))
-        .filter(|candidate| std::path::Path::new(candidate).is_file())
-        .find(|candidate| {
-            let version = Command::new(candidate).arg("--version").output().unwrap();
-            let major: u32 = text(&version.stdout)
-                .trim_start_matches("Docker version ")
-                .split('.')
-                .next()
-                .and_then(|m| m.parse().ok())
-                .unwrap_or(0);
-            let buildx = Command::new(candidate)
-                .args(["buildx", "version"])
-                .output()
-                .unwrap();
-            major >= 23 && !buildx.status.success()
-        })
+/// A docker CLI of 28.x without the buildx plugin, as this machine kind's first `docker` on
+/// PATH is: a script that answers `--version` as that CLI does, refuses `buildx` as it does,
+/// and hands the rest to Debian's CLI, so that the test runs also where the real one has the
+/// plugin or is not installed.
+fn cli_without_buildx(dir: &std::path::Path) -> String {
+    let path = dir.join("docker");
+    fs::write(
+        &path,
+        format!("#!/bin/sh\ncase \"$1\" in\n  --version) echo 'Docker version 28.2.2, build e6534b4' ;;\n  buildx) echo \"docker: 'buildx' is not a docker command.\" >&2; exit 1 ;;\n  *) exec {DEBIAN_DOCKER} \"$@\" ;;\nesac\n"),
+    )
+    .unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
 }
 
 #[test]
 fn a_docker_cli_that_needs_buildx_says_so() {
     require_docker();
-    let Some(docker) = cli_without_buildx() else {
-        eprintln!("skipped: no docker CLI of 23.0 or later without buildx on PATH");
-        return;
-    };
-    let version = text(
-        &Command::new(&docker)
-            .arg("--version")
-            .output()
-            .unwrap()
-            .stdout,
-    );
-    let version = version
-        .trim_start_matches("Docker version ")
-        .split(',')
-        .next()
-        .unwrap()
-        .to_owned();
+    let dir = shared_tempdir();
+    let docker = cli_without_buildx(dir.path());
+    let version = "28.2.2";
     let registry = Registry::start();
     let server = server_for(&registry, "none", &[("CODEBUILDER_DOCKER", &docker)]);
     let dev = server.add_user("dev", false);
@@ -323,8 +303,12 @@ fn a_docker_cli_that_needs_buildx_says_so() {
     let (ok, stderr) = push(&dev, work.path(), "buildxapp", &[]);
     assert!(!ok, "{stderr}");
     let expected = format!("error: the docker CLI {docker} ({version}) builds with BuildKit only through the buildx plugin, which is missing: install it (Debian: docker-buildx; Docker's packages: docker-buildx-plugin), or set CODEBUILDER_DOCKER to a docker CLI with BuildKit built in (20.10, Debian bookworm's docker.io)");
-    assert!(
-        remote_lines(&stderr).contains(&expected.as_str()),
+    assert_eq!(
+        remote_lines(&stderr)
+            .iter()
+            .filter(|l| l.starts_with("error: "))
+            .collect::<Vec<_>>(),
+        [&expected.as_str()],
         "{stderr}"
     );
     assert!(!stderr.contains("-----> Building"), "{stderr}");
