@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks the build (DESIGN.md, "Performance targets"; issue 5, "Benchmarks"):
+# Benchmarks the build (README, "Benchmarks"):
 #
 # 1. Build context: `codebuilder-ops rebuild APP` (the same pipeline the pre-receive hook runs:
 #    lock, record, `git archive REV | docker build -`, one `docker push`) on repositories of

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks key lookup (DESIGN.md, "Performance targets"): `codebuilder-keys authorized-keys`
+# Benchmarks key lookup (README, "Benchmarks"): `codebuilder-keys authorized-keys`
 # as a whole process must cost at most 1.2x as much with 100,000 stored keys as with 10.
 #
 # 1. The process alone, for stores of 10, 1,000 and 100,000 keys, offered a stored key and an

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks push overhead (DESIGN.md, "Performance targets"): a push that builds nothing,
+# Benchmarks push overhead (README, "Benchmarks"): a push that builds nothing,
 # through codebuilder's sshd, must take at most 1.1x a plain `git push` to a bare repository
 # through the same sshd binary.
 #

@@ -20,8 +20,9 @@ fn first_line(stderr: &[u8]) -> String {
     text(stderr).lines().next().unwrap_or("").to_owned()
 }
 
-/// The session's line, and that it failed.
-fn refused(out: &std::process::Output) -> String {
+/// The session's line, and that it failed: the first of stderr, where git may add its own
+/// after it (the harness's `refused` wants one line only).
+fn refusal_line(out: &std::process::Output) -> String {
     assert!(
         !out.status.success(),
         "not refused: {}{}",
@@ -31,8 +32,9 @@ fn refused(out: &std::process::Output) -> String {
     first_line(&out.stderr)
 }
 
-/// The only line on stdout of a command that succeeded.
-fn said(out: &std::process::Output) -> String {
+/// The only line on stdout of a command that succeeded, without its newline (the harness's
+/// `said` is all of stdout, as printed).
+fn said_line(out: &std::process::Output) -> String {
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout).trim_end().to_owned()
 }
@@ -94,9 +96,9 @@ fn strangers_get_the_same_line_as_for_a_missing_app_and_change_nothing() {
     );
 
     let (_dir, out) = clone(&bob, "shop");
-    assert_eq!(refused(&out), no_access("shop", "bob"));
+    assert_eq!(refusal_line(&out), no_access("shop", "bob"));
     let (_dir, out) = clone(&bob, "ghost");
-    assert_eq!(refused(&out), no_access("ghost", "bob"));
+    assert_eq!(refusal_line(&out), no_access("ghost", "bob"));
 
     let other = repo_with("main", &app_files("echo bob was here"));
     for (app, args) in [
@@ -109,7 +111,7 @@ fn strangers_get_the_same_line_as_for_a_missing_app_and_change_nothing() {
         let mut args = args;
         args.insert(1, &url);
         let out = bob.git(other.path(), &args);
-        assert_eq!(refused(&out), no_access(app, "bob"), "{args:?}");
+        assert_eq!(refusal_line(&out), no_access(app, "bob"), "{args:?}");
     }
     for command in [
         "builds:cache:purge shop",
@@ -119,11 +121,11 @@ fn strangers_get_the_same_line_as_for_a_missing_app_and_change_nothing() {
     ] {
         let app = command.rsplit(' ').next().unwrap();
         let out = bob.ssh(&[command], b"");
-        assert_eq!(refused(&out), no_access(app, "bob"), "{command}");
+        assert_eq!(refusal_line(&out), no_access(app, "bob"), "{command}");
         assert!(out.stdout.is_empty());
     }
     let out = bob.ssh(&["access:add shop bob"], b"");
-    assert_eq!(refused(&out), no_access("shop", "bob"));
+    assert_eq!(refusal_line(&out), no_access("shop", "bob"));
 
     assert_eq!(
         server.server_ref("shop", "refs/heads/main"),
@@ -150,7 +152,7 @@ fn read_access_clones_push_access_pushes_and_remove_takes_it_back() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     assert_eq!(
-        said(&alice.ssh(&["access:add", "shop", "bob", "--read"], b"")),
+        said_line(&alice.ssh(&["access:add", "shop", "bob", "--read"], b"")),
         "key bob can now clone shop"
     );
     let (dir, out) = clone(&bob, "shop");
@@ -160,7 +162,7 @@ fn read_access_clones_push_access_pushes_and_remove_takes_it_back() {
     commit_all(&mine, "bob's change");
     let out = bob.git(&mine, &["push", "origin", "feature"]);
     assert_eq!(
-        refused(&out),
+        refusal_line(&out),
         "error: key bob has read access to shop only, and git push needs push access: ask its owner or an admin to run 'access:add shop bob'"
     );
     assert_eq!(
@@ -169,7 +171,7 @@ fn read_access_clones_push_access_pushes_and_remove_takes_it_back() {
     );
 
     assert_eq!(
-        said(&alice.ssh(&["access:add", "shop", "bob"], b"")),
+        said_line(&alice.ssh(&["access:add", "shop", "bob"], b"")),
         "key bob can now clone and push to shop"
     );
     let out = bob.git(&mine, &["push", "origin", "feature", "feature:other"]);
@@ -191,41 +193,41 @@ fn read_access_clones_push_access_pushes_and_remove_takes_it_back() {
         "access shop",
     ] {
         let out = bob.ssh(&[command], b"");
-        assert_eq!(refused(&out), not_manager("shop", "bob"), "{command}");
+        assert_eq!(refusal_line(&out), not_manager("shop", "bob"), "{command}");
     }
 
     let bob_fp = fingerprint(&server, "bob");
     let alice_fp = fingerprint(&server, "alice");
-    let listed = said(&alice.ssh(&["access", "shop"], b""));
+    let listed = said_line(&alice.ssh(&["access", "shop"], b""));
     assert_eq!(
         listed,
         format!("owner  alice  {alice_fp}\npush   bob    {bob_fp}")
     );
     let json: serde_json::Value =
-        serde_json::from_str(&said(&alice.ssh(&["access", "shop", "--json"], b""))).unwrap();
+        serde_json::from_str(&said_line(&alice.ssh(&["access", "shop", "--json"], b""))).unwrap();
     assert_eq!(json["owner"]["name"], "alice");
     assert_eq!(json["access"][0]["name"], "bob");
     assert_eq!(json["access"][0]["access"], "push");
 
     assert_eq!(
-        said(&alice.ssh(&["access:remove", "shop", "bob"], b"")),
+        said_line(&alice.ssh(&["access:remove", "shop", "bob"], b"")),
         "key bob no longer has access to shop"
     );
     let out = bob.git(&mine, &["fetch", "origin"]);
-    assert_eq!(refused(&out), no_access("shop", "bob"));
+    assert_eq!(refusal_line(&out), no_access("shop", "bob"));
     let out = alice.ssh(&["access:remove", "shop", "bob"], b"");
     assert_eq!(
-        refused(&out),
+        refusal_line(&out),
         "error: key bob has no access to shop to remove: 'access shop' lists who has"
     );
     let out = alice.ssh(&["access:remove", "shop", "alice"], b"");
     assert_eq!(
-        refused(&out),
+        refusal_line(&out),
         "error: key alice owns shop: to give the app away, use 'apps:transfer shop KEYNAME'"
     );
     let out = alice.ssh(&["access:add", "shop", "nobody"], b"");
     assert_eq!(
-        refused(&out),
+        refusal_line(&out),
         "error: no key nobody is stored: 'codebuilder-keys list' shows the stored keys"
     );
 }
@@ -247,59 +249,59 @@ fn admins_do_everything_transfer_apps_and_give_old_apps_an_owner() {
     commit_all(&theirs, "fix");
     let out = admin.git(&theirs, &["push", "--force", "origin", "feature"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(said(&admin.ssh(&["access", "shop"], b"")).starts_with("owner  alice  SHA256:"));
+    assert!(said_line(&admin.ssh(&["access", "shop"], b"")).starts_with("owner  alice  SHA256:"));
     assert_eq!(
-        said(&admin.ssh(&["access:add", "shop", "bob", "--read"], b"")),
+        said_line(&admin.ssh(&["access:add", "shop", "bob", "--read"], b"")),
         "key bob can now clone shop"
     );
     let out = admin.ssh(&["access", "ghost"], b"");
     assert_eq!(
-        refused(&out),
+        refusal_line(&out),
         "error: app ghost does not exist: push to it first"
     );
 
     assert_eq!(
-        said(&admin.ssh(&["apps:transfer", "shop", "bob"], b"")),
+        said_line(&admin.ssh(&["apps:transfer", "shop", "bob"], b"")),
         "shop now belongs to key bob; key alice keeps push access ('access:remove shop alice' takes it away)"
     );
     assert_eq!(
-        said(&bob.ssh(&["access:remove", "shop", "alice"], b"")),
+        said_line(&bob.ssh(&["access:remove", "shop", "alice"], b"")),
         "key alice no longer has access to shop"
     );
     let out = alice.ssh(&["access", "shop"], b"");
-    assert_eq!(refused(&out), no_access("shop", "alice"));
+    assert_eq!(refusal_line(&out), no_access("shop", "alice"));
 
     // An app from before owners: admins only, until an admin gives it one.
     let out = alice.git(work.path(), &["push", &alice.url("old"), "feature"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     fs::remove_file(server.home.path().join("apps/old.json")).unwrap();
     let (_dir, out) = clone(&alice, "old");
-    assert_eq!(refused(&out), no_access("old", "alice"));
+    assert_eq!(refusal_line(&out), no_access("old", "alice"));
     assert_eq!(
-        said(&admin.ssh(&["access", "old"], b"")),
+        said_line(&admin.ssh(&["access", "old"], b"")),
         "owner  -  none: only admins reach old until one runs 'apps:transfer old KEYNAME'"
     );
     let out = admin.ssh(&["access:add", "old", "bob"], b"");
     assert_eq!(
-        refused(&out),
+        refusal_line(&out),
         "error: app old has no owner yet (it predates owners): give it one first with 'apps:transfer old KEYNAME'"
     );
     // The same commands for `kubectl exec`, on codebuilder-keys.
     assert_eq!(
-        said(&server.keys(&["apps-transfer", "old", "alice"], b"")),
+        said_line(&server.keys(&["apps-transfer", "old", "alice"], b"")),
         "old now belongs to key alice"
     );
     let (_dir, out) = clone(&alice, "old");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        said(&server.keys(&["access-add", "old", "bob", "--read"], b"")),
+        said_line(&server.keys(&["access-add", "old", "bob", "--read"], b"")),
         "key bob can now clone old"
     );
     assert_eq!(
-        said(&server.keys(&["access-remove", "old", "bob"], b"")),
+        said_line(&server.keys(&["access-remove", "old", "bob"], b"")),
         "key bob no longer has access to old"
     );
-    let listed = said(&server.keys(&["access", "old"], b""));
+    let listed = said_line(&server.keys(&["access", "old"], b""));
     assert_eq!(
         listed,
         format!("owner  alice  {}", fingerprint(&server, "alice"))
@@ -316,15 +318,15 @@ fn only_admins_create_apps_when_so_set() {
     let bob = server.add_user("bob", false);
     let work = make_repo("feature", &[("a", b"1")]);
     let out = bob.git(work.path(), &["push", &bob.url("fresh"), "feature"]);
-    assert_eq!(refused(&out), no_access("fresh", "bob"));
+    assert_eq!(refusal_line(&out), no_access("fresh", "bob"));
     assert!(!server.repo("fresh").exists());
     assert!(!server.home.path().join("apps/fresh.json").exists());
 
     let out = admin.git(work.path(), &["push", &admin.url("fresh"), "feature"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(said(&admin.ssh(&["access", "fresh"], b"")).starts_with("owner  boss  SHA256:"));
+    assert!(said_line(&admin.ssh(&["access", "fresh"], b"")).starts_with("owner  boss  SHA256:"));
     assert_eq!(
-        said(&admin.ssh(&["access:add", "fresh", "bob"], b"")),
+        said_line(&admin.ssh(&["access:add", "fresh", "bob"], b"")),
         "key bob can now clone and push to fresh"
     );
     let out = bob.git(work.path(), &["push", &bob.url("fresh"), "feature:second"]);
@@ -335,7 +337,7 @@ fn only_admins_create_apps_when_so_set() {
     let carol = server.add_user("carol", false);
     for app in ["fresh", "free"] {
         let out = carol.git(work.path(), &["push", &carol.url(app), "feature"]);
-        assert_eq!(refused(&out), no_access(app, "carol"));
+        assert_eq!(refusal_line(&out), no_access(app, "carol"));
         let target = tempfile::tempdir().unwrap();
         let out = carol.git(
             work.path(),
@@ -346,9 +348,9 @@ fn only_admins_create_apps_when_so_set() {
                 target.path().to_str().unwrap(),
             ],
         );
-        assert_eq!(refused(&out), no_access(app, "carol"));
+        assert_eq!(refusal_line(&out), no_access(app, "carol"));
         let out = carol.ssh(&["builds", app], b"");
-        assert_eq!(refused(&out), no_access(app, "carol"));
+        assert_eq!(refusal_line(&out), no_access(app, "carol"));
     }
     assert!(!server.repo("free").exists());
 }
@@ -373,19 +375,19 @@ fn declared_access_is_merged_and_cannot_be_removed_over_ssh() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = carol.git(work.path(), &["push", &carol.url("shop"), "feature:x"]);
     assert_eq!(
-        refused(&out),
+        refusal_line(&out),
         "error: key carol has read access to shop only, and git push needs push access: ask its owner or an admin to run 'access:add shop carol'"
     );
     let out = alice.ssh(&["access:remove", "shop", "carol"], b"");
     assert_eq!(
-        refused(&out),
+        refusal_line(&out),
         format!(
             "error: the access of key carol to shop is declared in {} (a ConfigMap or Secret): change it there",
             file.display()
         )
     );
     assert_eq!(
-        said(&alice.ssh(&["access", "shop"], b""))
+        said_line(&alice.ssh(&["access", "shop"], b""))
             .lines()
             .last()
             .unwrap(),
@@ -453,17 +455,17 @@ fn a_declared_key_never_gets_a_taken_name() {
     }
     let out = dave.ssh(&["keys:list"], b"");
     assert_eq!(
-        refused(&out),
+        refusal_line(&out),
         "error: key dev is not an admin key: only admins can manage keys (codebuilder-keys add --admin)"
     );
 
-    let listed = said(&ops.ssh(&["keys:list"], b""));
+    let listed = said_line(&ops.ssh(&["keys:list"], b""));
     let skipped: Vec<&str> = listed
         .lines()
         .filter(|l| l.starts_with("skipped: "))
         .collect();
     let keys: serde_json::Value =
-        serde_json::from_str(&said(&ops.ssh(&["keys:list", "--json"], b""))).unwrap();
+        serde_json::from_str(&said_line(&ops.ssh(&["keys:list", "--json"], b""))).unwrap();
     let keys = keys.as_array().unwrap();
     let skipped_fp = |name: &str| {
         keys.iter()
@@ -516,7 +518,7 @@ fn a_forced_command_whose_fingerprint_is_not_the_names_is_refused() {
         .collect();
     let out = server.keys(&["authorized-keys", "git", &key[0], &key[1]], b"");
     assert!(
-        said(&out).contains(&format!("--user alice --fingerprint {alice_fp}\"")),
+        said_line(&out).contains(&format!("--user alice --fingerprint {alice_fp}\"")),
         "{}",
         text(&out.stdout)
     );
@@ -536,13 +538,13 @@ fn a_forced_command_whose_fingerprint_is_not_the_names_is_refused() {
     };
     let out = receive("alice", &bob_fp, &[]);
     assert_eq!(
-        refused(&out),
+        refusal_line(&out),
         format!("error: key alice is no longer the key this session authenticated with ({bob_fp}): reconnect, or ask an admin to check 'keys:list'")
     );
     assert_eq!(text(&out.stderr).lines().count(), 1);
     let out = receive("alice", "SHA256:x", &[]);
     assert_eq!(
-        refused(&out),
+        refusal_line(&out),
         "error: \"SHA256:x\" is not a SHA256 fingerprint as 'ssh-keygen -lf' prints it"
     );
     let out = receive(
@@ -551,7 +553,7 @@ fn a_forced_command_whose_fingerprint_is_not_the_names_is_refused() {
         &[("CODEBUILDER_APP_CREATORS", "owners")],
     );
     assert_eq!(
-        refused(&out),
+        refusal_line(&out),
         "error: CODEBUILDER_APP_CREATORS=\"owners\" is not valid: all or admins"
     );
 }
