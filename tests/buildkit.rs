@@ -51,6 +51,14 @@ fn remote_lines(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The `error:` lines the hook printed: a refusal is exactly one.
+fn error_lines(stderr: &str) -> Vec<&str> {
+    remote_lines(stderr)
+        .into_iter()
+        .filter(|l| l.starts_with("error: "))
+        .collect()
+}
+
 /// The `#N` BuildKit gave to the step whose header contains `step`.
 fn step_number<'a>(lines: &[&'a str], step: &str) -> &'a str {
     lines
@@ -264,14 +272,7 @@ fn a_syntax_line_whose_frontend_cannot_be_pulled_is_one_clear_error() {
     let (ok, stderr) = push(&dev, work.path(), "syntaxapp", &[]);
     assert!(!ok, "{stderr}");
     let expected = format!("error: the Dockerfile's `# syntax=` line needs the frontend image {frontend}, which the builder cannot pull: remove the line (the built-in frontend runs RUN --mount and multi-stage builds), or make the image reachable");
-    assert_eq!(
-        remote_lines(&stderr)
-            .iter()
-            .filter(|l| l.starts_with("error: "))
-            .collect::<Vec<_>>(),
-        [&expected.as_str()],
-        "{stderr}"
-    );
+    assert_eq!(error_lines(&stderr), [expected.as_str()], "{stderr}");
     assert_eq!(server.server_ref("syntaxapp", "refs/heads/main"), None);
 }
 
@@ -303,14 +304,7 @@ fn a_docker_cli_that_needs_buildx_says_so() {
     let (ok, stderr) = push(&dev, work.path(), "buildxapp", &[]);
     assert!(!ok, "{stderr}");
     let expected = format!("error: the docker CLI {docker} ({version}) builds with BuildKit only through the buildx plugin, which is missing: install it (Debian: docker-buildx; Docker's packages: docker-buildx-plugin), or set CODEBUILDER_DOCKER to a docker CLI with BuildKit built in (20.10, Debian bookworm's docker.io)");
-    assert_eq!(
-        remote_lines(&stderr)
-            .iter()
-            .filter(|l| l.starts_with("error: "))
-            .collect::<Vec<_>>(),
-        [&expected.as_str()],
-        "{stderr}"
-    );
+    assert_eq!(error_lines(&stderr), [expected.as_str()], "{stderr}");
     assert!(!stderr.contains("-----> Building"), "{stderr}");
 }
 

@@ -28,16 +28,6 @@ const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 const KUBERNETES_VERSION: &str = "1.33";
 const KUBERNETES_VALIDATE: &str = "/opt/codebuilder-venv/bin/kubernetes-validate";
 
-fn output(command: &mut Command) -> Output {
-    command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
-}
-
-fn both(out: &Output) -> String {
-    format!("{}{}", text(&out.stdout), text(&out.stderr))
-}
-
 // --- the image --------------------------------------------------------------------------------
 
 /// Builds the image once per test binary; every test that needs it gets the same result, and

@@ -2,20 +2,10 @@
 //! serves.
 
 use std::fs;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
 
-use crate::{repo_root, run_with_stdin, text};
-
-fn output(command: &mut Command) -> Output {
-    command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
-}
-
-fn both(out: &Output) -> String {
-    format!("{}{}", text(&out.stdout), text(&out.stderr))
-}
+use crate::{both, output, repo_root, run_with_stdin, text};
 
 /// Builds the image from the release binaries and the Dockerfile under `tag`, with
 /// `--build-arg` for each of `build_args` (`NAME=VALUE`). `--network host`: this machine's

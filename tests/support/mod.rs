@@ -383,6 +383,18 @@ pub fn run_with_stdin(command: &mut Command, stdin: &[u8]) -> Output {
     out
 }
 
+/// Runs `command` to its end; a program that cannot start fails the test with its name.
+pub fn output(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+/// Standard output then standard error, for a failure's message.
+pub fn both(out: &Output) -> String {
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
