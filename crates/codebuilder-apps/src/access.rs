@@ -1,49 +1,16 @@
 //! Roles and grants, and the one rule that turns them into a key's role on an app.
 
-use std::fmt;
-
 use codebuilder_core::{AppName, Fingerprint, KeyName};
 use serde::{Deserialize, Serialize};
 
 use crate::declared::DeclaredGrant;
+use crate::level::Level;
 
 /// A key as grants name it: its identity (the fingerprint) and the name it had then.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyId {
     pub name: KeyName,
     pub fingerprint: Fingerprint,
-}
-
-/// What a collaborator may do: `read` clones and fetches; `push` also pushes, force-pushes,
-/// deletes refs and purges the build cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Read,
-    Push,
-}
-
-impl Level {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "read" => Some(Self::Read),
-            "push" => Some(Self::Push),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Push => "push",
-        }
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// One stored grant.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use codebuilder_core::{AppName, KeyName};
 
-use crate::access::Level;
+use crate::level::Level;
 
 /// One declared grant of an app.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,9 +17,11 @@ pub mod access;
 pub mod config;
 pub mod declared;
 pub mod formation;
+pub mod level;
 pub mod store;
 
-pub use access::{AppState, Grant, KeyId, Level, Refusal, Role};
+pub use access::{AppState, Grant, KeyId, Refusal, Role};
 pub use config::{AppConfig, ConfigError, ConfigKey, ConfigStore, ConfigVars};
 pub use declared::DeclaredGrant;
+pub use level::Level;
 pub use store::{AppError, AppStore};

@@ -11,8 +11,9 @@ use codebuilder_core::fsutil::{create_atomic_via, remove_durably, remove_tree, w
 use codebuilder_core::{AppName, Home, KeyName};
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::access::{AppState, KeyId, Level};
+use crate::access::{AppState, KeyId};
 use crate::declared::{self, DeclaredGrant};
+use crate::level::Level;
 
 /// App state is readable by codebuilder only: it says who may reach what.
 const FILE_MODE: u32 = 0o600;
