@@ -15,10 +15,12 @@ use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{run, run_with_input, StepContext, StepError, QUICK};
 use serde_json::{json, Value};
 
-use crate::helm::cluster_error;
+use crate::labels::{APP_LABEL, CODEBUILDER, MANAGED_BY};
 use crate::podsecurity;
-use crate::tenancy::{app_kubectl, APP_LABEL, CODEBUILDER, MANAGED_BY};
-use crate::{config_secret, operator_refusal, runs_as_root, tool_error, ImageUser};
+use crate::said::cluster_error;
+use crate::said::tool_error;
+use crate::tenancy::app_kubectl;
+use crate::{config_secret, operator_refusal, runs_as_root, ImageUser};
 
 /// The label that says what a Job's pod is: `run` or `release`.
 pub const JOB_LABEL: &str = "codebuilder.io/job";

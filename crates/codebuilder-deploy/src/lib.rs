@@ -20,10 +20,13 @@ pub mod chart;
 mod diagnose;
 mod helm;
 pub mod job;
+mod labels;
 mod manifest;
 pub mod podsecurity;
 pub mod ps;
 pub mod quota;
+pub mod quota_state;
+mod said;
 pub mod teardown;
 mod tenancy;
 
@@ -35,12 +38,13 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use codebuilder_core::pod_security::{Control, Level};
 use codebuilder_core::{AppName, Settings};
-use codebuilder_process::{Output, RunError, StepContext, StepError, Tail, QUICK};
+use codebuilder_process::{Output, StepContext, StepError, Tail, QUICK};
 use serde_yaml::Value as Yaml;
 
 pub use crate::cause::{read_description, Cause};
-use crate::helm::{explain_cluster_error, last_error_line, Helm};
+use crate::helm::Helm;
 use crate::podsecurity::Violation;
+use crate::said::{explain_cluster_error, last_error_line, tool_error};
 use crate::tenancy::Tenancy;
 
 /// Time helm gets beyond its own rollout timeout to give up by itself.
@@ -167,15 +171,6 @@ pub fn release_command_of(values: &serde_json::Value) -> Option<&str> {
     values
         .get(RELEASE_COMMAND)
         .and_then(serde_json::Value::as_str)
-}
-
-/// A cluster tool (helm, kubectl) that did not run to its end: its own reason, and for one
-/// that could not be started, the setting that names it.
-pub(crate) fn tool_error(error: RunError, setting: &str) -> anyhow::Error {
-    match error {
-        RunError::Spawn { .. } => anyhow!("{error} (is it installed? {setting})"),
-        other => other.into(),
-    }
 }
 
 /// The refusal of a release that breaks the level only with the operator's values.

@@ -10,9 +10,10 @@ use codebuilder_process::{run, QUICK};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::helm::cluster_error;
+use crate::said::cluster_error;
+use crate::said::tool_error;
 use crate::tenancy::{app_kubectl, Namespace, Tenancy};
-use crate::{tool_error, ImageUser};
+use crate::ImageUser;
 
 /// The label the default chart gives the pods of a process type other than web.
 const COMPONENT: &str = "app.kubernetes.io/component";

@@ -10,9 +10,11 @@ use anyhow::bail;
 use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{run, Output, QUICK};
 
-use crate::helm::{cluster_error, Helm};
+use crate::helm::Helm;
+use crate::said::cluster_error;
+use crate::said::tool_error;
 use crate::tenancy::{app_user, Namespace, Tenancy};
-use crate::{tool_error, HELM_MARGIN};
+use crate::HELM_MARGIN;
 
 /// The app's helm release, as `helm status` tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]

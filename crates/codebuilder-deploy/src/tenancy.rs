@@ -18,17 +18,10 @@ use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{run, run_with_input, Captured, RunError, QUICK};
 use serde_json::{json, Map, Value};
 
-use crate::helm::cluster_error;
+use crate::labels::{APP_ACCOUNT, APP_LABEL, CODEBUILDER, MANAGED_BY};
 use crate::quota::{self, DEFAULTS, QUOTA};
-use crate::tool_error;
+use crate::said::{cluster_error, tool_error};
 
-/// The label of everything codebuilder makes: namespaces, helm releases.
-pub(crate) const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-pub(crate) const CODEBUILDER: &str = "codebuilder";
-/// The label that names the app a namespace belongs to.
-pub(crate) const APP_LABEL: &str = "codebuilder.io/app";
-/// The app's ServiceAccount, its RoleBinding and the ClusterRole they bind (codebuilder.yaml).
-pub(crate) const APP_ACCOUNT: &str = "codebuilder-app";
 /// The NetworkPolicy that keeps other apps' pods out.
 pub(crate) const ISOLATION: &str = "codebuilder-isolation";
 /// The Pod Security labels' prefix, and the modes codebuilder sets a level for.

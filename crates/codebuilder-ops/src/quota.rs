@@ -7,7 +7,8 @@ use std::io::Write;
 use anyhow::bail;
 use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Settings};
-use codebuilder_deploy::quota::{self, Share, DEFAULTS, QUOTA};
+use codebuilder_deploy::quota::{DEFAULTS, QUOTA};
+use codebuilder_deploy::quota_state::{self, Share};
 use serde_json::{json, Map, Value};
 
 /// `quota:show APP [--json]`.
@@ -20,7 +21,7 @@ pub fn show(
     if settings.deploy == DeployMode::None {
         bail!("{app} has no quota here: codebuilder does not deploy (CODEBUILDER_DEPLOY=none)");
     }
-    let Some(state) = quota::read(settings, app)? else {
+    let Some(state) = quota_state::read(settings, app)? else {
         let why = match settings.app_quota {
             None => "apps have none (CODEBUILDER_APP_QUOTA=off)",
             Some(_) => "it gets one with its first deploy (git push)",
