@@ -10,7 +10,6 @@ use std::path::PathBuf;
 
 use codebuilder_core::fsutil::{remove_durably, write_atomic};
 use codebuilder_core::{AppName, Home};
-use serde_json::{json, Value};
 
 /// Most pods of one process type `ps:scale` sets.
 pub const MAX_REPLICAS: u32 = 50;
@@ -173,29 +172,6 @@ impl Formation {
     pub fn counts(&self) -> impl Iterator<Item = (&str, u32)> {
         self.0.iter().map(|(kind, count)| (kind.as_str(), *count))
     }
-
-    /// Helm values for the default chart that keep this scale for a release whose process
-    /// types are `types`: `replicas` for web, `processes.TYPE.replicas` for the others
-    /// (merged by helm with the release's commands). Types the release lacks are left out,
-    /// so that a scale never makes a process without a command.
-    pub fn values(&self, types: &[&str]) -> Value {
-        let mut values = serde_json::Map::new();
-        let mut processes = serde_json::Map::new();
-        for (kind, count) in &self.0 {
-            if !types.contains(&kind.as_str()) {
-                continue;
-            }
-            if kind == "web" {
-                values.insert("replicas".into(), json!(count));
-            } else {
-                processes.insert(kind.clone(), json!({ "replicas": count }));
-            }
-        }
-        if !processes.is_empty() {
-            values.insert("processes".into(), Value::Object(processes));
-        }
-        Value::Object(values)
-    }
 }
 
 #[cfg(test)]
@@ -235,20 +211,6 @@ mod tests {
             "ps:scale names web twice: name each process type once"
         );
         assert!(refusal(&[]).starts_with("ps:scale names no process type"));
-    }
-
-    #[test]
-    fn values_keep_the_scale_of_the_release_types_only() {
-        let mut formation = Formation::default();
-        formation.set(&ProcessType::parse("web").unwrap(), 2);
-        formation.set(&ProcessType::parse("worker").unwrap(), 1);
-        formation.set(&ProcessType::parse("clock").unwrap(), 1);
-        assert_eq!(
-            formation.values(&["web", "worker"]),
-            json!({"replicas": 2, "processes": {"worker": {"replicas": 1}}})
-        );
-        assert_eq!(formation.values(&["web"]), json!({"replicas": 2}));
-        assert_eq!(Formation::default().values(&["web"]), json!({}));
     }
 
     #[test]

@@ -12,9 +12,8 @@ use codebuilder_apps::ConfigStore;
 use codebuilder_core::pod_security::Level;
 use codebuilder_core::settings::{ByteSize, DeployMode};
 use codebuilder_core::{AppName, Fingerprint, Home, Settings};
-use codebuilder_deploy::ps::AppPods;
 use codebuilder_deploy::{
-    chart, root_warning, runs_as_root, Cause, Deploy, ImageUser, Release, Trigger,
+    chart, root_warning, runs_as_root, Cause, Deploy, ImageUser, Release, ReleaseValues, Trigger,
 };
 
 use crate::buildkit::{self, Progress};
@@ -206,14 +205,14 @@ impl Build<'_> {
     fn check_release(&self, step: &StepContext, chart: &Chart) -> anyhow::Result<()> {
         let app = &self.app;
         let config = ConfigStore::new(self.home).load(app)?.env();
-        let scale = chart::write_values(&Formation::load(self.home, app)?.values(&["web"]))?;
+        let formation = Formation::load(self.home, app)?;
+        let values = ReleaseValues::of_build(self.short())
+            .again(config)
+            .scaled(formation.counts(), &["web"]);
         self.deployer(step).check(&Release {
             chart: chart.dir.path(),
-            values: vec![scale.path()],
-            image_tag: &format!("git-{}", self.short()),
-            config: &config,
+            values,
             description: "",
-            release_command: None,
             trigger: Trigger::Build,
             image_user: None,
         })
@@ -330,28 +329,25 @@ impl Build<'_> {
         user: ImageUser,
     ) -> anyhow::Result<()> {
         let (app, short) = (&self.app, self.short());
-        let mut values = processes.map_or_else(|| serde_json::json!({}), Processes::values);
-        if let (Some(port), Some(map)) = (port, values.as_object_mut()) {
-            map.insert("port".into(), port.into());
-        }
         let types = processes.map_or_else(|| vec!["web"], Processes::names);
         let formation = Formation::load(self.home, app)?;
-        let scale = formation.values(&types);
         // A Dockerfile app's release phase comes from its Procfile, if it has one.
-        let procfile_release = match processes {
-            Some(_) => None,
+        let release_command = match processes {
+            Some(processes) => processes.release().map(str::to_owned),
             None => self.procfile_release()?,
         };
-        let release_command = processes
-            .and_then(Processes::release)
-            .or(procfile_release.as_deref());
-        let values = [values, scale]
-            .iter()
-            .filter(|v| v.as_object().is_some_and(|map| !map.is_empty()))
-            .map(chart::write_values)
-            .collect::<anyhow::Result<Vec<_>>>()?;
         let store = ConfigStore::new(self.home);
-        let config = store.load(app)?.env();
+        let mut values = ReleaseValues::of_build(short)
+            .again(store.load(app)?.env())
+            .scaled(formation.counts(), &types);
+        values.port = port;
+        values.release_command = release_command;
+        if let Some(processes) = processes {
+            for (kind, command) in processes.commands() {
+                values.processes.entry(kind.to_owned()).or_default().command =
+                    Some(command.to_owned());
+            }
+        }
         let deployer = self.deployer(step);
         let next = deployer.prepare()?;
         let cause = Cause::Build {
@@ -363,24 +359,14 @@ impl Build<'_> {
         chart.ready_for(self.output, app, next, short)?;
         let deployed = deployer.run(&Release {
             chart: chart.dir.path(),
-            values: values.iter().map(|v| v.path()).collect(),
-            image_tag: &format!("git-{short}"),
-            config: &config,
+            values,
             description: &cause,
-            release_command,
             trigger: Trigger::Build,
             image_user: Some(user),
         });
-        if deployed.is_err() && formation.counts().next().is_some() {
+        if deployed.is_err() {
             // A rollback put back the replicas of the release it went back to.
-            let pods = AppPods {
-                settings: self.settings,
-                app,
-            };
-            if let Err(e) = pods.keep_scale(formation.counts()) {
-                self.output
-                    .warning(&format!("cannot put back the scale of {app}: {e:#}"));
-            }
+            deployer.keep_scale(formation.counts());
         }
         let revision = deployed?;
         record.helm_revision = Some(revision);

@@ -29,6 +29,7 @@ pub mod quota_state;
 mod said;
 pub mod teardown;
 mod tenancy;
+mod values;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -46,6 +47,7 @@ use crate::helm::Helm;
 use crate::podsecurity::Violation;
 use crate::said::{explain_cluster_error, last_error_line, tool_error};
 use crate::tenancy::Tenancy;
+pub use crate::values::{Image, Process, ReleaseValues};
 
 /// Time helm gets beyond its own rollout timeout to give up by itself.
 const HELM_MARGIN: Duration = Duration::from_secs(60);
@@ -53,17 +55,13 @@ const HELM_MARGIN: Duration = Duration::from_secs(60);
 /// What to deploy.
 pub struct Release<'a> {
     pub chart: &'a Path,
-    /// Values files of the build (its process types), applied after the operator's.
-    pub values: Vec<&'a Path>,
-    pub image_tag: &'a str,
-    /// The app's config vars: the chart renders them as the Secret `APP-config`.
-    pub config: &'a BTreeMap<String, String>,
+    /// The image, process types, port, scale, config vars and release phase, applied after
+    /// the operator's values. The release phase (a command run once as a Job with the new
+    /// image and config before the rollout; when it fails, nothing is rolled out) is kept in
+    /// them, so that a config change or a rollback runs it again.
+    pub values: ReleaseValues,
     /// What made this release, as `helm history` shows it.
     pub description: &'a str,
-    /// The release phase: a command (the Procfile's `release:`) run once as a Job with the
-    /// new image and config before the rollout; when it fails, nothing is rolled out. It is
-    /// kept in the release's values, so that a config change or a rollback runs it again.
-    pub release_command: Option<&'a str>,
     pub trigger: Trigger,
     /// Who the image runs as; `None` before it is built.
     pub image_user: Option<ImageUser>,
@@ -87,20 +85,8 @@ impl ImageUser {
     }
 }
 
-/// The value a release keeps its image's non-root uid under (the default chart's).
-const RUN_AS_USER: &str = "runAsUser";
 /// The uid a release is checked with before its image is built: `nobody`'s.
 const NOBODY: u32 = 65534;
-
-/// Who the image of a release (its values, from [`Deploy::values`]) runs as; root for a
-/// release that kept no uid.
-pub fn image_user_of(values: &serde_json::Value) -> ImageUser {
-    values[RUN_AS_USER]
-        .as_u64()
-        .and_then(|uid| u32::try_from(uid).ok())
-        .filter(|uid| *uid > 0)
-        .map_or(ImageUser::Root, ImageUser::NonRoot)
-}
 
 /// The refusal of an image that runs as root where the level needs non-root pods.
 pub fn runs_as_root(app: &AppName, level: Level) -> anyhow::Error {
@@ -135,42 +121,6 @@ impl Trigger {
             }
         }
     }
-}
-
-/// The config vars a release's values (from [`Deploy::values`]) hold; `None` for a release
-/// made before config vars were part of releases.
-pub fn config_of(values: &serde_json::Value) -> Option<BTreeMap<String, String>> {
-    values.get("configSecret")?;
-    let vars = values
-        .get("configVars")
-        .and_then(serde_json::Value::as_object);
-    Some(
-        vars.into_iter()
-            .flatten()
-            .map(|(key, value)| {
-                let value = value
-                    .as_str()
-                    .map_or_else(|| value.to_string(), str::to_owned);
-                (key.clone(), value)
-            })
-            .collect(),
-    )
-}
-
-/// The image tag a release's values (from [`Deploy::values`]) name (`git-SHORT`); "" when
-/// they name none.
-pub fn image_tag_of(values: &serde_json::Value) -> &str {
-    values["image"]["tag"].as_str().unwrap_or_default()
-}
-
-/// The value a release's release command is kept under.
-const RELEASE_COMMAND: &str = "releaseCommand";
-
-/// The release command `values` (a release's, from [`Deploy::values`]) kept, if any.
-pub fn release_command_of(values: &serde_json::Value) -> Option<&str> {
-    values
-        .get(RELEASE_COMMAND)
-        .and_then(serde_json::Value::as_str)
 }
 
 /// The refusal of a release that breaks the level only with the operator's values.
@@ -233,31 +183,23 @@ impl Deploy<'_> {
             }
         }
         let operator_values = self.operator_values()?;
-        let kept = self.kept_values(release)?;
-        let mut own = release.values.clone();
-        own.push(kept.path());
-        self.vet(release, operator_values, &own, false)?;
+        let values = self.values_file(release)?;
+        self.vet(release, operator_values, &[values.path()], false)?;
         Ok(())
     }
 
-    /// The values codebuilder keeps in each release: the config vars, the release command,
-    /// the image's non-root uid.
-    fn kept_values(&self, release: &Release) -> anyhow::Result<tempfile::NamedTempFile> {
-        let mut kept = serde_json::json!({
-            "configVars": release.config,
-            "configSecret": config_secret(self.app),
-        });
-        if let Some(command) = release.release_command {
-            kept[RELEASE_COMMAND] = command.into();
-        }
+    /// The release's values as a file, with what codebuilder adds to every release: the
+    /// Secret of the config vars, the image's non-root uid.
+    fn values_file(&self, release: &Release) -> anyhow::Result<tempfile::NamedTempFile> {
+        let mut values = release.values.clone();
+        values.config_vars.get_or_insert_with(BTreeMap::new);
+        values.config_secret = Some(config_secret(self.app));
         // Before the build, the release is checked as for an image that runs as a non-root
         // user, which the default chart confines the most; the image's own user is checked
         // once it is built.
         let user = release.image_user.unwrap_or(ImageUser::NonRoot(NOBODY));
-        if let Some(uid) = user.uid() {
-            kept[RUN_AS_USER] = uid.into();
-        }
-        chart::write_values(&kept)
+        values.run_as_user = user.uid().map(u64::from);
+        chart::write_values(&serde_json::to_value(values)?)
     }
 
     /// Renders `release` as its upgrade would (`online`: with the cluster's answers to
@@ -316,9 +258,9 @@ impl Deploy<'_> {
 
     fn render(&self, release: &Release, values: &[&Path], online: bool) -> anyhow::Result<String> {
         let app = self.app;
-        let template = self
-            .helm()
-            .template(release.chart, values, release.image_tag, online);
+        let template =
+            self.helm()
+                .template(release.chart, values, &release.values.image.tag, online);
         let out = codebuilder_process::run(template, QUICK)
             .map_err(|e| tool_error(e, "CODEBUILDER_HELM"))?;
         if !out.success() {
@@ -343,13 +285,13 @@ impl Deploy<'_> {
 
     /// Refuses to roll back to a revision whose pods break the level as it is now (the
     /// operator may have raised it since).
-    fn check_revision(&self, revision: u64, values: &serde_json::Value) -> anyhow::Result<()> {
+    fn check_revision(&self, revision: u64, values: &ReleaseValues) -> anyhow::Result<()> {
         let (app, settings) = (self.app, self.settings);
         let objects = self.read(&self.helm().manifest(revision)?)?;
         let level = settings.pod_security;
         match podsecurity::check(&objects, level, &settings.pod_security_allow) {
             Ok(()) => Ok(()),
-            Err(v) if v.control == Control::RunAsNonRoot && image_user_of(values) == ImageUser::Root => {
+            Err(v) if v.control == Control::RunAsNonRoot && values.image_user() == ImageUser::Root => {
                 Err(anyhow!("release v{revision} of {app} runs as root, which the {level} Pod Security level forbids: roll back to another release, or push a fix"))
             }
             Err(v) => Err(anyhow!(
@@ -388,28 +330,49 @@ impl Deploy<'_> {
     }
 
     /// The values codebuilder gave `revision` (the image, process types, port, config vars).
-    pub fn values(&self, revision: u64) -> anyhow::Result<serde_json::Value> {
-        self.helm().values(revision)
+    pub fn values(&self, revision: u64) -> anyhow::Result<ReleaseValues> {
+        let app = self.app;
+        serde_json::from_value(self.helm().values(revision)?).map_err(|e| {
+            anyhow!("the values of release v{revision} of {app} are not codebuilder's ({e}): push the app again")
+        })
     }
 
     /// Goes back to `revision` (its image and config), waiting for its pods; first runs the
     /// release command that revision kept, with its image and config. `values` are that
     /// revision's ([`Deploy::values`]).
-    pub fn rollback(&self, revision: u64, values: &serde_json::Value) -> anyhow::Result<()> {
+    pub fn rollback(&self, revision: u64, values: &ReleaseValues) -> anyhow::Result<()> {
         let app = self.app;
         self.check_revision(revision, values)?;
-        if let Some(command) = release_command_of(values) {
-            let config = config_of(values).unwrap_or_default();
+        if let Some(command) = &values.release_command {
+            let config = values.config().unwrap_or_default();
             self.release_phase(
                 command,
-                image_tag_of(values),
+                &values.image.tag,
                 &config,
                 Trigger::Rollback,
-                image_user_of(values),
+                values.image_user(),
             )?;
         }
         self.helm_step(self.helm().rollback(revision), "rolling back")
             .map_err(|why| anyhow!("the rollback of {app} to v{revision} failed ({why}): see 'releases {app}', and try again"))
+    }
+
+    /// Puts back the scale `ps:scale` keeps (`counts`: pods per process type) where a rollback
+    /// restored the replicas of the release it went back to. A failure is the pusher's
+    /// warning: the release itself is in place.
+    pub fn keep_scale<'k>(&self, counts: impl IntoIterator<Item = (&'k str, u32)>) {
+        let counts: Vec<(&str, u32)> = counts.into_iter().collect();
+        if counts.is_empty() {
+            return;
+        }
+        let pods = ps::AppPods {
+            settings: self.settings,
+            app: self.app,
+        };
+        if let Err(e) = pods.keep_scale(counts) {
+            self.output
+                .warning(&format!("cannot put back the scale of {}: {e:#}", self.app));
+        }
     }
 
     /// Deploys `release` (after `prepare`) and returns its helm revision: checks what it
@@ -418,27 +381,25 @@ impl Deploy<'_> {
     pub fn run(&self, release: &Release) -> anyhow::Result<u64> {
         let operator_values = self.operator_values()?;
         let helm = self.helm();
-        let kept = self.kept_values(release)?;
-        let mut own = release.values.clone();
-        own.push(kept.path());
-        let manifest = self.vet(release, operator_values, &own, true)?;
+        let own = self.values_file(release)?;
+        let manifest = self.vet(release, operator_values, &[own.path()], true)?;
         let checked = chart::flatten(&manifest, release.chart)?;
-        if let Some(command) = release.release_command {
+        if let Some(command) = &release.values.release_command {
             let user = release.image_user.unwrap_or(ImageUser::Root);
             self.release_phase(
                 command,
-                release.image_tag,
-                release.config,
+                &release.values.image.tag,
+                &release.values.config_vars.clone().unwrap_or_default(),
                 release.trigger,
                 user,
             )?;
         }
         let mut values: Vec<&Path> = operator_values.into_iter().collect();
-        values.extend(own);
+        values.push(own.path());
         let upgrade = helm.upgrade(
             checked.path(),
             &values,
-            release.image_tag,
+            &release.values.image.tag,
             release.description,
         );
         let tail = Tail::default();

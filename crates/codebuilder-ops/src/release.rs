@@ -15,8 +15,7 @@ use codebuilder_build::lock::AppLock;
 use codebuilder_build::records::Records;
 use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Home, Settings};
-use codebuilder_deploy::ps::AppPods;
-use codebuilder_deploy::{chart, read_description, Cause, Deploy, Release, Trigger};
+use codebuilder_deploy::{read_description, Cause, Deploy, Release, ReleaseValues, Trigger};
 use codebuilder_process::{Output, StepContext};
 use serde_json::Value;
 
@@ -113,40 +112,30 @@ impl Operator<'_> {
         let Some((current, _)) = deployer.current()? else {
             bail!("{app} has no release to change: push it first");
         };
-        let values = deployer.values(current)?;
-        let tag = codebuilder_deploy::image_tag_of(&values);
-        let Some(sha) = tag.strip_prefix("git-").filter(|s| !s.is_empty()) else {
-            bail!("release v{current} of {app} names no codebuilder image (image.tag {tag:?}): push the app again");
+        let current_values = deployer.values(current)?;
+        let Some(sha) = current_values.short() else {
+            bail!(
+                "release v{current} of {app} names no codebuilder image (image.tag {:?}): push the app again",
+                current_values.image.tag
+            );
         };
         let chart = Chart::at(self.settings, app, &self.home.repo(app), sha)?;
         let next = deployer.prepare()?;
-        // What the build set: the process types, the port and the image's user.
-        let mut kept = serde_json::Map::new();
-        for key in ["processes", "port"] {
-            if let Some(value) = values.get(key) {
-                kept.insert(key.into(), value.clone());
-            }
-        }
-        // The scale ps:scale keeps, for the process types the release has.
-        let mut types = vec!["web"];
-        if let Some(Value::Object(processes)) = values.get("processes") {
-            types.extend(processes.keys().map(String::as_str));
-        }
-        let scale = Formation::load(self.home, app)?.values(&types);
-        let kept = chart::write_values(&Value::Object(kept))?;
-        let scale = chart::write_values(&scale)?;
+        // What the build set (the process types, the port, the release command), with the
+        // config and the scale ps:scale keeps, for the process types the release has.
+        let values = current_values.again(config.env()).scaled(
+            Formation::load(self.home, app)?.counts(),
+            &current_values.types(),
+        );
         let description = cause.describe(&self.by);
         ConfigStore::new(self.home).record_cause(app, next, description.clone())?;
         chart.ready_for(self.output, app, next, sha)?;
         deployer.run(&Release {
             chart: chart.dir.path(),
-            values: vec![kept.path(), scale.path()],
-            image_tag: tag,
-            config: &config.env(),
+            values,
             description: &description,
-            release_command: codebuilder_deploy::release_command_of(&values),
             trigger: Trigger::ConfigChange,
-            image_user: Some(codebuilder_deploy::image_user_of(&values)),
+            image_user: Some(current_values.image_user()),
         })
     }
 }
@@ -241,17 +230,7 @@ pub fn rollback(op: &Operator, target: Option<u64>) -> anyhow::Result<()> {
         op.output.step(&format!("Rolling back {app} to v{target}"));
         deployer.rollback(target, &values)?;
         // The rolled-back release's replicas are not the scale ps:scale keeps.
-        let formation = Formation::load(op.home, app)?;
-        if formation.counts().next().is_some() {
-            let pods = AppPods {
-                settings: op.settings,
-                app,
-            };
-            if let Err(e) = pods.keep_scale(formation.counts()) {
-                op.output
-                    .warning(&format!("cannot put back the scale of {app}: {e:#}"));
-            }
-        }
+        deployer.keep_scale(Formation::load(op.home, app)?.counts());
         let made = deployer.current()?.map_or(current + 1, |(revision, _)| revision);
         config.causes.insert(made, format!("rollback to v{target} by {}", op.by));
         ConfigStore::new(op.home).save(app, &config)?;
@@ -264,8 +243,8 @@ pub fn rollback(op: &Operator, target: Option<u64>) -> anyhow::Result<()> {
 
 /// The config vars a release's values hold, checked; `None` for a release that did not carry
 /// them.
-fn vars_of(values: &Value) -> anyhow::Result<Option<ConfigVars>> {
-    let Some(config) = codebuilder_deploy::config_of(values) else {
+fn vars_of(values: &ReleaseValues) -> anyhow::Result<Option<ConfigVars>> {
+    let Some(config) = values.config() else {
         return Ok(None);
     };
     let mut vars = ConfigVars::new();

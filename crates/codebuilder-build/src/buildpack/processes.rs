@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use codebuilder_apps::formation::ProcessType;
 use codebuilder_core::AppName;
-use serde_json::json;
 
 use super::config::is_var_name;
 
@@ -192,16 +191,12 @@ impl Processes {
         &self.config_vars
     }
 
-    /// Helm values for the default chart: `processes.TYPE.command` for every type but
-    /// `release`.
-    pub fn values(&self) -> serde_json::Value {
-        let processes: serde_json::Map<String, serde_json::Value> = self
-            .types
+    /// Every type but `release`, with its command: the release's `processes.TYPE.command`.
+    pub fn commands(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.types
             .iter()
             .filter(|(kind, _)| *kind != RELEASE)
-            .map(|(kind, command)| (kind.clone(), json!({ "command": command })))
-            .collect();
-        json!({ "processes": processes })
+            .map(|(kind, command)| (kind.as_str(), command.as_str()))
     }
 }
 
@@ -255,15 +250,11 @@ mod tests {
             Processes::resolve(&app(), Some("web: a\nrelease: rake db:migrate"), vec![]).unwrap();
         assert_eq!(migrating.release(), Some("rake db:migrate"));
         assert_eq!(migrating.names(), ["web"]);
-        assert_eq!(
-            migrating.values(),
-            json!({"processes": {"web": {"command": "a"}}})
-        );
+        assert_eq!(migrating.commands().collect::<Vec<_>>(), [("web", "a")]);
         assert_eq!(processes.config_vars()["LANG"], "en_US.UTF-8");
-        assert_eq!(
-            processes.values()["processes"]["worker"]["command"],
-            "bin/worker --queue 'a b'"
-        );
+        assert!(processes
+            .commands()
+            .any(|c| c == ("worker", "bin/worker --queue 'a b'")));
         // Without a Procfile, the defaults run.
         let release = parse_release("bp", "default_process_types:\n  web: bin/server\n").unwrap();
         let processes = Processes::resolve(&app(), None, vec![release]).unwrap();
