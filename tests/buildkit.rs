@@ -5,6 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
+use codebuilder_tests::cluster::error_line;
 use codebuilder_tests::*;
 
 fn nonce() -> String {
@@ -218,8 +219,9 @@ fn unknown_push_options_are_refused_before_anything_runs() {
     commit_all(work.path(), "next");
     let (ok, stderr) = push(&dev, work.path(), "optapp", &["skip-deploy", "Verbose"]);
     assert!(!ok, "{stderr}");
-    assert!(
-        stderr.contains("error: unknown push option \"Verbose\""),
+    assert_eq!(
+        error_line(&stderr),
+        "remote: error: unknown push option \"Verbose\": the known ones are no-cache, skip-deploy, verbose (git push -o no-cache)",
         "{stderr}"
     );
     assert_eq!(

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use codebuilder_tests::cluster::processes_with;
+use codebuilder_tests::cluster::{error_line, processes_with};
 use codebuilder_tests::*;
 
 const BUILDER_IMAGE: &str = "codebuilder-test/stack-build";
@@ -600,7 +600,7 @@ fn detect_and_compile_failures_reject_the_push_and_leave_refs_alone() {
     assert!(!ok, "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "error: .buildpacks line 1: \"{}\" is a local path, which only the operator's CODEBUILDER_BUILDPACKS may name",
+            "error: .buildpacks line 1: \"{}\" is a local path, which only the operator's CODEBUILDER_BUILDPACKS may name: set it to the git URL of a buildpack",
             bps.path("busybox-web")
         )),
         "{stderr}"
@@ -615,8 +615,9 @@ fn detect_and_compile_failures_reject_the_push_and_leave_refs_alone() {
     commit_all(work.path(), "percent-encoded host");
     let (ok, stderr) = push(&dev, work.path(), "bpfail");
     assert!(!ok, "{stderr}");
-    assert!(
-        stderr.contains("error: .buildpacks line 1: \"ssh://%2DoProxyCommand=id/bp\" has a percent-encoded host or user, or one that starts with '-': fix .buildpacks, commit, and push again\n"),
+    assert_eq!(
+        error_line(&stderr),
+        "remote: error: .buildpacks line 1: \"ssh://%2DoProxyCommand=id/bp\" has a percent-encoded host or user, or one that starts with '-': fix .buildpacks, commit, and push again",
         "{stderr}"
     );
 }
@@ -763,8 +764,9 @@ fn a_buildpacks_file_overrides_the_default_and_pins_refs_of_cloned_buildpacks() 
     commit_all(work.path(), "local path in the config");
     let (ok, stderr) = push(&dev, work.path(), "bpclone");
     assert!(!ok, "{stderr}");
-    assert!(
-        stderr.contains("error: the config var BUILDPACK_URL=\"/etc\" is a local path"),
+    assert_eq!(
+        error_line(&stderr),
+        "remote: error: the config var BUILDPACK_URL=\"/etc\" is a local path, which only the operator's CODEBUILDER_BUILDPACKS may name: set it to the git URL of a buildpack",
         "{stderr}"
     );
     config(&["config:unset", "bpclone", "BUILDPACK_URL", "--no-deploy"]);
@@ -810,8 +812,9 @@ fn a_buildpack_build_over_its_time_limit_is_stopped_and_its_container_removed() 
         stderr.contains("remote:        started-overtime\n"),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("error: the buildpack build took longer than 8s and was stopped: raise CODEBUILDER_BUILD_TIMEOUT"),
+    assert_eq!(
+        error_line(&stderr),
+        "remote: error: the buildpack build took longer than 8s and was stopped: raise CODEBUILDER_BUILD_TIMEOUT if it needs longer",
         "{stderr}"
     );
     // The hook removed the container before it exited.
