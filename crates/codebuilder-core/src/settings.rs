@@ -713,8 +713,6 @@ fn is_git_ref(value: &str) -> bool {
         && !value.ends_with(".lock")
 }
 
-/// A value that is safe as one argument and on one line of sshd_config: no space, quote,
-/// control character or shell syntax.
 /// The stack a build image is for, as Heroku names stacks: the image's name and tag
 /// without `-build` (`heroku/heroku:24-build` is `heroku-24`); a `latest` or missing tag
 /// leaves the name alone.
@@ -738,6 +736,8 @@ fn is_stack_name(value: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b))
 }
 
+/// A value that is safe as one argument and on one line of sshd_config: no space, quote,
+/// control character or shell syntax.
 fn is_plain_word(value: &str) -> bool {
     !value.is_empty()
         && value
