@@ -1,6 +1,7 @@
 //! Shared pieces of codebuilder: every string that reaches a path, a command line or sshd's
 //! output passes through one of the validated types here first.
 
+pub mod buildpack;
 pub mod fsutil;
 pub mod home;
 pub mod main_support;
