@@ -9,6 +9,7 @@ pub mod names;
 pub mod pod_security;
 pub mod quantity;
 pub mod settings;
+pub mod sshd_quoting;
 
 pub use home::Home;
 pub use names::{AppName, Fingerprint, KeyName, NameError};

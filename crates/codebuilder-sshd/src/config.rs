@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use codebuilder_core::settings::VARIABLES;
-use codebuilder_keys::authorized::quotable_path;
+use codebuilder_core::sshd_quoting::quotable_path;
 
 pub struct SshdConfig {
     pub listen: SocketAddr,
