@@ -4,14 +4,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use codebuilder_build::commands;
-use codebuilder_core::{home::DEFAULT_HOME, main_support, Home};
+use codebuilder_core::settings::table::HOME;
+use codebuilder_core::{main_support, Home};
 
 /// Builds, pushes and deploys apps: git's pre-receive hook, and admin commands.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
     /// State directory (keys, repos, builds, host keys).
-    #[arg(long, env = "CODEBUILDER_HOME", default_value = DEFAULT_HOME, global = true)]
+    #[arg(long, env = HOME.name, default_value = HOME.default.value(), global = true)]
     home: PathBuf,
     #[command(subcommand)]
     command: Command,

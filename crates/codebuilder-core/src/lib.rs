@@ -1,6 +1,7 @@
 //! Shared pieces of codebuilder: every string that reaches a path, a command line or sshd's
 //! output passes through one of the validated types here first.
 
+pub mod buildpack;
 pub mod fsutil;
 pub mod home;
 pub mod main_support;
@@ -8,6 +9,7 @@ pub mod names;
 pub mod pod_security;
 pub mod quantity;
 pub mod settings;
+pub mod sshd_quoting;
 
 pub use home::Home;
 pub use names::{AppName, Fingerprint, KeyName, NameError};

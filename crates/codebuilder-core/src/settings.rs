@@ -5,50 +5,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::buildpack::Buildpack;
 use crate::pod_security::{Control, Level};
 use crate::quantity::Quantity;
 
-/// Every variable codebuilder reads; the sshd runner passes these on to ssh sessions.
-pub const VARIABLES: &[&str] = &[
-    "CODEBUILDER_HOME",
-    "CODEBUILDER_SSH_USER",
-    "CODEBUILDER_CONFIG_KEYS",
-    "CODEBUILDER_CONFIG_ACCESS",
-    "CODEBUILDER_APP_CREATORS",
-    "CODEBUILDER_NAMESPACE",
-    "CODEBUILDER_REGISTRY",
-    "CODEBUILDER_PULL_REGISTRY",
-    "CODEBUILDER_REGISTRY_AUTH",
-    "CODEBUILDER_DEPLOY",
-    "CODEBUILDER_DEPLOY_BRANCH",
-    "CODEBUILDER_BUILD_TIMEOUT",
-    "CODEBUILDER_DEPLOY_TIMEOUT",
-    "CODEBUILDER_DOCKER",
-    "CODEBUILDER_HELM",
-    "CODEBUILDER_KUBECTL",
-    "CODEBUILDER_DEPLOY_VALUES",
-    "CODEBUILDER_POD_SECURITY",
-    "CODEBUILDER_POD_SECURITY_ALLOW",
-    "CODEBUILDER_APP_QUOTA",
-    "CODEBUILDER_CONTAINER_REQUESTS",
-    "CODEBUILDER_CONTAINER_LIMITS",
-    "CODEBUILDER_NETWORK_ISOLATION",
-    "CODEBUILDER_INGRESS_NAMESPACES",
-    "CODEBUILDER_BUILD_NETWORK",
-    "CODEBUILDER_KEEP_BUILDS",
-    "CODEBUILDER_KEEP_IMAGES",
-    "CODEBUILDER_MAX_PUSH_SIZE",
-    "CODEBUILDER_MAX_CONTEXT_SIZE",
-    "CODEBUILDER_MAX_CHART_SIZE",
-    "CODEBUILDER_MAX_CHART_FILES",
-    "CODEBUILDER_BUILDPACKS",
-    "CODEBUILDER_BUILDER_IMAGE",
-    "CODEBUILDER_RUN_IMAGE",
-    "CODEBUILDER_STACK",
-    "CODEBUILDER_LOG",
-    "KUBECONFIG",
-    "DOCKER_HOST",
-];
+pub mod table;
+
+use table::{session_variables, Fallback, Reader, TABLE};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeployMode {
@@ -173,334 +136,79 @@ impl Settings {
         Self::from_vars(&ours(std::env::vars_os())?)
     }
 
+    /// Reads the table's rows in order: each row's text (the variable's, or its default) is
+    /// checked by its parser, which fills its field.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, SettingsError> {
-        let get = |name: &str, default: &str| -> String {
-            vars.get(name)
-                .filter(|v| !v.is_empty())
-                .cloned()
-                .unwrap_or_else(|| default.to_owned())
-        };
-        let bad = |variable: &'static str, value: String, expected: &'static str| SettingsError {
-            variable,
-            value,
-            expected,
-        };
-        let word = |variable: &'static str, default: &str, expected: &'static str| {
-            let value = get(variable, default);
-            if is_plain_word(&value) {
-                Ok(value)
-            } else {
-                Err(bad(variable, value, expected))
-            }
-        };
-        let duration = |variable: &'static str, default: &str| {
-            let value = get(variable, default);
-            parse_duration(&value)
-                .ok_or_else(|| bad(variable, value, "a duration such as 90s, 30m or 1h"))
-        };
-        let deploy = match get("CODEBUILDER_DEPLOY", "helm").as_str() {
-            "helm" => DeployMode::Helm,
-            "none" => DeployMode::None,
-            other => return Err(bad("CODEBUILDER_DEPLOY", other.to_owned(), "helm or none")),
-        };
-        let app_creators = match get("CODEBUILDER_APP_CREATORS", "all").as_str() {
-            "all" => AppCreators::All,
-            "admins" => AppCreators::Admins,
-            other => {
-                return Err(bad(
-                    "CODEBUILDER_APP_CREATORS",
-                    other.to_owned(),
-                    "all or admins",
-                ))
-            }
-        };
-        let deploy_branch = get("CODEBUILDER_DEPLOY_BRANCH", "main");
-        if !is_branch_name(&deploy_branch) {
-            return Err(bad(
-                "CODEBUILDER_DEPLOY_BRANCH",
-                deploy_branch,
-                "a branch name such as main",
-            ));
+        let mut settings = Self::blank();
+        for setting in TABLE {
+            let Reader::Settings(parse) = setting.reader else {
+                continue;
+            };
+            let text = match vars.get(setting.name).filter(|v| !v.is_empty()) {
+                Some(value) => value.clone(),
+                None => match setting.default {
+                    Fallback::Value(value) => value.to_owned(),
+                    Fallback::Nothing => String::new(),
+                    Fallback::Derived(derive, _) => derive(&settings),
+                },
+            };
+            parse(&text, &mut settings).map_err(|expected| SettingsError {
+                variable: setting.name,
+                value: text,
+                expected,
+            })?;
         }
-        let keep = get("CODEBUILDER_KEEP_BUILDS", "20");
-        let keep_builds = keep
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| bad("CODEBUILDER_KEEP_BUILDS", keep, "a whole number above 0"))?;
-        let count = |variable: &'static str, default: &str| {
-            let value = get(variable, default);
-            value
-                .parse()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| bad(variable, value, "a whole number above 0"))
-        };
-        let size = |variable: &'static str, default: &str| {
-            let value = get(variable, default);
-            ByteSize::parse(&value).ok_or_else(|| {
-                bad(
-                    variable,
-                    value,
-                    "a size such as 500M or 2G (bytes, K, M or G)",
-                )
-            })
-        };
-        let registry_auth = match vars
-            .get("CODEBUILDER_REGISTRY_AUTH")
-            .filter(|v| !v.is_empty())
-        {
-            Some(dir) if dir.starts_with('/') && is_plain_word(dir) => Some(dir.into()),
-            Some(dir) => {
-                return Err(bad(
-                    "CODEBUILDER_REGISTRY_AUTH",
-                    dir.clone(),
-                    "the absolute path of a folder with a docker config.json",
-                ))
-            }
-            None => None,
-        };
-        let build_network = vars
-            .get("CODEBUILDER_BUILD_NETWORK")
-            .filter(|v| !v.is_empty())
-            .cloned();
-        if let Some(network) = &build_network {
-            if !is_plain_word(network) {
-                return Err(bad(
-                    "CODEBUILDER_BUILD_NETWORK",
-                    network.clone(),
-                    "a docker network name such as host",
-                ));
-            }
+        table::requests_within_limits(vars, &settings)?;
+        Ok(settings)
+    }
+
+    /// What `from_vars` starts from: every field is some row's, and that row fills it, so
+    /// none of these values is ever seen.
+    fn blank() -> Self {
+        Self {
+            ssh_user: String::new(),
+            namespace: String::new(),
+            registry: String::new(),
+            pull_registry: String::new(),
+            registry_auth: None,
+            deploy: DeployMode::Helm,
+            deploy_branch: String::new(),
+            build_timeout: Duration::ZERO,
+            deploy_timeout: Duration::ZERO,
+            docker: String::new(),
+            helm: String::new(),
+            kubectl: String::new(),
+            deploy_values: None,
+            pod_security: Level::Baseline,
+            pod_security_allow: Vec::new(),
+            app_quota: None,
+            network_isolation: true,
+            ingress_namespaces: Vec::new(),
+            build_network: None,
+            keep_builds: 0,
+            keep_images: 0,
+            max_push_size: ByteSize(0),
+            max_context_size: ByteSize(0),
+            max_chart_size: ByteSize(0),
+            max_chart_files: 0,
+            config_keys: None,
+            config_access: None,
+            app_creators: AppCreators::All,
+            buildpacks: Vec::new(),
+            builder_image: String::new(),
+            run_image: String::new(),
+            stack: String::new(),
         }
-        let buildpacks = get("CODEBUILDER_BUILDPACKS", "");
-        let buildpacks = Buildpack::parse_list(&buildpacks, Origin::Operator).map_err(|_| {
-            bad(
-                "CODEBUILDER_BUILDPACKS",
-                buildpacks,
-                "comma-separated buildpack git URLs (https://, http://, git://, ssh://, each with an optional #REF) or absolute paths of buildpack directories",
-            )
-        })?;
-        let image = |variable: &'static str, default: &str| {
-            let value = get(variable, default);
-            if is_plain_word(&value) && !value.starts_with('-') {
-                Ok(value)
-            } else {
-                Err(bad(
-                    variable,
-                    value,
-                    "a docker image name such as heroku/heroku:24",
-                ))
-            }
-        };
-        let builder_image = image("CODEBUILDER_BUILDER_IMAGE", "heroku/heroku:24-build")?;
-        let stack = get("CODEBUILDER_STACK", &stack_of(&builder_image));
-        if !is_stack_name(&stack) {
-            return Err(bad(
-                "CODEBUILDER_STACK",
-                stack,
-                "a stack name such as heroku-24 (lowercase letters, digits, . and -)",
-            ));
-        }
-        let pod_security = get("CODEBUILDER_POD_SECURITY", "baseline");
-        let pod_security = Level::parse(&pod_security).ok_or_else(|| {
-            bad(
-                "CODEBUILDER_POD_SECURITY",
-                pod_security,
-                "restricted, baseline or privileged",
-            )
-        })?;
-        let allow = get("CODEBUILDER_POD_SECURITY_ALLOW", "");
-        let pod_security_allow = Control::parse_list(&allow).ok_or_else(|| {
-            bad(
-                "CODEBUILDER_POD_SECURITY_ALLOW",
-                allow,
-                "comma-separated Pod Security controls: hostProcess, hostNetwork, hostPID, hostIPC, privileged, capabilities, hostPath, hostPorts, appArmor, seLinux, procMount, seccomp, sysctls, volumeTypes, allowPrivilegeEscalation, runAsNonRoot, runAsUser",
-            )
-        })?;
-        let app_quota = app_quota(vars)?;
-        let network_isolation = match get("CODEBUILDER_NETWORK_ISOLATION", "on").as_str() {
-            "on" => true,
-            "off" => false,
-            other => {
-                return Err(bad(
-                    "CODEBUILDER_NETWORK_ISOLATION",
-                    other.to_owned(),
-                    "on or off",
-                ))
-            }
-        };
-        let ingress = get("CODEBUILDER_INGRESS_NAMESPACES", "");
-        let ingress_namespaces: Vec<String> = ingress
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if !ingress_namespaces.iter().all(|n| is_dns_label(n)) {
-            return Err(bad(
-                "CODEBUILDER_INGRESS_NAMESPACES",
-                ingress,
-                "comma-separated namespace names such as ingress-nginx",
-            ));
-        }
-        let registry = word(
-            "CODEBUILDER_REGISTRY",
-            "127.0.0.1:5000",
-            "a registry address such as 127.0.0.1:5000",
-        )?;
-        Ok(Self {
-            pull_registry: word(
-                "CODEBUILDER_PULL_REGISTRY",
-                &registry,
-                "a registry address such as 127.0.0.1:5000",
-            )?,
-            registry,
-            registry_auth,
-            ssh_user: word("CODEBUILDER_SSH_USER", "git", "a user name")?,
-            namespace: word("CODEBUILDER_NAMESPACE", "codebuilder", "a namespace name")?,
-            deploy,
-            deploy_branch,
-            build_timeout: duration("CODEBUILDER_BUILD_TIMEOUT", "30m")?,
-            deploy_timeout: duration("CODEBUILDER_DEPLOY_TIMEOUT", "5m")?,
-            docker: word("CODEBUILDER_DOCKER", "docker", "a program name or path")?,
-            helm: word("CODEBUILDER_HELM", "helm", "a program name or path")?,
-            kubectl: word("CODEBUILDER_KUBECTL", "kubectl", "a program name or path")?,
-            deploy_values: vars
-                .get("CODEBUILDER_DEPLOY_VALUES")
-                .filter(|v| !v.is_empty())
-                .map(Into::into),
-            pod_security,
-            pod_security_allow,
-            app_quota,
-            network_isolation,
-            ingress_namespaces,
-            build_network,
-            keep_builds,
-            keep_images: count("CODEBUILDER_KEEP_IMAGES", "10")?,
-            max_push_size: size("CODEBUILDER_MAX_PUSH_SIZE", "1G")?,
-            max_context_size: size("CODEBUILDER_MAX_CONTEXT_SIZE", "500M")?,
-            max_chart_size: size("CODEBUILDER_MAX_CHART_SIZE", "10M")?,
-            max_chart_files: count("CODEBUILDER_MAX_CHART_FILES", "1000")?,
-            config_keys: vars
-                .get("CODEBUILDER_CONFIG_KEYS")
-                .filter(|v| !v.is_empty())
-                .map(Into::into),
-            config_access: vars
-                .get("CODEBUILDER_CONFIG_ACCESS")
-                .filter(|v| !v.is_empty())
-                .map(Into::into),
-            app_creators,
-            buildpacks,
-            builder_image,
-            run_image: image("CODEBUILDER_RUN_IMAGE", "heroku/heroku:24")?,
-            stack,
-        })
     }
 }
 
-/// The per-app limits of `CODEBUILDER_APP_QUOTA` (`off`, or `cpu=4,memory=8Gi,...`: each key
-/// once, the others at their defaults), with the container defaults of
-/// `CODEBUILDER_CONTAINER_REQUESTS` and `CODEBUILDER_CONTAINER_LIMITS`.
-fn app_quota(vars: &HashMap<String, String>) -> Result<Option<AppQuota>, SettingsError> {
-    let text = |variable: &str| vars.get(variable).map_or("", String::as_str);
-    let quota = text("CODEBUILDER_APP_QUOTA");
-    if quota == "off" {
-        return Ok(None);
-    }
-    let bad = |variable: &'static str, expected: &'static str| SettingsError {
-        variable,
-        value: text(variable).to_owned(),
-        expected,
-    };
-    let expected = "off, or KEY=VALUE pairs such as cpu=4,memory=8Gi,pods=20,services=10,persistentvolumeclaims=10";
-    let pairs = assignments(
-        quota,
-        &[
-            "cpu",
-            "memory",
-            "pods",
-            "services",
-            "persistentvolumeclaims",
-        ],
-    )
-    .ok_or_else(|| bad("CODEBUILDER_APP_QUOTA", expected))?;
-    let quantity = |key: &str, default: &str| {
-        Quantity::parse(pairs.get(key).map_or(default, |v| v))
-            .filter(|q| *q > Quantity::ZERO)
-            .ok_or_else(|| bad("CODEBUILDER_APP_QUOTA", expected))
-    };
-    let count = |key: &str, default: u64| match pairs.get(key) {
-        None => Ok(default),
-        Some(value) if value.bytes().all(|b| b.is_ascii_digit()) => value
-            .parse()
-            .map_err(|_| bad("CODEBUILDER_APP_QUOTA", expected)),
-        Some(_) => Err(bad("CODEBUILDER_APP_QUOTA", expected)),
-    };
-    let resources = |variable: &'static str, cpu: &str, memory: &str| {
-        let expected = "cpu=QUANTITY,memory=QUANTITY, such as cpu=100m,memory=128Mi";
-        let pairs = assignments(text(variable), &["cpu", "memory"])
-            .ok_or_else(|| bad(variable, expected))?;
-        let quantity = |key: &str, default: &str| {
-            Quantity::parse(pairs.get(key).map_or(default, |v| v))
-                .filter(|q| *q > Quantity::ZERO)
-                .ok_or_else(|| bad(variable, expected))
-        };
-        Ok(Resources {
-            cpu: quantity("cpu", cpu)?,
-            memory: quantity("memory", memory)?,
-        })
-    };
-    let request = resources("CODEBUILDER_CONTAINER_REQUESTS", "100m", "128Mi")?;
-    let limit = resources("CODEBUILDER_CONTAINER_LIMITS", "1", "512Mi")?;
-    if request.cpu > limit.cpu || request.memory > limit.memory {
-        return Err(bad(
-            "CODEBUILDER_CONTAINER_REQUESTS",
-            "requests at most CODEBUILDER_CONTAINER_LIMITS",
-        ));
-    }
-    Ok(Some(AppQuota {
-        cpu: quantity("cpu", "4")?,
-        memory: quantity("memory", "8Gi")?,
-        pods: count("pods", 20)?,
-        services: count("services", 10)?,
-        volume_claims: count("persistentvolumeclaims", 10)?,
-        request,
-        limit,
-    }))
-}
-
-/// `KEY=VALUE` pairs separated by commas, each key one of `keys` and named once.
-fn assignments<'a>(text: &'a str, keys: &[&str]) -> Option<HashMap<&'a str, &'a str>> {
-    let mut pairs = HashMap::new();
-    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=')?;
-        if !keys.contains(&key) || pairs.insert(key, value).is_some() {
-            return None;
-        }
-    }
-    Some(pairs)
-}
-
-/// A Kubernetes namespace name (a DNS-1123 label).
-fn is_dns_label(value: &str) -> bool {
-    value.len() <= 63
-        && value.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && value.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-/// The variables of `VARIABLES` among `vars`, each checked to be UTF-8.
+/// The variables of the table's session rows among `vars`, each checked to be UTF-8.
 fn ours(
     vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
 ) -> Result<HashMap<String, String>, SettingsError> {
     let mut found = HashMap::new();
     for (name, value) in vars {
-        let Some(variable) = VARIABLES
-            .iter()
-            .find(|v| name.as_encoded_bytes() == v.as_bytes())
+        let Some(variable) = session_variables().find(|v| name.as_encoded_bytes() == v.as_bytes())
         else {
             continue;
         };
@@ -509,7 +217,7 @@ fn ours(
             value: value.to_string_lossy().into_owned(),
             expected: "UTF-8 text",
         })?;
-        found.insert((*variable).to_owned(), value);
+        found.insert(variable.to_owned(), value);
     }
     Ok(found)
 }
@@ -552,209 +260,6 @@ impl std::fmt::Display for ByteSize {
     }
 }
 
-/// Who named a buildpack, which decides what it may be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// The operator (`CODEBUILDER_BUILDPACKS`): local directories are allowed.
-    Operator,
-    /// An app (its `.buildpacks` file, its `BUILDPACK_URL`): network git URLs only. A local
-    /// path or `file://` URL would copy files of the codebuilder host (keys, other apps'
-    /// repositories) into the app's build, where its owner can read them.
-    App,
-}
-
-/// Where a buildpack comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BuildpackSource {
-    /// A git repository, cloned on the codebuilder host (nothing of it runs there).
-    Git(String),
-    /// A directory on the codebuilder host, used as it is (operator only).
-    Local(std::path::PathBuf),
-}
-
-/// One buildpack as written by the operator or an app: `URL[#REF]` or `/PATH[#REF]`. Checked
-/// before it reaches `git clone` or `docker`: no option-like, quoted, spaced or control
-/// characters, only network git schemes, and a ref that is a plain git name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Buildpack {
-    source: BuildpackSource,
-    reference: Option<String>,
-    text: String,
-}
-
-/// Why a buildpack URL was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BuildpackUrlError {
-    #[error("is empty")]
-    Empty,
-    #[error("is longer than {MAX_BUILDPACK_URL} characters")]
-    TooLong,
-    #[error("contains a space, quote, control or other character that has no place in a URL")]
-    BadCharacter,
-    #[error("is not a git URL: use https://, http://, git:// or ssh://")]
-    UnsupportedScheme,
-    #[error("has no host")]
-    NoHost,
-    #[error("has a percent-encoded host or user, or one that starts with '-'")]
-    BadHost,
-    #[error("is a local path, which only the operator's CODEBUILDER_BUILDPACKS may name")]
-    LocalNotAllowed,
-    #[error("is a tarball: only git URLs of buildpacks are supported")]
-    Tarball,
-    #[error("has a #REF that is not a branch, tag or commit name")]
-    BadReference,
-}
-
-/// Longest buildpack URL accepted, `#REF` included.
-pub const MAX_BUILDPACK_URL: usize = 1024;
-
-impl Buildpack {
-    pub fn parse(text: &str, origin: Origin) -> Result<Self, BuildpackUrlError> {
-        if text.is_empty() {
-            return Err(BuildpackUrlError::Empty);
-        }
-        if text.len() > MAX_BUILDPACK_URL {
-            return Err(BuildpackUrlError::TooLong);
-        }
-        if !text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@+=~%#".contains(&b))
-        {
-            return Err(BuildpackUrlError::BadCharacter);
-        }
-        let (location, reference) = match text.split_once('#') {
-            Some((location, reference)) if is_git_ref(reference) => {
-                (location, Some(reference.to_owned()))
-            }
-            Some(_) => return Err(BuildpackUrlError::BadReference),
-            None => (text, None),
-        };
-        let source = if location.starts_with('/') {
-            if origin == Origin::App {
-                return Err(BuildpackUrlError::LocalNotAllowed);
-            }
-            BuildpackSource::Local(location.into())
-        } else {
-            check_git_url(location)?;
-            BuildpackSource::Git(location.to_owned())
-        };
-        Ok(Self {
-            source,
-            reference,
-            text: text.to_owned(),
-        })
-    }
-
-    /// Parses a comma-separated list (the operator's setting); empty entries are skipped.
-    pub fn parse_list(text: &str, origin: Origin) -> Result<Vec<Self>, BuildpackUrlError> {
-        text.split(',')
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty())
-            .map(|entry| Self::parse(entry, origin))
-            .collect()
-    }
-
-    pub fn source(&self) -> &BuildpackSource {
-        &self.source
-    }
-
-    /// The `#REF` to check out, if one was pinned.
-    pub fn reference(&self) -> Option<&str> {
-        self.reference.as_deref()
-    }
-
-    /// As it was written, `#REF` included: how messages name it.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-}
-
-impl std::fmt::Display for Buildpack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-fn check_git_url(url: &str) -> Result<(), BuildpackUrlError> {
-    let rest = ["https://", "http://", "git://", "ssh://"]
-        .iter()
-        .find_map(|scheme| url.strip_prefix(scheme))
-        .ok_or(BuildpackUrlError::UnsupportedScheme)?;
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    if host.is_empty() || host.starts_with(':') {
-        return Err(BuildpackUrlError::NoHost);
-    }
-    // A user or host that starts with `-` would reach ssh as an option, and git decodes
-    // `%2D` into `-` before it calls ssh: no percent-encoding in the authority at all.
-    if authority.starts_with('-') || host.starts_with('-') || authority.contains('%') {
-        return Err(BuildpackUrlError::BadHost);
-    }
-    if [".tgz", ".tar.gz", ".tar", ".zip"]
-        .iter()
-        .any(|suffix| url.ends_with(suffix))
-    {
-        return Err(BuildpackUrlError::Tarball);
-    }
-    Ok(())
-}
-
-/// A branch, tag or commit name: what `git checkout` can take without reading it as an option.
-fn is_git_ref(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 255
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
-        && !value.starts_with(['-', '/', '.'])
-        && !value.ends_with(['/', '.'])
-        && !value.contains("..")
-        && !value.contains("//")
-        && !value.ends_with(".lock")
-}
-
-/// A value that is safe as one argument and on one line of sshd_config: no space, quote,
-/// control character or shell syntax.
-/// The stack a build image is for, as Heroku names stacks: the image's name and tag
-/// without `-build` (`heroku/heroku:24-build` is `heroku-24`); a `latest` or missing tag
-/// leaves the name alone.
-fn stack_of(image: &str) -> String {
-    let image = image.split_once('@').map_or(image, |(name, _)| name);
-    let last = image.rsplit('/').next().unwrap_or(image);
-    let (name, tag) = last.split_once(':').unwrap_or((last, "latest"));
-    let name = name.strip_suffix("-build").unwrap_or(name);
-    let tag = tag.strip_suffix("-build").unwrap_or(tag);
-    match tag {
-        "latest" | "" => name.to_owned(),
-        tag => format!("{name}-{tag}"),
-    }
-}
-
-fn is_stack_name(value: &str) -> bool {
-    value.len() <= 64
-        && value.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b))
-}
-
-fn is_plain_word(value: &str) -> bool {
-    !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@+=".contains(&b))
-}
-
-fn is_branch_name(value: &str) -> bool {
-    is_plain_word(value)
-        && !value.starts_with(['-', '/', '.'])
-        && !value.ends_with(['/', '.'])
-        && !value.contains("..")
-        && !value.contains("//")
-        && !value.ends_with(".lock")
-        && !value.contains(['@', ':', '='])
-}
-
 /// Parses `90`, `90s`, `30m`, `1h` into a duration greater than zero.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -774,6 +279,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buildpack::BuildpackSource;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -959,52 +465,6 @@ mod tests {
             &BuildpackSource::Local("/opt/buildpacks/go".into())
         );
         assert_eq!(s.buildpacks[1].reference(), None);
-    }
-
-    #[test]
-    fn buildpack_urls() {
-        use BuildpackUrlError::*;
-        let app = |text: &str| Buildpack::parse(text, Origin::App).map(|_| ());
-        assert_eq!(
-            app("https://github.com/heroku/heroku-buildpack-ruby.git"),
-            Ok(())
-        );
-        assert_eq!(app("git://127.0.0.1:9418/bp.git#0123abc"), Ok(()));
-        assert_eq!(app("ssh://git@example.com/bp#release/v2"), Ok(()));
-        for (text, error) in [
-            ("", Empty),
-            ("/opt/buildpacks/go", LocalNotAllowed),
-            (
-                "file:///var/lib/codebuilder/repos/other.git",
-                UnsupportedScheme,
-            ),
-            ("ext::sh -c touch% /tmp/pwned", BadCharacter),
-            ("--upload-pack=touch /tmp/x", BadCharacter),
-            ("-uhttps://x", UnsupportedScheme),
-            ("ssh://-oProxyCommand=x/bp", BadHost),
-            ("ssh://%2DoProxyCommand=x/bp", BadHost),
-            ("ssh://%2doProxyCommand=x/bp", BadHost),
-            ("https://git%40x@%2Dx/bp", BadHost),
-            ("ssh://-oProxyCommand=x@example.com/bp", BadHost),
-            ("git://exa%6Dple.com/bp", BadHost),
-            ("https:///bp", NoHost),
-            ("https://x/bp.git#--orphan", BadReference),
-            ("https://x/bp.git#a..b", BadReference),
-            ("https://x/bp.git#", BadReference),
-            ("https://x/bp.git#a#b", BadReference),
-            ("https://x/bp.git\n", BadCharacter),
-            ("https://x/bp.git\u{0}", BadCharacter),
-            ("https://x/b p.git", BadCharacter),
-            ("https://x/\"bp", BadCharacter),
-            ("https://x/bp.tgz", Tarball),
-        ] {
-            assert_eq!(app(text), Err(error), "{text}");
-        }
-        assert_eq!(
-            app(&format!("https://x/{}", "a".repeat(1100))),
-            Err(TooLong)
-        );
-        assert!(Buildpack::parse("/opt/bp#main", Origin::Operator).is_ok());
     }
 
     #[test]

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
+use codebuilder_core::sshd_quoting::quotable_path;
 use codebuilder_core::Fingerprint;
 
 use crate::keytext::PublicKeyEntry;
@@ -60,22 +61,6 @@ pub fn forced_command_line(
         key_type = key.key_type(),
         data = key.base64(),
     ))
-}
-
-/// A path that can stand inside `command="..."` and be split by sshd's shell as one word.
-pub fn quotable_path(path: &Path) -> anyhow::Result<&str> {
-    let text = path.to_str().filter(|t| t.starts_with('/')).unwrap_or("");
-    if text.is_empty()
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b))
-    {
-        bail!(
-            "path {:?} cannot be used in sshd's forced command: use an absolute path of letters, digits and /._-+",
-            path.display()
-        );
-    }
-    Ok(text)
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use codebuilder_apps::{AppStore, Level};
-use codebuilder_core::{home::DEFAULT_HOME, main_support, AppName, Home, Settings};
+use codebuilder_core::settings::table::{CONFIG_ACCESS, CONFIG_KEYS, HOME, SSH_USER};
+use codebuilder_core::{main_support, AppName, Home, Settings};
 use codebuilder_keys::{access, authorized, commands, KeyStore};
 
 /// The codebuilder key store, and sshd's AuthorizedKeysCommand.
@@ -14,13 +15,13 @@ use codebuilder_keys::{access, authorized, commands, KeyStore};
 #[command(version)]
 struct Cli {
     /// State directory (keys, repos, builds, host keys).
-    #[arg(long, env = "CODEBUILDER_HOME", default_value = DEFAULT_HOME, global = true)]
+    #[arg(long, env = HOME.name, default_value = HOME.default.value(), global = true)]
     home: PathBuf,
     /// Read-only file of declared keys (`NAME[:admin] TYPE BASE64` lines), merged in.
-    #[arg(long, env = "CODEBUILDER_CONFIG_KEYS", global = true)]
+    #[arg(long, env = CONFIG_KEYS.name, global = true)]
     config_keys: Option<PathBuf>,
     /// Read-only file of declared access to apps (`APP KEYNAME push|read` lines), merged in.
-    #[arg(long, env = "CODEBUILDER_CONFIG_ACCESS", global = true)]
+    #[arg(long, env = CONFIG_ACCESS.name, global = true)]
     config_access: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -63,7 +64,7 @@ enum Command {
     /// For sshd: AuthorizedKeysCommand PATH --home HOME authorized-keys %u %t %k.
     AuthorizedKeys {
         /// The only user keys are valid for (sshd gives commands no environment: pass it here).
-        #[arg(long, env = "CODEBUILDER_SSH_USER", default_value = "git")]
+        #[arg(long, env = SSH_USER.name, default_value = SSH_USER.default.value())]
         ssh_user: String,
         user: String,
         key_type: String,

@@ -3,7 +3,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use codebuilder_commands::{help, parse_words, Request, REQUEST_ENV};
-use codebuilder_core::{home::DEFAULT_HOME, main_support, Home, Settings};
+use codebuilder_core::settings::table::HOME;
+use codebuilder_core::{main_support, Home, Settings};
 use codebuilder_ops::dispatch::{self, Context};
 
 /// Operates apps: what `ssh git@HOST COMMAND` runs once codebuilder-receive has checked the
@@ -13,7 +14,7 @@ use codebuilder_ops::dispatch::{self, Context};
 #[command(version)]
 struct Cli {
     /// State directory (keys, repos, builds, host keys).
-    #[arg(long, env = "CODEBUILDER_HOME", default_value = DEFAULT_HOME)]
+    #[arg(long, env = HOME.name, default_value = HOME.default.value())]
     home: PathBuf,
     /// The command and its words, as over ssh: they are read by the command table alone.
     #[arg(

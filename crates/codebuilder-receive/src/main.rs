@@ -2,14 +2,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use codebuilder_core::{home::DEFAULT_HOME, main_support, Home};
+use codebuilder_core::settings::table::HOME;
+use codebuilder_core::{main_support, Home};
 
 /// sshd's forced command: serves git push/clone and admin key commands for one key.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
     /// State directory (keys, repos, builds, host keys).
-    #[arg(long, env = "CODEBUILDER_HOME", default_value = DEFAULT_HOME)]
+    #[arg(long, env = HOME.name, default_value = HOME.default.value())]
     home: PathBuf,
     /// Name of the key the client authenticated with (set by codebuilder-keys).
     #[arg(long)]

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::bail;
-use codebuilder_core::settings::VARIABLES;
-use codebuilder_keys::authorized::quotable_path;
+use codebuilder_core::settings::table::{session_variables, HOME};
+use codebuilder_core::sshd_quoting::quotable_path;
 
 pub struct SshdConfig {
     pub listen: SocketAddr,
@@ -94,8 +94,8 @@ impl SshdConfig {
 /// The operator's settings, passed on to every session, so that a push sees what was set.
 /// Values were checked by `Settings::from_env`; paths are checked here.
 pub fn session_environment(home: &std::path::Path) -> anyhow::Result<Vec<String>> {
-    let mut pairs = vec![format!("CODEBUILDER_HOME={}", quotable_path(home)?)];
-    for name in VARIABLES.iter().filter(|n| **n != "CODEBUILDER_HOME") {
+    let mut pairs = vec![format!("{}={}", HOME.name, quotable_path(home)?)];
+    for name in session_variables().filter(|n| *n != HOME.name) {
         let Ok(value) = std::env::var(name) else {
             continue;
         };

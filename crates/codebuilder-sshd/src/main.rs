@@ -3,23 +3,24 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use codebuilder_core::{home::DEFAULT_HOME, main_support, Home};
+use codebuilder_core::settings::table::{HOME, HOST_KEYS, LISTEN, SSHD};
+use codebuilder_core::{main_support, Home};
 
 /// Starts codebuilder: prepares the home and host keys, writes sshd_config, runs sshd.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
     /// State directory (keys, repos, builds, host keys).
-    #[arg(long, env = "CODEBUILDER_HOME", default_value = DEFAULT_HOME)]
+    #[arg(long, env = HOME.name, default_value = HOME.default.value())]
     home: PathBuf,
     /// Address and port sshd listens on.
-    #[arg(long, env = "CODEBUILDER_LISTEN", default_value = "0.0.0.0:22")]
+    #[arg(long, env = LISTEN.name, default_value = LISTEN.default.value())]
     listen: SocketAddr,
     /// The sshd binary.
-    #[arg(long, env = "CODEBUILDER_SSHD", default_value = "/usr/sbin/sshd")]
+    #[arg(long, env = SSHD.name, default_value = SSHD.default.value())]
     sshd: PathBuf,
     /// Folder with ssh_host_*_key files to use instead of generated ones (a mounted Secret).
-    #[arg(long, env = "CODEBUILDER_HOST_KEYS")]
+    #[arg(long, env = HOST_KEYS.name)]
     host_keys: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,

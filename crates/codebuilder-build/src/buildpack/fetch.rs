@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use codebuilder_core::settings::{Buildpack, BuildpackSource};
+use codebuilder_core::buildpack::{Buildpack, BuildpackSource};
 use codebuilder_core::Home;
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
@@ -298,7 +298,7 @@ fn check_buildpack_dir(dir: &Path, buildpack: &Buildpack) -> anyhow::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codebuilder_core::settings::Origin;
+    use codebuilder_core::buildpack::Origin;
 
     #[test]
     fn cache_keys_differ_by_ref_and_are_plain() {

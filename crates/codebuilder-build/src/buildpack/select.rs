@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context};
+use codebuilder_core::buildpack::{Buildpack, Origin};
 use codebuilder_core::names::printable;
-use codebuilder_core::settings::{Buildpack, Origin};
 use codebuilder_core::Settings;
 
 use super::config::ConfigVars;
