@@ -598,11 +598,12 @@ fn detect_and_compile_failures_reject_the_push_and_leave_refs_alone() {
     commit_all(work.path(), "local buildpack");
     let (ok, stderr) = push(&dev, work.path(), "bpfail");
     assert!(!ok, "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "error: .buildpacks line 1: \"{}\" is a local path, which only the operator's CODEBUILDER_BUILDPACKS may name: set it to the git URL of a buildpack",
+    assert_eq!(
+        error_line(&stderr),
+        format!(
+            "remote: error: .buildpacks line 1: \"{}\" is a local path, which only the operator's CODEBUILDER_BUILDPACKS may name: fix .buildpacks, commit, and push again",
             bps.path("busybox-web")
-        )),
+        ),
         "{stderr}"
     );
 
