@@ -5,7 +5,7 @@ use std::io;
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use codebuilder_core::{AppName, Fingerprint, Home, Settings};
+use codebuilder_core::{AppName, Fingerprint, Home, ObjectId, Settings};
 
 use crate::build::Build;
 use crate::hook::{
@@ -115,7 +115,7 @@ pub fn rebuild(
             codebuilder_core::names::printable(&wanted)
         );
     }
-    let rev = resolved.stdout_text();
+    let rev = ObjectId::parse(&resolved.stdout_text())?;
     let output = Output::stdout();
     Build {
         settings: &settings,

@@ -9,7 +9,7 @@ use codebuilder_apps::{AppStore, KeyId, Level, Role};
 use codebuilder_build::hook::has_branch;
 use codebuilder_build::records::{BuildResult, Records};
 use codebuilder_core::settings::DeployMode;
-use codebuilder_core::{AppName, Fingerprint, Home, Settings};
+use codebuilder_core::{AppName, Fingerprint, Home, ObjectId, Settings};
 use codebuilder_keys::KeyStore;
 use serde_json::{json, Value};
 
@@ -137,7 +137,7 @@ pub(crate) fn deploy_branch(home: &Home, settings: &Settings, app: &AppName) -> 
     settings.deploy_branch.clone()
 }
 
-fn branch_head(home: &Home, app: &AppName, branch: &str) -> anyhow::Result<Option<String>> {
+fn branch_head(home: &Home, app: &AppName, branch: &str) -> anyhow::Result<Option<ObjectId>> {
     let mut rev_parse = Command::new("git");
     rev_parse.arg("--git-dir").arg(home.repo(app)).args([
         "rev-parse",
@@ -146,7 +146,10 @@ fn branch_head(home: &Home, app: &AppName, branch: &str) -> anyhow::Result<Optio
         &format!("refs/heads/{branch}"),
     ]);
     let out = codebuilder_process::run(rev_parse, codebuilder_process::QUICK)?;
-    Ok(out.success().then(|| out.stdout_text()))
+    if !out.success() {
+        return Ok(None);
+    }
+    Ok(Some(ObjectId::parse(&out.stdout_text())?))
 }
 
 fn rfc3339(seconds: u64) -> String {
@@ -210,7 +213,7 @@ pub fn info(
             r.number,
             serde_json::to_value(r.result)?.as_str().unwrap_or(""),
             rfc3339(r.started_at),
-            &r.rev[..7.min(r.rev.len())]
+            r.rev.short()
         ),
         None => "none yet".to_owned(),
     };
@@ -228,7 +231,7 @@ pub fn info(
         (
             "Deploy branch",
             match &head {
-                Some(head) => format!("{branch} at {}", &head[..7.min(head.len())]),
+                Some(head) => format!("{branch} at {}", head.short()),
                 None => format!("{branch} (not pushed yet)"),
             },
         ),

@@ -118,7 +118,7 @@ impl Operator<'_> {
         let Some(sha) = tag.strip_prefix("git-").filter(|s| !s.is_empty()) else {
             bail!("release v{current} of {app} names no codebuilder image (image.tag {tag:?}): push the app again");
         };
-        let chart = Chart::at(self.settings, app, &self.home.repo(app), sha)?;
+        let chart = Chart::at(self.settings, app, &self.home.repo(app), sha, sha)?;
         let next = deployer.prepare()?;
         // What the build set: the process types, the port and the image's user.
         let mut kept = serde_json::Map::new();
