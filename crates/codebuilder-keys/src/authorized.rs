@@ -4,8 +4,6 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
-use codebuilder_core::Fingerprint;
-
 use crate::keytext::PublicKeyEntry;
 use crate::store::{KeyRecord, KeyStore};
 
@@ -53,7 +51,7 @@ pub fn forced_command_line(
     let key = record
         .public_key()
         .with_context(|| format!("stored key {} is damaged", record.name))?;
-    let fingerprint = Fingerprint::parse(&key.fingerprint())?;
+    let fingerprint = key.fingerprint();
     Ok(format!(
         "restrict,command=\"{receive} --home {home} --user {name} --fingerprint {fingerprint}\" {key_type} {data}",
         name = record.name,
@@ -81,12 +79,13 @@ pub fn quotable_path(path: &Path) -> anyhow::Result<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codebuilder_core::KeyName;
+    use codebuilder_core::{Fingerprint, KeyName};
 
     fn record() -> KeyRecord {
         KeyRecord {
             name: KeyName::parse("alice").unwrap(),
-            fingerprint: String::new(),
+            fingerprint: Fingerprint::parse("SHA256:7PfG+CQNEIZ2WnpeJvdjwT5T5SU8r7LQb7G6Lt49RzQ")
+                .unwrap(),
             key_type: "ssh-ed25519".into(),
             key: "AAAAC3NzaC1lZDI1NTE5AAAAIN5Z04v93e8zqPpJzI9/bmL3plM9SUlV28HtcUsE0mX/".into(),
             admin: false,

@@ -34,7 +34,7 @@ impl Viewer {
         let record = store
             .list()?
             .into_iter()
-            .find(|r| r.fingerprint == fingerprint.as_str())
+            .find(|r| r.fingerprint == fingerprint)
             .with_context(|| {
                 format!("key {fingerprint} has been removed: ask an admin to add it again")
             })?;

@@ -47,7 +47,7 @@ pub fn serve(
         .by_name(&user)?
         .with_context(|| format!("key {user} has been removed"))?;
     // The name is only a label: the key that authenticated is the fingerprint.
-    if record.fingerprint != fingerprint.as_str() {
+    if record.fingerprint != fingerprint {
         bail!("key {user} is no longer the key this session authenticated with ({fingerprint}): reconnect, or ask an admin to check 'keys:list'");
     }
     let apps = AppStore::new(home, &settings.namespace, settings.config_access.clone());
@@ -155,7 +155,7 @@ fn run_git(
         .arg(repo)
         .env("CODEBUILDER_HOME", home.root())
         .env("CODEBUILDER_PUSHER", key.name.as_str())
-        .env("CODEBUILDER_PUSHER_FINGERPRINT", &key.fingerprint);
+        .env("CODEBUILDER_PUSHER_FINGERPRINT", key.fingerprint.as_str());
     // Protocol v2 is negotiated through this variable; pass it only in the form git uses.
     match std::env::var("GIT_PROTOCOL") {
         Ok(value)
