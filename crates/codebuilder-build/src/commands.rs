@@ -59,7 +59,7 @@ pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
         .run()?;
     }
     // An app that deploys from master: clones check out master, not a missing main.
-    if plan.deploy_branch != settings.deploy_branch {
+    if plan.deploy_branch != settings.deploy_branch.as_str() {
         if let Err(e) = point_head_at(&app_repo, &plan.deploy_branch) {
             tracing::warn!("{e:#}");
         }
@@ -85,7 +85,7 @@ pub fn rebuild(
     }
     let wanted = match rev {
         Some(rev) => rev.to_owned(),
-        None if has_branch(&repo, &settings.deploy_branch) => {
+        None if has_branch(&repo, settings.deploy_branch.as_str()) => {
             format!("refs/heads/{}", settings.deploy_branch)
         }
         None if has_branch(&repo, "master") => "refs/heads/master".to_owned(),

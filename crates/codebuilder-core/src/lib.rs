@@ -10,5 +10,5 @@ pub mod quantity;
 pub mod settings;
 
 pub use home::Home;
-pub use names::{AppName, Fingerprint, KeyName, NameError, ObjectId};
+pub use names::{AppName, BranchName, Fingerprint, KeyName, NameError, ObjectId};
 pub use settings::Settings;

@@ -33,6 +33,10 @@ pub enum NameError {
     FingerprintInvalid(String),
     #[error("{0:?} is not a full commit id: use the 40 hexadecimal digits 'git rev-parse' prints")]
     ObjectIdInvalid(String),
+    #[error(
+        "{0:?} is not a branch name: use letters, digits, '-', '_', '.' and '/', with no '..' or '//', no part starting with '.' or ending with '.lock', and no '-' or '/' at either end"
+    )]
+    BranchInvalid(String),
 }
 
 /// An app name: a DNS-1123 label of at most 53 characters that is not a reserved namespace.
@@ -269,6 +273,76 @@ impl fmt::Display for ObjectId {
     }
 }
 
+/// A branch name, by git's `check-ref-format --branch` rules over a plain character set:
+/// ASCII letters, digits, `-`, `_`, `.` and `/`, at most 255 bytes; no `..` or `//`; no part
+/// between slashes that starts with `.` or ends with `.lock`; no `-`, `.` or `/` first and no
+/// `/` or `.` last. A tag and a full commit id pass the same rule, so a buildpack's `#REF`
+/// is checked by it too. Nothing it admits can reach git as an option.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct BranchName(String);
+
+impl BranchName {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(name: &str) -> Result<Self, NameError> {
+        let ok = !name.is_empty()
+            && name.len() <= Self::MAX_LEN
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+            && !name.starts_with(['-', '/', '.'])
+            && !name.ends_with(['/', '.'])
+            && !name.contains("..")
+            && !name.contains("//")
+            && name
+                .split('/')
+                .all(|part| !part.starts_with('.') && !part.ends_with(".lock"));
+        if !ok {
+            return Err(NameError::BranchInvalid(printable(name)));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for BranchName {
+    type Err = NameError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
+impl TryFrom<String> for BranchName {
+    type Error = NameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<BranchName> for String {
+    fn from(value: BranchName) -> Self {
+        value.0
+    }
+}
+
+impl AsRef<str> for BranchName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BranchName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Shortens and escapes untrusted text so that an error message stays one readable line.
 pub fn printable(text: &str) -> String {
     const MAX: usize = 80;
@@ -406,6 +480,48 @@ mod tests {
         assert_eq!(
             ObjectId::parse_typed("V1").unwrap_err(),
             NameError::ObjectIdInvalid("V1".into())
+        );
+    }
+
+    #[test]
+    fn branch_names() {
+        for good in [
+            "main",
+            "master",
+            "release/1.2",
+            "feature_x-2",
+            "v1.0",
+            &"a".repeat(40),
+        ] {
+            assert_eq!(BranchName::parse(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "/x",
+            "x/",
+            "x.",
+            "a..b",
+            "a//b",
+            "x.lock",
+            "a.lock/b",
+            "a/.b",
+            "a b",
+            "a:b",
+            "a@b",
+            "a=b",
+            "a+b",
+            "a~1",
+            "a^",
+            "a\nb",
+            &"a".repeat(256),
+        ] {
+            assert!(BranchName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            BranchName::parse("a..b").unwrap_err().to_string(),
+            "\"a..b\" is not a branch name: use letters, digits, '-', '_', '.' and '/', with no '..' or '//', no part starting with '.' or ending with '.lock', and no '-' or '/' at either end"
         );
     }
 

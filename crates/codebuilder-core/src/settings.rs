@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::pod_security::{Control, Level};
 use crate::quantity::Quantity;
+use crate::BranchName;
 
 /// Every variable codebuilder reads; the sshd runner passes these on to ssh sessions.
 pub const VARIABLES: &[&str] = &[
@@ -81,7 +82,7 @@ pub struct Settings {
     /// credentials: given to `docker push` as DOCKER_CONFIG, and to nothing a build runs.
     pub registry_auth: Option<std::path::PathBuf>,
     pub deploy: DeployMode,
-    pub deploy_branch: String,
+    pub deploy_branch: BranchName,
     pub build_timeout: Duration,
     pub deploy_timeout: Duration,
     pub docker: String,
@@ -215,13 +216,13 @@ impl Settings {
             }
         };
         let deploy_branch = get("CODEBUILDER_DEPLOY_BRANCH", "main");
-        if !is_branch_name(&deploy_branch) {
-            return Err(bad(
+        let deploy_branch = BranchName::parse(&deploy_branch).map_err(|_| {
+            bad(
                 "CODEBUILDER_DEPLOY_BRANCH",
                 deploy_branch,
                 "a branch name such as main",
-            ));
-        }
+            )
+        })?;
         let keep = get("CODEBUILDER_KEEP_BUILDS", "20");
         let keep_builds = keep
             .parse()
@@ -623,7 +624,7 @@ impl Buildpack {
             return Err(BuildpackUrlError::BadCharacter);
         }
         let (location, reference) = match text.split_once('#') {
-            Some((location, reference)) if is_git_ref(reference) => {
+            Some((location, reference)) if BranchName::parse(reference).is_ok() => {
                 (location, Some(reference.to_owned()))
             }
             Some(_) => return Err(BuildpackUrlError::BadReference),
@@ -699,20 +700,6 @@ fn check_git_url(url: &str) -> Result<(), BuildpackUrlError> {
     Ok(())
 }
 
-/// A branch, tag or commit name: what `git checkout` can take without reading it as an option.
-fn is_git_ref(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 255
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
-        && !value.starts_with(['-', '/', '.'])
-        && !value.ends_with(['/', '.'])
-        && !value.contains("..")
-        && !value.contains("//")
-        && !value.ends_with(".lock")
-}
-
 /// A value that is safe as one argument and on one line of sshd_config: no space, quote,
 /// control character or shell syntax.
 /// The stack a build image is for, as Heroku names stacks: the image's name and tag
@@ -743,16 +730,6 @@ fn is_plain_word(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:@+=".contains(&b))
-}
-
-fn is_branch_name(value: &str) -> bool {
-    is_plain_word(value)
-        && !value.starts_with(['-', '/', '.'])
-        && !value.ends_with(['/', '.'])
-        && !value.contains("..")
-        && !value.contains("//")
-        && !value.ends_with(".lock")
-        && !value.contains(['@', ':', '='])
 }
 
 /// Parses `90`, `90s`, `30m`, `1h` into a duration greater than zero.
@@ -788,7 +765,7 @@ mod tests {
         assert_eq!(s.registry, "127.0.0.1:5000");
         assert_eq!(s.pull_registry, "127.0.0.1:5000");
         assert_eq!(s.deploy, DeployMode::Helm);
-        assert_eq!(s.deploy_branch, "main");
+        assert_eq!(s.deploy_branch.as_str(), "main");
         assert_eq!(s.build_timeout, Duration::from_secs(1800));
         assert_eq!(s.deploy_timeout, Duration::from_secs(300));
         assert_eq!(s.ssh_user, "git");

@@ -131,10 +131,10 @@ pub fn list(
 /// and not the other (as pushes and `rebuild` decide).
 pub(crate) fn deploy_branch(home: &Home, settings: &Settings, app: &AppName) -> String {
     let repo = home.repo(app);
-    if !has_branch(&repo, &settings.deploy_branch) && has_branch(&repo, "master") {
+    if !has_branch(&repo, settings.deploy_branch.as_str()) && has_branch(&repo, "master") {
         return "master".to_owned();
     }
-    settings.deploy_branch.clone()
+    settings.deploy_branch.to_string()
 }
 
 fn branch_head(home: &Home, app: &AppName, branch: &str) -> anyhow::Result<Option<ObjectId>> {

@@ -130,7 +130,7 @@ fn push_into(
         home,
         app,
         &hook_script(build, home.root())?,
-        &settings.deploy_branch,
+        settings.deploy_branch.as_str(),
     )?;
     // A pack over the limit is refused by git before anything is stored or built.
     let max_input = format!("receive.maxInputSize={}", settings.max_push_size.bytes());
