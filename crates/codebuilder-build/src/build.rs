@@ -11,7 +11,7 @@ use codebuilder_apps::formation::Formation;
 use codebuilder_apps::ConfigStore;
 use codebuilder_core::pod_security::Level;
 use codebuilder_core::settings::{ByteSize, DeployMode};
-use codebuilder_core::{AppName, Fingerprint, Home, Settings};
+use codebuilder_core::{AppName, Fingerprint, Home, ObjectId, Settings};
 use codebuilder_deploy::{
     chart, root_warning, runs_as_root, Cause, Deploy, ImageUser, Release, ReleaseValues, Trigger,
 };
@@ -38,8 +38,8 @@ pub struct Build<'a> {
     pub settings: &'a Settings,
     pub home: &'a Home,
     pub app: AppName,
-    /// Full object name of the commit to build.
-    pub rev: String,
+    /// The commit to build.
+    pub rev: ObjectId,
     /// Name of the key that pushed, or who ran `rebuild` (`records::REBUILT_BY`).
     pub pusher: String,
     /// Fingerprint of the key that pushed.
@@ -48,7 +48,7 @@ pub struct Build<'a> {
     pub cancel: Arc<AtomicBool>,
     /// For a push: the ref and the value it had when the push began. Checked once the lock
     /// is held, so that a push that waited for another one does not deploy over it.
-    pub expected: Option<(String, String)>,
+    pub expected: Option<(String, ObjectId)>,
     /// What the pusher asked for with `git push -o`.
     pub options: PushOptions,
 }
@@ -56,10 +56,6 @@ pub struct Build<'a> {
 impl Build<'_> {
     fn repo(&self) -> PathBuf {
         self.home.repo(&self.app)
-    }
-
-    fn short(&self) -> &str {
-        &self.rev[..7.min(self.rev.len())]
     }
 
     fn git(&self) -> Command {
@@ -113,7 +109,7 @@ impl Build<'_> {
                 home: self.home,
                 app: &self.app,
             };
-            bookkeeping.push(retention.keep(&format!("git-{}", self.short())));
+            bookkeeping.push(retention.keep(&format!("git-{}", self.rev.short())));
         }
         for error in bookkeeping.into_iter().filter_map(Result::err) {
             self.output.warning(&format!("{error:#}"));
@@ -135,7 +131,7 @@ impl Build<'_> {
             show: Output::detail,
         };
         let settings = self.settings;
-        let (app, short) = (&self.app, self.short());
+        let (app, short) = (&self.app, self.rev.short());
         crate::engine::check(&settings.docker)?;
         let deploying = settings.deploy != DeployMode::None && !self.options.skip_deploy;
         // Refused before anything is built: an app's chart/ with links or over the limits, a
@@ -206,7 +202,7 @@ impl Build<'_> {
         let app = &self.app;
         let config = ConfigStore::new(self.home).load(app)?.env();
         let formation = Formation::load(self.home, app)?;
-        let values = ReleaseValues::of_build(self.short())
+        let values = ReleaseValues::of_build(self.rev.short())
             .again(config)
             .scaled(formation.counts(), &["web"]);
         self.deployer(step).check(&Release {
@@ -261,12 +257,16 @@ impl Build<'_> {
         self.output.step(&format!(
             "Building {} ({}) with Dockerfile",
             self.app,
-            self.short()
+            self.rev.short()
         ));
-        let ignore_file =
-            context::ignore_list(&self.repo(), &self.rev, IgnoreFile::Docker, self.output)?;
+        let ignore_file = context::ignore_list(
+            &self.repo(),
+            self.rev.as_str(),
+            IgnoreFile::Docker,
+            self.output,
+        )?;
         let mut archive = self.git();
-        archive.args(["archive", "--format=tar", &self.rev]);
+        archive.args(["archive", "--format=tar", self.rev.as_str()]);
         let mut docker_build = Command::new(&settings.docker);
         docker_build
             .env("DOCKER_BUILDKIT", "1")
@@ -313,7 +313,13 @@ impl Build<'_> {
     }
 
     fn chart(&self) -> anyhow::Result<Chart> {
-        Chart::at(self.settings, &self.app, &self.repo(), &self.rev)
+        Chart::at(
+            self.settings,
+            &self.app,
+            &self.repo(),
+            self.rev.as_str(),
+            self.rev.short(),
+        )
     }
 
     /// `helm upgrade --install` of the app's own chart or the default one. A buildpack app's
@@ -328,7 +334,7 @@ impl Build<'_> {
         chart: &Chart,
         user: ImageUser,
     ) -> anyhow::Result<()> {
-        let (app, short) = (&self.app, self.short());
+        let (app, short) = (&self.app, self.rev.short());
         let types = processes.map_or_else(|| vec!["web"], Processes::names);
         let formation = Formation::load(self.home, app)?;
         // A Dockerfile app's release phase comes from its Procfile, if it has one.
@@ -400,11 +406,15 @@ impl Build<'_> {
         }
     }
 
-    /// What `reference` names now, or "" when it does not exist.
-    fn current(&self, reference: &str) -> anyhow::Result<String> {
+    /// What `reference` names now, if it exists.
+    fn current(&self, reference: &str) -> anyhow::Result<Option<ObjectId>> {
         let mut rev_parse = self.git();
         rev_parse.args(["rev-parse", "--verify", "--quiet", reference]);
-        Ok(codebuilder_process::run(rev_parse, QUICK)?.stdout_text())
+        let out = codebuilder_process::run(rev_parse, QUICK)?;
+        if !out.success() {
+            return Ok(None);
+        }
+        Ok(Some(ObjectId::parse(&out.stdout_text())?))
     }
 
     /// The push that held the lock before this one released it when its hook ended, but git
@@ -415,7 +425,7 @@ impl Build<'_> {
         &self,
         records: &Records,
         reference: &str,
-        old: &str,
+        old: &ObjectId,
     ) -> anyhow::Result<()> {
         let Some(last) = records.list()?.pop() else {
             return Ok(());
@@ -425,26 +435,23 @@ impl Build<'_> {
             .is_some_and(|t| now() <= t + PREVIOUS_PUSH_GRACE.as_secs());
         // A rebuild moves no ref: nothing to wait for.
         let rebuilt = last.pusher.starts_with(REBUILT_BY);
-        if last.result != BuildResult::Succeeded || !recent || rebuilt || last.rev == old {
+        if last.result != BuildResult::Succeeded || !recent || rebuilt || last.rev == *old {
             return Ok(());
         }
         let deadline = Instant::now() + PREVIOUS_PUSH_GRACE;
-        while self.current(reference)? == old && Instant::now() < deadline {
+        while self.current(reference)?.as_ref() == Some(old) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(())
     }
 
-    fn check_unmoved(&self, reference: &str, old: &str) -> anyhow::Result<()> {
+    fn check_unmoved(&self, reference: &str, old: &ObjectId) -> anyhow::Result<()> {
         let current = self.current(reference)?;
-        let unmoved = if old.bytes().all(|b| b == b'0') {
-            current.is_empty()
-        } else {
-            current == old
-        };
-        if !unmoved {
+        let expected = (!old.is_zero()).then_some(old);
+        if current.as_ref() != expected {
             let branch = reference.trim_start_matches("refs/heads/");
-            bail!("{branch} moved while this push waited: another push deployed {}; pull, then push again", &current[..7.min(current.len())]);
+            let deployed = current.as_ref().map_or("", ObjectId::short);
+            bail!("{branch} moved while this push waited: another push deployed {deployed}; pull, then push again");
         }
         Ok(())
     }
@@ -489,8 +496,16 @@ impl Chart {
         Ok(())
     }
 
-    /// The chart of revision `rev` of `app`, whose repository is `repo`.
-    pub fn at(settings: &Settings, app: &AppName, repo: &Path, rev: &str) -> anyhow::Result<Self> {
+    /// The chart of commit `rev` of `app`, whose repository is `repo`; `short` is how
+    /// messages and the default chart name that commit (a full id's short form, or the short
+    /// sha an image tag keeps).
+    pub fn at(
+        settings: &Settings,
+        app: &AppName,
+        repo: &Path,
+        rev: &str,
+        short: &str,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("codebuilder-chart-")
             .tempdir()?;
@@ -503,7 +518,6 @@ impl Chart {
         cat_file.args(["cat-file", "-e", &format!("{rev}:chart/Chart.yaml")]);
         let own = codebuilder_process::run(cat_file, QUICK)?.success();
         if own {
-            let short = &rev[..7.min(rev.len())];
             let mut archive = git();
             archive.args(["archive", "--format=tar", rev, "chart"]);
             let limits = chart::ChartLimits {
@@ -520,7 +534,7 @@ impl Chart {
             }
             chart::add_config_secret(dir.path())?;
         } else {
-            chart::write_default(dir.path(), app, 0, &rev[..7.min(rev.len())])?;
+            chart::write_default(dir.path(), app, 0, short)?;
         }
         Ok(Self { dir, own })
     }

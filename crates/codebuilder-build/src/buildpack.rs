@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use codebuilder_core::{AppName, Home, Settings};
+use codebuilder_core::{AppName, Home, ObjectId, Settings};
 
 use crate::build::{explain, remaining};
 use crate::context;
@@ -43,17 +43,13 @@ pub struct BuildpackBuild<'a> {
     pub app: &'a AppName,
     /// The app's bare repository.
     pub repo: &'a Path,
-    pub rev: &'a str,
+    pub rev: &'a ObjectId,
     pub step: &'a StepContext<'a>,
     /// When the build's time is up (`CODEBUILDER_BUILD_TIMEOUT` from its start).
     pub deadline: Instant,
 }
 
 impl BuildpackBuild<'_> {
-    fn short(&self) -> &str {
-        &self.rev[..7.min(self.rev.len())]
-    }
-
     fn remaining(&self) -> Duration {
         remaining(self.deadline)
     }
@@ -61,17 +57,17 @@ impl BuildpackBuild<'_> {
     /// Builds the image, tagged `tags`, and returns the app's process types for the deploy.
     pub fn run(&self, tags: &[&str]) -> anyhow::Result<Processes> {
         let config = ConfigVars::load(self.home, self.app)?;
-        let selection = select::select(self.settings, &config, self.repo, self.rev)?;
+        let selection = select::select(self.settings, &config, self.repo, self.rev.as_str())?;
         if selection.buildpacks.is_empty() {
             bail!(
                 "{} has no Dockerfile at the root of the repository and no buildpack is configured: add a Dockerfile, or a .buildpacks file with the git URL of a buildpack, commit, and push again",
-                self.short()
+                self.rev.short()
             );
         }
         self.step.output.step(&format!(
             "Building {} ({}) with buildpacks",
             self.app,
-            self.short()
+            self.rev.short()
         ));
         // Dropped on every way out of here: the container and the committed image go.
         let builder = Builder::new(&self.settings.docker, self.home.root(), self.app.as_str());
@@ -101,7 +97,7 @@ impl BuildpackBuild<'_> {
         builder.create(&ContainerSpec {
             image: &self.settings.builder_image,
             network: self.settings.build_network.as_deref(),
-            rev: self.rev,
+            rev: self.rev.as_str(),
             stack: &self.settings.stack,
             mode: selection.mode.as_arg(),
             names: selection.buildpacks.iter().map(|b| b.to_string()).collect(),
@@ -142,13 +138,18 @@ impl BuildpackBuild<'_> {
     /// Runs the builder with the pushed tree on its stdin; the buildpacks' output streams to
     /// the pusher as they print it.
     fn compile(&self, builder: &Builder, selection: &Selection) -> anyhow::Result<()> {
-        let ignore_list =
-            context::ignore_list(self.repo, self.rev, IgnoreFile::Slug, self.step.output)?;
+        let ignore_list = context::ignore_list(
+            self.repo,
+            self.rev.as_str(),
+            IgnoreFile::Slug,
+            self.step.output,
+        )?;
         let mut archive = Command::new("git");
-        archive
-            .arg("--git-dir")
-            .arg(self.repo)
-            .args(["archive", "--format=tar", self.rev]);
+        archive.arg("--git-dir").arg(self.repo).args([
+            "archive",
+            "--format=tar",
+            self.rev.as_str(),
+        ]);
         let mut source = vec![archive];
         if let Some(list) = &ignore_list {
             source.push(context::filter_command(list.path())?);

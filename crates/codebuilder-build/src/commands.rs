@@ -5,7 +5,7 @@ use std::io;
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use codebuilder_core::{AppName, Fingerprint, Home, Settings};
+use codebuilder_core::{AppName, Fingerprint, Home, ObjectId, Settings};
 
 use crate::build::Build;
 use crate::hook::{
@@ -59,7 +59,7 @@ pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
         .run()?;
     }
     // An app that deploys from master: clones check out master, not a missing main.
-    if plan.deploy_branch != settings.deploy_branch {
+    if plan.deploy_branch != settings.deploy_branch.as_str() {
         if let Err(e) = point_head_at(&app_repo, &plan.deploy_branch) {
             tracing::warn!("{e:#}");
         }
@@ -85,7 +85,7 @@ pub fn rebuild(
     }
     let wanted = match rev {
         Some(rev) => rev.to_owned(),
-        None if has_branch(&repo, &settings.deploy_branch) => {
+        None if has_branch(&repo, settings.deploy_branch.as_str()) => {
             format!("refs/heads/{}", settings.deploy_branch)
         }
         None if has_branch(&repo, "master") => "refs/heads/master".to_owned(),
@@ -115,7 +115,7 @@ pub fn rebuild(
             codebuilder_core::names::printable(&wanted)
         );
     }
-    let rev = resolved.stdout_text();
+    let rev = ObjectId::parse(&resolved.stdout_text())?;
     let output = Output::stdout();
     Build {
         settings: &settings,

@@ -5,33 +5,22 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use codebuilder_core::{AppName, Settings};
+use codebuilder_core::{AppName, ObjectId, Settings};
 
 /// More ref updates than this in one push is not a deploy.
 const MAX_UPDATES: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefUpdate {
-    pub old: String,
-    pub new: String,
+    pub old: ObjectId,
+    pub new: ObjectId,
     pub name: String,
 }
 
 impl RefUpdate {
     pub fn is_delete(&self) -> bool {
-        is_zero(&self.new)
+        self.new.is_zero()
     }
-}
-
-fn is_zero(id: &str) -> bool {
-    id.bytes().all(|b| b == b'0')
-}
-
-fn is_object_id(id: &str) -> bool {
-    matches!(id.len(), 40 | 64)
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// Reads git's `OLD NEW REF` lines.
@@ -42,24 +31,28 @@ pub fn read_updates(input: impl BufRead) -> anyhow::Result<Vec<RefUpdate>> {
         if updates.len() == MAX_UPDATES {
             bail!("more than {MAX_UPDATES} refs in one push: push fewer at a time");
         }
-        let mut fields = line.split(' ');
-        match (fields.next(), fields.next(), fields.next(), fields.next()) {
-            (Some(old), Some(new), Some(name), None)
-                if is_object_id(old) && is_object_id(new) && !name.is_empty() =>
-            {
-                updates.push(RefUpdate {
-                    old: old.into(),
-                    new: new.into(),
-                    name: name.into(),
-                });
-            }
-            _ => bail!(
+        let update = parse_update(&line).with_context(|| {
+            format!(
                 "unexpected ref update line from git: {}",
                 codebuilder_core::names::printable(&line)
-            ),
-        }
+            )
+        })?;
+        updates.push(update);
     }
     Ok(updates)
+}
+
+/// One `OLD NEW REF` line, its ids as git prints them.
+fn parse_update(line: &str) -> Option<RefUpdate> {
+    let mut fields = line.split(' ');
+    match (fields.next(), fields.next(), fields.next(), fields.next()) {
+        (Some(old), Some(new), Some(name), None) if !name.is_empty() => Some(RefUpdate {
+            old: ObjectId::parse(old).ok()?,
+            new: ObjectId::parse(new).ok()?,
+            name: name.into(),
+        }),
+        _ => None,
+    }
 }
 
 /// What the hook does with a push.
@@ -157,7 +150,7 @@ pub fn check_whole_history(repo: &Path, updates: &[RefUpdate]) -> anyhow::Result
         rev_list.arg("--git-dir").arg(repo).args([
             "rev-list",
             "--quiet",
-            &update.new,
+            update.new.as_str(),
             "--not",
             "--all",
         ]);
@@ -210,8 +203,8 @@ mod tests {
 
     fn update(old: &str, new: &str, name: &str) -> RefUpdate {
         RefUpdate {
-            old: old.into(),
-            new: new.into(),
+            old: ObjectId::parse(old).unwrap(),
+            new: ObjectId::parse(new).unwrap(),
             name: name.into(),
         }
     }

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use codebuilder_core::fsutil::{remove_tree, write_atomic};
-use codebuilder_core::{AppName, Fingerprint, Home};
+use codebuilder_core::{AppName, Fingerprint, Home, ObjectId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,7 +28,7 @@ pub enum BuildResult {
 pub struct BuildRecord {
     pub number: u64,
     pub app: String,
-    pub rev: String,
+    pub rev: ObjectId,
     /// Name of the key that pushed, or [`REBUILT_BY`] and who ran `rebuild`.
     pub pusher: String,
     /// Fingerprint of the key that pushed or rebuilt over ssh (none for an admin's rebuild at
@@ -122,14 +122,8 @@ impl Records {
     /// The newest record still marked running: the build that holds the app's lock.
     /// `build 3 of abc1234 by alice`: the running build, for whoever waits for the app's lock.
     pub fn describe_running(&self) -> Option<String> {
-        self.running().map(|r| {
-            format!(
-                "build {} of {} by {}",
-                r.number,
-                &r.rev[..7.min(r.rev.len())],
-                r.pusher
-            )
-        })
+        self.running()
+            .map(|r| format!("build {} of {} by {}", r.number, r.rev.short(), r.pusher))
     }
 
     pub fn running(&self) -> Option<BuildRecord> {
@@ -144,7 +138,7 @@ impl Records {
     /// marked running belong to builds that died: they are marked interrupted.
     pub fn start(
         &self,
-        rev: &str,
+        rev: &ObjectId,
         pusher: &str,
         pusher_fingerprint: Option<&Fingerprint>,
     ) -> anyhow::Result<(BuildRecord, File)> {
@@ -162,7 +156,7 @@ impl Records {
         let record = BuildRecord {
             number,
             app: self.app.to_string(),
-            rev: rev.to_owned(),
+            rev: rev.clone(),
             pusher: pusher.to_owned(),
             pusher_fingerprint: pusher_fingerprint.cloned(),
             started_at: now(),
@@ -242,6 +236,10 @@ mod tests {
         Fingerprint::parse(&format!("SHA256:{}", tail.to_string().repeat(43))).unwrap()
     }
 
+    fn commit() -> ObjectId {
+        ObjectId::parse(&"abc1234".repeat(6)[..40]).unwrap()
+    }
+
     #[test]
     fn kept_apart_records_are_read_by_their_pusher_only() {
         let dir = tempfile::tempdir().unwrap();
@@ -250,7 +248,7 @@ mod tests {
         let records = Records::new(&home, &app);
         let (alice, bob) = (key('a'), key('b'));
         for pusher in [Some(&alice), Some(&bob), None] {
-            let (mut record, mut log) = records.start("abc1234", "someone", pusher).unwrap();
+            let (mut record, mut log) = records.start(&commit(), "someone", pusher).unwrap();
             writeln!(log, "log of build {}", record.number).unwrap();
             record.result = BuildResult::Failed;
             records.save(&record).unwrap();
@@ -283,7 +281,7 @@ mod tests {
         let home = Home::new(dir.path());
         let app = AppName::parse("shop", "codebuilder").unwrap();
         let records = Records::new(&home, &app);
-        let (mut record, _) = records.start("abc1234", "someone", None).unwrap();
+        let (mut record, _) = records.start(&commit(), "someone", None).unwrap();
         assert_eq!(
             records.log_path(&record),
             Some(home.builds_dir(&app).join("000001.log"))

@@ -1,6 +1,8 @@
 //! Buildpacks as the operator or an app names them: `URL[#REF]` or `/PATH[#REF]`, checked before
 //! anything of them reaches `git clone` or `docker`.
 
+use crate::BranchName;
+
 /// Who named a buildpack, which decides what it may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -72,7 +74,7 @@ impl Buildpack {
             return Err(BuildpackUrlError::BadCharacter);
         }
         let (location, reference) = match text.split_once('#') {
-            Some((location, reference)) if is_git_ref(reference) => {
+            Some((location, reference)) if BranchName::parse(reference).is_ok() => {
                 (location, Some(reference.to_owned()))
             }
             Some(_) => return Err(BuildpackUrlError::BadReference),
@@ -146,20 +148,6 @@ fn check_git_url(url: &str) -> Result<(), BuildpackUrlError> {
         return Err(BuildpackUrlError::Tarball);
     }
     Ok(())
-}
-
-/// A branch, tag or commit name: what `git checkout` can take without reading it as an option.
-fn is_git_ref(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 255
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
-        && !value.starts_with(['-', '/', '.'])
-        && !value.ends_with(['/', '.'])
-        && !value.contains("..")
-        && !value.contains("//")
-        && !value.ends_with(".lock")
 }
 
 #[cfg(test)]

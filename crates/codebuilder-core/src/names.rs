@@ -31,6 +31,12 @@ pub enum NameError {
     KeyInvalid(String),
     #[error("{0:?} is not a SHA256 fingerprint as 'ssh-keygen -lf' prints it")]
     FingerprintInvalid(String),
+    #[error("{0:?} is not a full commit id: use the 40 hexadecimal digits 'git rev-parse' prints")]
+    ObjectIdInvalid(String),
+    #[error(
+        "{0:?} is not a branch name: use letters, digits, '-', '_', '.' and '/', with no '..' or '//', no part starting with '.' or ending with '.lock', and no '-' or '/' at either end"
+    )]
+    BranchInvalid(String),
 }
 
 /// An app name: a DNS-1123 label of at most 53 characters that is not a reserved namespace.
@@ -189,6 +195,161 @@ impl fmt::Display for Fingerprint {
     }
 }
 
+/// A full git object id: 40 hexadecimal digits (SHA-1), or 64 (SHA-256), lowercase as git
+/// prints them.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct ObjectId(String);
+
+impl ObjectId {
+    /// Length of the short form, as git and image tags print it.
+    pub const SHORT_LEN: usize = 7;
+
+    /// Reads an id as git prints it (`rev-parse`, a hook's stdin): upper case is refused.
+    pub fn parse(text: &str) -> Result<Self, NameError> {
+        let ok = matches!(text.len(), 40 | 64)
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !ok {
+            return Err(NameError::ObjectIdInvalid(printable(text)));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// Reads an id a person typed (a `.buildpacks` `#REF`), where git also takes upper case:
+    /// it is lowercased, as git would print it.
+    pub fn parse_typed(text: &str) -> Result<Self, NameError> {
+        Self::parse(&text.to_ascii_lowercase())
+            .map_err(|_| NameError::ObjectIdInvalid(printable(text)))
+    }
+
+    /// The all-zero id: what git's hooks read for a ref that does not exist.
+    pub fn is_zero(&self) -> bool {
+        self.0.bytes().all(|b| b == b'0')
+    }
+
+    /// The first seven digits, as git and image tags print a commit.
+    pub fn short(&self) -> &str {
+        &self.0[..Self::SHORT_LEN]
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ObjectId {
+    type Err = NameError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
+impl TryFrom<String> for ObjectId {
+    type Error = NameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ObjectId> for String {
+    fn from(value: ObjectId) -> Self {
+        value.0
+    }
+}
+
+impl AsRef<str> for ObjectId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A branch name, by git's `check-ref-format --branch` rules over a plain character set:
+/// ASCII letters, digits, `-`, `_`, `.` and `/`, at most 255 bytes; no `..` or `//`; no part
+/// between slashes that starts with `.` or ends with `.lock`; no `-`, `.` or `/` first and no
+/// `/` or `.` last. A tag and a full commit id pass the same rule, so a buildpack's `#REF`
+/// is checked by it too. Nothing it admits can reach git as an option.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct BranchName(String);
+
+impl BranchName {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(name: &str) -> Result<Self, NameError> {
+        let ok = !name.is_empty()
+            && name.len() <= Self::MAX_LEN
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+            && !name.starts_with(['-', '/', '.'])
+            && !name.ends_with(['/', '.'])
+            && !name.contains("..")
+            && !name.contains("//")
+            && name
+                .split('/')
+                .all(|part| !part.starts_with('.') && !part.ends_with(".lock"));
+        if !ok {
+            return Err(NameError::BranchInvalid(printable(name)));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `main`: git's and GitHub's first branch, and codebuilder's deploy branch unless set.
+impl Default for BranchName {
+    fn default() -> Self {
+        Self("main".to_owned())
+    }
+}
+
+impl std::str::FromStr for BranchName {
+    type Err = NameError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
+impl TryFrom<String> for BranchName {
+    type Error = NameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<BranchName> for String {
+    fn from(value: BranchName) -> Self {
+        value.0
+    }
+}
+
+impl AsRef<str> for BranchName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BranchName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Shortens and escapes untrusted text so that an error message stays one readable line.
 pub fn printable(text: &str) -> String {
     const MAX: usize = 80;
@@ -287,6 +448,88 @@ mod tests {
         ] {
             assert!(Fingerprint::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn object_ids() {
+        let sha1 = "0123456789abcdef0123456789abcdef01234567";
+        let id = ObjectId::parse(sha1).unwrap();
+        assert_eq!(id.as_str(), sha1);
+        assert_eq!(id.short(), "0123456");
+        assert!(!id.is_zero());
+        assert!(ObjectId::parse(&"0".repeat(40)).unwrap().is_zero());
+        assert!(ObjectId::parse(&"f".repeat(64)).is_ok());
+        for bad in [
+            "",
+            "0123456",
+            "main",
+            &"a".repeat(39),
+            &"a".repeat(41),
+            &"A".repeat(40),
+            &"g".repeat(40),
+            &format!("-{}", "a".repeat(39)),
+        ] {
+            assert!(ObjectId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            ObjectId::parse("main").unwrap_err().to_string(),
+            "\"main\" is not a full commit id: use the 40 hexadecimal digits 'git rev-parse' prints"
+        );
+    }
+
+    #[test]
+    fn typed_object_ids_are_lowercased() {
+        let typed = "0123456789ABCDEF0123456789ABCDEF01234567";
+        assert_eq!(
+            ObjectId::parse_typed(typed).unwrap().as_str(),
+            typed.to_ascii_lowercase()
+        );
+        assert_eq!(
+            ObjectId::parse_typed("V1").unwrap_err(),
+            NameError::ObjectIdInvalid("V1".into())
+        );
+    }
+
+    #[test]
+    fn branch_names() {
+        for good in [
+            "main",
+            "master",
+            "release/1.2",
+            "feature_x-2",
+            "v1.0",
+            &"a".repeat(40),
+        ] {
+            assert_eq!(BranchName::parse(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "/x",
+            "x/",
+            "x.",
+            "a..b",
+            "a//b",
+            "x.lock",
+            "a.lock/b",
+            "a/.b",
+            "a b",
+            "a:b",
+            "a@b",
+            "a=b",
+            "a+b",
+            "a~1",
+            "a^",
+            "a\nb",
+            &"a".repeat(256),
+        ] {
+            assert!(BranchName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            BranchName::parse("a..b").unwrap_err().to_string(),
+            "\"a..b\" is not a branch name: use letters, digits, '-', '_', '.' and '/', with no '..' or '//', no part starting with '.' or ending with '.lock', and no '-' or '/' at either end"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::buildpack::Buildpack;
 use crate::pod_security::{Control, Level};
 use crate::quantity::Quantity;
+use crate::BranchName;
 
 pub mod table;
 
@@ -44,7 +45,7 @@ pub struct Settings {
     /// credentials: given to `docker push` as DOCKER_CONFIG, and to nothing a build runs.
     pub registry_auth: Option<std::path::PathBuf>,
     pub deploy: DeployMode,
-    pub deploy_branch: String,
+    pub deploy_branch: BranchName,
     pub build_timeout: Duration,
     pub deploy_timeout: Duration,
     pub docker: String,
@@ -172,7 +173,7 @@ impl Settings {
             pull_registry: String::new(),
             registry_auth: None,
             deploy: DeployMode::Helm,
-            deploy_branch: String::new(),
+            deploy_branch: BranchName::default(),
             build_timeout: Duration::ZERO,
             deploy_timeout: Duration::ZERO,
             docker: String::new(),
@@ -294,7 +295,7 @@ mod tests {
         assert_eq!(s.registry, "127.0.0.1:5000");
         assert_eq!(s.pull_registry, "127.0.0.1:5000");
         assert_eq!(s.deploy, DeployMode::Helm);
-        assert_eq!(s.deploy_branch, "main");
+        assert_eq!(s.deploy_branch.as_str(), "main");
         assert_eq!(s.build_timeout, Duration::from_secs(1800));
         assert_eq!(s.deploy_timeout, Duration::from_secs(300));
         assert_eq!(s.ssh_user, "git");

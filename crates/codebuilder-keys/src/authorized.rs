@@ -5,7 +5,6 @@ use std::path::Path;
 use anyhow::Context;
 
 use codebuilder_core::sshd_quoting::quotable_path;
-use codebuilder_core::Fingerprint;
 
 use crate::keytext::PublicKeyEntry;
 use crate::store::{KeyRecord, KeyStore};
@@ -54,7 +53,7 @@ pub fn forced_command_line(
     let key = record
         .public_key()
         .with_context(|| format!("stored key {} is damaged", record.name))?;
-    let fingerprint = Fingerprint::parse(&key.fingerprint())?;
+    let fingerprint = key.fingerprint();
     Ok(format!(
         "restrict,command=\"{receive} --home {home} --user {name} --fingerprint {fingerprint}\" {key_type} {data}",
         name = record.name,
@@ -66,12 +65,13 @@ pub fn forced_command_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codebuilder_core::KeyName;
+    use codebuilder_core::{Fingerprint, KeyName};
 
     fn record() -> KeyRecord {
         KeyRecord {
             name: KeyName::parse("alice").unwrap(),
-            fingerprint: String::new(),
+            fingerprint: Fingerprint::parse("SHA256:7PfG+CQNEIZ2WnpeJvdjwT5T5SU8r7LQb7G6Lt49RzQ")
+                .unwrap(),
             key_type: "ssh-ed25519".into(),
             key: "AAAAC3NzaC1lZDI1NTE5AAAAIN5Z04v93e8zqPpJzI9/bmL3plM9SUlV28HtcUsE0mX/".into(),
             admin: false,

@@ -137,11 +137,13 @@ impl PublicKeyEntry {
     }
 
     /// `SHA256:...`, exactly as `ssh-keygen -lf` prints it.
-    pub fn fingerprint(&self) -> String {
-        format!(
+    pub fn fingerprint(&self) -> codebuilder_core::Fingerprint {
+        let text = format!(
             "SHA256:{}",
             Base64Unpadded::encode_string(&Sha256::digest(&self.blob))
-        )
+        );
+        codebuilder_core::Fingerprint::parse(&text)
+            .expect("a SHA-256 digest is 43 characters of unpadded base64")
     }
 
     /// The fingerprint as lowercase hex: a file name with no special characters.
@@ -229,11 +231,11 @@ mod tests {
         assert_eq!(key.key_type(), "ssh-ed25519");
         assert_eq!(key.base64(), ED25519.split(' ').nth(1).unwrap());
         assert_eq!(
-            key.fingerprint(),
+            key.fingerprint().as_str(),
             "SHA256:7PfG+CQNEIZ2WnpeJvdjwT5T5SU8r7LQb7G6Lt49RzQ"
         );
         assert_eq!(
-            fingerprint_to_hex(&key.fingerprint()).unwrap(),
+            fingerprint_to_hex(key.fingerprint().as_str()).unwrap(),
             key.fingerprint_hex()
         );
     }
@@ -270,7 +272,7 @@ mod tests {
             let key = PublicKeyEntry::parse_text(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(key.key_type(), line.split(' ').next().unwrap());
             assert_eq!(key.base64(), line.split(' ').nth(1).unwrap());
-            assert_eq!(key.fingerprint(), *fingerprint, "{line}");
+            assert_eq!(key.fingerprint().as_str(), *fingerprint, "{line}");
         }
     }
 
@@ -278,7 +280,7 @@ mod tests {
     fn a_byte_order_mark_is_ignored_and_rfc_4716_is_explained() {
         let key = PublicKeyEntry::parse_text(&format!("\u{feff}{ED25519}\n")).unwrap();
         assert_eq!(
-            key.fingerprint(),
+            key.fingerprint().as_str(),
             "SHA256:7PfG+CQNEIZ2WnpeJvdjwT5T5SU8r7LQb7G6Lt49RzQ"
         );
         let rfc4716 = "---- BEGIN SSH2 PUBLIC KEY ----\nComment: \"256-bit ECDSA\"\nAAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPpteXZO5E/33yd78K\nkAH6a+Z62W/+LSl/jbVkrZOa3of4f65qMNwsCUUN6HdUqg+YpGtcPaRMlZeb9yU4M0qdY=\n---- END SSH2 PUBLIC KEY ----\n";

@@ -29,7 +29,7 @@ use crate::keytext::{fingerprint_to_hex, KeyError, PublicKeyEntry};
 pub struct KeyRecord {
     pub name: KeyName,
     /// `SHA256:...` as `ssh-keygen -lf` prints it.
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     #[serde(rename = "type")]
     pub key_type: String,
     /// The key data, base64, as in an authorized_keys line.
@@ -62,7 +62,7 @@ impl KeyRecord {
     pub fn id(&self) -> Result<KeyId, NameError> {
         Ok(KeyId {
             name: self.name.clone(),
-            fingerprint: Fingerprint::parse(&self.fingerprint)?,
+            fingerprint: self.fingerprint.clone(),
         })
     }
 
@@ -128,7 +128,10 @@ pub enum StoreError {
     #[error("a key named {0} already exists: remove it first or choose another name")]
     NameTaken(KeyName),
     #[error("this key is already stored as {name} ({fingerprint})")]
-    KeyExists { name: KeyName, fingerprint: String },
+    KeyExists {
+        name: KeyName,
+        fingerprint: Fingerprint,
+    },
     #[error("no key {0} is stored: 'codebuilder-keys list' shows the stored keys")]
     NotFound(String),
     #[error("key {name} comes from {path} (a ConfigMap or Secret): change it there")]
@@ -353,7 +356,7 @@ impl KeyStore {
         if stored.is_none() {
             let declared = self.declared()?.into_iter().find(|r| match selector {
                 KeySelector::Name(name) => &r.name == name,
-                KeySelector::Fingerprint(fp) => &r.fingerprint == fp,
+                KeySelector::Fingerprint(fp) => r.fingerprint.as_str() == fp,
             });
             if let Some(KeyRecord {
                 name,
@@ -370,7 +373,7 @@ impl KeyStore {
                 KeySelector::Fingerprint(fp) => fp.clone(),
             })
         })?;
-        let hex = fingerprint_to_hex(&record.fingerprint).unwrap_or_default();
+        let hex = fingerprint_to_hex(record.fingerprint.as_str()).unwrap_or_default();
         let path = self.record_path(&hex);
         remove_durably(&path).map_err(io_at(path))?;
         let path = self.name_path(&record.name);
@@ -417,6 +420,19 @@ mod tests {
     const BOB: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA8QyjcuTMGx+T0Qj1jrQBI506T6ElrD94MeN1tHSizm bob";
 
+    #[test]
+    fn a_record_keeps_its_json_form() {
+        let json = r#"{"name":"alice","fingerprint":"SHA256:7PfG+CQNEIZ2WnpeJvdjwT5T5SU8r7LQb7G6Lt49RzQ","type":"ssh-ed25519","key":"AAAAC3NzaC1lZDI1NTE5AAAAIN5Z04v93e8zqPpJzI9/bmL3plM9SUlV28HtcUsE0mX/","admin":false,"added_at":7}"#;
+        let record: KeyRecord = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            record.fingerprint,
+            PublicKeyEntry::parse_text(ALICE).unwrap().fingerprint()
+        );
+        assert_eq!(serde_json::to_string(&record).unwrap(), json);
+        let damaged = json.replace("SHA256:7PfG", "SHA256:7P\"G");
+        assert!(serde_json::from_str::<KeyRecord>(&damaged).is_err());
+    }
+
     fn store() -> (tempfile::TempDir, KeyStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = KeyStore::new(&Home::new(dir.path()));
@@ -454,7 +470,7 @@ mod tests {
             ["alice", "bob"]
         );
         let removed = store
-            .remove(&KeySelector::parse(&alice.fingerprint()).unwrap())
+            .remove(&KeySelector::parse(alice.fingerprint().as_str()).unwrap())
             .unwrap();
         assert_eq!(removed.name, name("alice"));
         assert!(store.lookup(&alice).unwrap().is_none());

@@ -9,7 +9,7 @@ use codebuilder_apps::{AppStore, KeyId, Level, Role};
 use codebuilder_build::hook::has_branch;
 use codebuilder_build::records::{BuildResult, Records};
 use codebuilder_core::settings::DeployMode;
-use codebuilder_core::{AppName, Fingerprint, Home, Settings};
+use codebuilder_core::{AppName, Fingerprint, Home, ObjectId, Settings};
 use codebuilder_keys::KeyStore;
 use serde_json::{json, Value};
 
@@ -34,7 +34,7 @@ impl Viewer {
         let record = store
             .list()?
             .into_iter()
-            .find(|r| r.fingerprint == fingerprint.as_str())
+            .find(|r| r.fingerprint == fingerprint)
             .with_context(|| {
                 format!("key {fingerprint} has been removed: ask an admin to add it again")
             })?;
@@ -131,13 +131,13 @@ pub fn list(
 /// and not the other (as pushes and `rebuild` decide).
 pub(crate) fn deploy_branch(home: &Home, settings: &Settings, app: &AppName) -> String {
     let repo = home.repo(app);
-    if !has_branch(&repo, &settings.deploy_branch) && has_branch(&repo, "master") {
+    if !has_branch(&repo, settings.deploy_branch.as_str()) && has_branch(&repo, "master") {
         return "master".to_owned();
     }
-    settings.deploy_branch.clone()
+    settings.deploy_branch.to_string()
 }
 
-fn branch_head(home: &Home, app: &AppName, branch: &str) -> anyhow::Result<Option<String>> {
+fn branch_head(home: &Home, app: &AppName, branch: &str) -> anyhow::Result<Option<ObjectId>> {
     let mut rev_parse = Command::new("git");
     rev_parse.arg("--git-dir").arg(home.repo(app)).args([
         "rev-parse",
@@ -146,7 +146,10 @@ fn branch_head(home: &Home, app: &AppName, branch: &str) -> anyhow::Result<Optio
         &format!("refs/heads/{branch}"),
     ]);
     let out = codebuilder_process::run(rev_parse, codebuilder_process::QUICK)?;
-    Ok(out.success().then(|| out.stdout_text()))
+    if !out.success() {
+        return Ok(None);
+    }
+    Ok(Some(ObjectId::parse(&out.stdout_text())?))
 }
 
 fn rfc3339(seconds: u64) -> String {
@@ -210,7 +213,7 @@ pub fn info(
             r.number,
             serde_json::to_value(r.result)?.as_str().unwrap_or(""),
             rfc3339(r.started_at),
-            &r.rev[..7.min(r.rev.len())]
+            r.rev.short()
         ),
         None => "none yet".to_owned(),
     };
@@ -228,7 +231,7 @@ pub fn info(
         (
             "Deploy branch",
             match &head {
-                Some(head) => format!("{branch} at {}", &head[..7.min(head.len())]),
+                Some(head) => format!("{branch} at {}", head.short()),
                 None => format!("{branch} (not pushed yet)"),
             },
         ),

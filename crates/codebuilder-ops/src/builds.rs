@@ -85,7 +85,7 @@ pub fn list(
             out,
             "{:>4}  {}  {:<11}  {}  {:>6}  {}",
             r.number,
-            &r.rev[..7.min(r.rev.len())],
+            r.rev.short(),
             result.as_str().unwrap_or(""),
             started,
             took,

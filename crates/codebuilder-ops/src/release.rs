@@ -119,7 +119,7 @@ impl Operator<'_> {
                 current_values.image.tag
             );
         };
-        let chart = Chart::at(self.settings, app, &self.home.repo(app), sha)?;
+        let chart = Chart::at(self.settings, app, &self.home.repo(app), sha, sha)?;
         let next = deployer.prepare()?;
         // What the build set (the process types, the port, the release command), with the
         // config and the scale ps:scale keeps, for the process types the release has.

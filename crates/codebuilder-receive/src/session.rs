@@ -47,7 +47,7 @@ pub fn serve(
         .by_name(&user)?
         .with_context(|| format!("key {user} has been removed"))?;
     // The name is only a label: the key that authenticated is the fingerprint.
-    if record.fingerprint != fingerprint.as_str() {
+    if record.fingerprint != fingerprint {
         bail!("key {user} is no longer the key this session authenticated with ({fingerprint}): reconnect, or ask an admin to check 'keys:list'");
     }
     let apps = AppStore::new(home, &settings.namespace, settings.config_access.clone());
@@ -130,7 +130,7 @@ fn push_into(
         home,
         app,
         &hook_script(build, home.root())?,
-        &settings.deploy_branch,
+        settings.deploy_branch.as_str(),
     )?;
     // A pack over the limit is refused by git before anything is stored or built.
     let max_input = format!("receive.maxInputSize={}", settings.max_push_size.bytes());
@@ -155,7 +155,7 @@ fn run_git(
         .arg(repo)
         .env("CODEBUILDER_HOME", home.root())
         .env("CODEBUILDER_PUSHER", key.name.as_str())
-        .env("CODEBUILDER_PUSHER_FINGERPRINT", &key.fingerprint);
+        .env("CODEBUILDER_PUSHER_FINGERPRINT", key.fingerprint.as_str());
     // Protocol v2 is negotiated through this variable; pass it only in the form git uses.
     match std::env::var("GIT_PROTOCOL") {
         Ok(value)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use codebuilder_core::buildpack::{Buildpack, BuildpackSource};
-use codebuilder_core::Home;
+use codebuilder_core::{Home, ObjectId};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
@@ -225,14 +225,12 @@ fn cache_key(buildpack: &Buildpack) -> String {
     digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn is_full_commit(reference: &str) -> bool {
-    matches!(reference.len(), 40 | 64) && reference.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// A pinned full commit id that the clone already has needs no network.
+/// A pinned full commit id that the clone already has needs no network. The `#REF` was typed
+/// by a person, in either case.
 fn is_pinned_commit_present(dir: &Path, reference: Option<&str>) -> bool {
     reference
-        .is_some_and(|r| is_full_commit(r) && rev_parse(dir, &format!("{r}^{{commit}}")).is_some())
+        .and_then(|r| ObjectId::parse_typed(r).ok())
+        .is_some_and(|id| rev_parse(dir, &format!("{id}^{{commit}}")).is_some())
 }
 
 /// The commit to check out: a branch of origin, a tag, a commit id; or origin's default branch.
@@ -307,7 +305,5 @@ mod tests {
         assert_ne!(cache_key(&a), cache_key(&b));
         assert_eq!(cache_key(&a).len(), 24);
         assert!(cache_key(&a).bytes().all(|c| c.is_ascii_hexdigit()));
-        assert!(is_full_commit(&"a".repeat(40)));
-        assert!(!is_full_commit("main"));
     }
 }

@@ -18,6 +18,7 @@ use crate::home::DEFAULT_HOME;
 use crate::main_support::DEFAULT_LOG;
 use crate::pod_security::{Control, Level};
 use crate::quantity::Quantity;
+use crate::BranchName;
 
 /// One operator setting: an environment variable, what it stands for when unset, and who
 /// reads it.
@@ -418,10 +419,7 @@ fn deploy(text: &str, settings: &mut Settings) -> Result<(), &'static str> {
 }
 
 fn deploy_branch(text: &str, settings: &mut Settings) -> Result<(), &'static str> {
-    if !is_branch_name(text) {
-        return Err("a branch name such as main");
-    }
-    settings.deploy_branch = text.to_owned();
+    settings.deploy_branch = BranchName::parse(text).map_err(|_| "a branch name such as main")?;
     Ok(())
 }
 
@@ -751,16 +749,6 @@ fn is_plain_word(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:@+=".contains(&b))
-}
-
-fn is_branch_name(value: &str) -> bool {
-    is_plain_word(value)
-        && !value.starts_with(['-', '/', '.'])
-        && !value.ends_with(['/', '.'])
-        && !value.contains("..")
-        && !value.contains("//")
-        && !value.ends_with(".lock")
-        && !value.contains(['@', ':', '='])
 }
 
 #[cfg(test)]
