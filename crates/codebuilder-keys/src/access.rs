@@ -8,7 +8,8 @@ use anyhow::{bail, Context};
 use codebuilder_apps::{AppStore, Level};
 use codebuilder_core::{AppName, Home, KeyName};
 
-use crate::store::{KeyRecord, KeyStore};
+use crate::record::KeyRecord;
+use crate::store::KeyStore;
 
 /// An app exists once something was pushed to it (or its owner was recorded by a push).
 pub fn exists(home: &Home, apps: &AppStore, app: &AppName) -> anyhow::Result<bool> {

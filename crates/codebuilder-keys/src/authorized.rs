@@ -7,7 +7,8 @@ use anyhow::Context;
 use codebuilder_core::sshd_quoting::quotable_path;
 
 use crate::keytext::PublicKeyEntry;
-use crate::store::{KeyRecord, KeyStore};
+use crate::record::KeyRecord;
+use crate::store::KeyStore;
 
 /// Name of the forced command, installed beside `codebuilder-keys`.
 pub const RECEIVE_BINARY: &str = "codebuilder-receive";

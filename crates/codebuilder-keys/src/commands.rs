@@ -6,7 +6,8 @@ use anyhow::{bail, Context};
 use codebuilder_core::KeyName;
 
 use crate::keytext::PublicKeyEntry;
-use crate::store::{KeyRecord, KeySelector, KeySource, KeyStore};
+use crate::record::{KeyRecord, KeySource};
+use crate::store::{KeySelector, KeyStore};
 
 /// A public key line is well under this; anything larger is not a key.
 const MAX_KEY_TEXT: u64 = 16 * 1024;

@@ -7,11 +7,11 @@
 pub mod access;
 pub mod authorized;
 pub mod commands;
-pub mod configured;
+pub mod declared;
 pub mod keytext;
+pub mod record;
 pub mod store;
 
 pub use keytext::{KeyError, PublicKeyEntry};
-pub use store::{
-    Conflict, ConflictReason, KeyRecord, KeySelector, KeySource, KeyStore, StoreError,
-};
+pub use record::{KeyRecord, KeySource};
+pub use store::{Conflict, ConflictReason, KeySelector, KeyStore, StoreError};

@@ -17,62 +17,12 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use codebuilder_apps::KeyId;
 use codebuilder_core::fsutil::{remove_durably, write_atomic_via};
-use codebuilder_core::{Fingerprint, Home, KeyName, NameError};
+use codebuilder_core::{Fingerprint, Home, KeyName};
 use nix::fcntl::{Flock, FlockArg};
-use serde::{Deserialize, Serialize};
 
-use crate::keytext::{fingerprint_to_hex, KeyError, PublicKeyEntry};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyRecord {
-    pub name: KeyName,
-    /// `SHA256:...` as `ssh-keygen -lf` prints it.
-    pub fingerprint: Fingerprint,
-    #[serde(rename = "type")]
-    pub key_type: String,
-    /// The key data, base64, as in an authorized_keys line.
-    pub key: String,
-    pub admin: bool,
-    /// Seconds since the Unix epoch.
-    pub added_at: u64,
-    /// Where the key comes from; only stored keys are written here.
-    #[serde(skip)]
-    pub source: KeySource,
-}
-
-/// Where a key comes from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum KeySource {
-    /// The store in the home, managed with `add` and `remove`.
-    #[default]
-    Store,
-    /// A read-only file of declared keys (see `configured`).
-    Config(PathBuf),
-}
-
-impl KeyRecord {
-    /// The stored key, re-parsed: a record edited by hand cannot smuggle anything through.
-    pub fn public_key(&self) -> Result<PublicKeyEntry, KeyError> {
-        PublicKeyEntry::parse_parts(&self.key_type, &self.key)
-    }
-
-    /// The key as app grants name it.
-    pub fn id(&self) -> Result<KeyId, NameError> {
-        Ok(KeyId {
-            name: self.name.clone(),
-            fingerprint: self.fingerprint.clone(),
-        })
-    }
-
-    pub fn added_at_rfc3339(&self) -> String {
-        humantime::format_rfc3339_seconds(
-            UNIX_EPOCH + std::time::Duration::from_secs(self.added_at),
-        )
-        .to_string()
-    }
-}
+use crate::keytext::{fingerprint_to_hex, PublicKeyEntry};
+use crate::record::{KeyRecord, KeySource};
 
 /// A declared key that is not served, because its name is taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +147,7 @@ impl KeyStore {
         };
         let mut served: Vec<KeyRecord> = Vec::new();
         let mut skipped = Vec::new();
-        for record in crate::configured::read(path).map_err(io_at(path))? {
+        for record in crate::declared::read(path).map_err(io_at(path))? {
             let reason = if self.stored_by_name(&record.name)?.is_some() {
                 Some(ConflictReason::Stored)
             } else if served.iter().any(|r| r.name == record.name) {

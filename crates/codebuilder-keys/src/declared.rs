@@ -10,7 +10,7 @@ use std::time::UNIX_EPOCH;
 use codebuilder_core::KeyName;
 
 use crate::keytext::PublicKeyEntry;
-use crate::store::{KeyRecord, KeySource};
+use crate::record::{KeyRecord, KeySource};
 
 /// The keys of a configuration file. A line that does not parse is skipped with a warning:
 /// one typo must not lock every other user out.
