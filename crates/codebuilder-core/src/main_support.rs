@@ -14,9 +14,6 @@ use tracing_subscriber::fmt::MakeWriter;
 use crate::home::{Home, DEFAULT_HOME};
 use crate::settings::table::LOG;
 
-/// The log filter when `CODEBUILDER_LOG` is unset.
-pub const DEFAULT_LOG: &str = "warn";
-
 /// Installs the logger (`CODEBUILDER_LOG`, e.g. `debug`; default `warn`), runs `body`, and
 /// turns an error into `error: CAUSE: CAUSE...` on stderr with exit status 1.
 pub fn run(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
@@ -42,8 +39,9 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
 /// the relay cannot take is lost, never shown to the client. Elsewhere (codebuilder-sshd
 /// itself, an admin at `kubectl exec`) they go to stderr.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env(LOG.name)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
+    let filter = tracing_subscriber::EnvFilter::try_from_env(LOG.name).unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(LOG.default.value().unwrap_or_default())
+    });
     let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .without_time();

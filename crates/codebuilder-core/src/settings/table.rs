@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use super::{AppCreators, AppQuota, ByteSize, DeployMode, Resources, Settings, SettingsError};
 use crate::buildpack::{Buildpack, Origin};
 use crate::home::DEFAULT_HOME;
-use crate::main_support::DEFAULT_LOG;
 use crate::pod_security::{Control, Level};
 use crate::quantity::Quantity;
 use crate::BranchName;
@@ -139,7 +138,7 @@ pub const SSH_USER: Setting = Setting {
 
 pub const LOG: Setting = Setting {
     name: "CODEBUILDER_LOG",
-    default: Fallback::Value(DEFAULT_LOG),
+    default: Fallback::Value("warn"),
     reader: Reader::Elsewhere,
     doc: "log filter for codebuilder's log (`info`, `debug`, ...): the pod's log; at `kubectl exec`, stderr",
 };
