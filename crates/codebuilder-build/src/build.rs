@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context};
 use codebuilder_apps::formation::Formation;
 use codebuilder_apps::ConfigStore;
 use codebuilder_core::pod_security::Level;
-use codebuilder_core::settings::{ByteSize, DeployMode};
+use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Fingerprint, Home, ObjectId, Settings};
 use codebuilder_deploy::{
     chart, root_warning, runs_as_root, Cause, Deploy, ImageUser, Release, ReleaseValues, Trigger,
@@ -21,6 +21,7 @@ use crate::buildpack::processes::{parse_procfile, RELEASE};
 use crate::buildpack::{BuildpackBuild, Processes};
 use crate::context;
 use crate::dockerignore::IgnoreFile;
+use crate::failure::{remaining, Failure};
 use crate::lock::AppLock;
 use crate::options::PushOptions;
 use crate::records::{now, BuildRecord, BuildResult, Records, REBUILT_BY};
@@ -239,12 +240,12 @@ impl Build<'_> {
             push.env("DOCKER_CONFIG", auth);
         }
         step.run(vec![push], remaining(deadline), "pushing").map_err(|e| {
-            explain(
-                e,
-                "docker push",
-                &format!("check that the registry {} is running and reachable (CODEBUILDER_REGISTRY)", settings.registry),
-                "CODEBUILDER_BUILD_TIMEOUT",
-            )
+            Failure {
+                what: "docker push",
+                fix: &format!("check that the registry {} is running and reachable (CODEBUILDER_REGISTRY)", settings.registry),
+                limit: settings.build_timeout,
+            }
+            .of_pushed_tree(e)
         })
     }
 
@@ -303,12 +304,12 @@ impl Build<'_> {
                 anyhow!("filtering the build context with .dockerignore failed ({status}): see the line above")
             }
             (Some(image), _) => anyhow!("the Dockerfile's `# syntax=` line needs the frontend image {image}, which the builder cannot pull: remove the line (the built-in frontend runs RUN --mount and multi-stage builds), or make the image reachable"),
-            (None, e) => explain(
-                e,
-                "docker build",
-                "fix the Dockerfile or the code, commit, and push again",
-                "CODEBUILDER_BUILD_TIMEOUT",
-            ),
+            (None, e) => Failure {
+                what: "docker build",
+                fix: "fix the Dockerfile or the code, commit, and push again",
+                limit: settings.build_timeout,
+            }
+            .of_pushed_tree(e),
         })
     }
 
@@ -537,44 +538,5 @@ impl Chart {
             chart::write_default(dir.path(), app, 0, short)?;
         }
         Ok(Self { dir, own })
-    }
-}
-
-/// Time left before `deadline`, at least a second: the build's time limit covers all steps.
-pub(crate) fn remaining(deadline: Instant) -> Duration {
-    deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_secs(1))
-}
-
-/// Turns a failure of a pipeline fed by `git archive` into the one line the pusher reads
-/// last: a broken archive explains the rest.
-pub(crate) fn explain(
-    error: StepError,
-    what: &str,
-    fix: &str,
-    timeout_setting: &str,
-) -> anyhow::Error {
-    match error {
-        StepError::Failed { program, status } if program == "git" => {
-            anyhow!("reading the pushed tree failed ({status})")
-        }
-        other => explain_step(other, what, fix, timeout_setting),
-    }
-}
-
-/// Turns a step's failure into the one line the pusher reads last: what failed and what to do.
-pub(crate) fn explain_step(
-    error: StepError,
-    what: &str,
-    fix: &str,
-    timeout_setting: &str,
-) -> anyhow::Error {
-    match error {
-        StepError::Failed { status, .. } => anyhow!("{what} failed ({status}): {fix}"),
-        StepError::TimedOut(limit) => anyhow!("{what} took longer than {limit} and was stopped: raise {timeout_setting} if it needs longer"),
-        StepError::Cancelled => anyhow!("{what} was cancelled: the push was interrupted"),
-        StepError::TooLarge(limit) => anyhow!("{what} was stopped: the pushed tree is over the {} limit of a build context (CODEBUILDER_MAX_CONTEXT_SIZE): remove large files from the repository, or raise CODEBUILDER_MAX_CONTEXT_SIZE", ByteSize(limit)),
-        StepError::Spawn { program, source } => anyhow!("cannot run {program}: {source} (is it installed?)"),
     }
 }

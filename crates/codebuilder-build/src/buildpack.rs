@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use codebuilder_core::{AppName, Home, ObjectId, Settings};
 
-use crate::build::{explain, remaining};
 use crate::context;
 use crate::dockerignore::IgnoreFile;
+use crate::failure::{remaining, Failure};
 use codebuilder_process::runner::{StepContext, StepError};
 use codebuilder_process::Output;
 use config::ConfigVars;
@@ -33,8 +33,6 @@ use image::ImageSpec;
 pub use processes::Processes;
 use processes::{parse_procfile, parse_release};
 use select::Selection;
-
-const TIMEOUT_SETTING: &str = "CODEBUILDER_BUILD_TIMEOUT";
 
 /// One buildpack build of `rev`, within the build's time limit.
 pub struct BuildpackBuild<'a> {
@@ -213,14 +211,14 @@ impl BuildpackBuild<'_> {
         }
     }
 
-    /// A step's failure as the pusher's last line. A step runs with the time left of the
-    /// build's limit; a timeout names the limit as the operator set it.
+    /// A step's failure as the pusher's last line.
     fn explain(&self, error: StepError, what: &str, fix: &str) -> anyhow::Error {
-        let error = match error {
-            StepError::TimedOut(_) => StepError::TimedOut(self.settings.build_timeout.into()),
-            other => other,
-        };
-        explain(error, what, fix, TIMEOUT_SETTING)
+        Failure {
+            what,
+            fix,
+            limit: self.settings.build_timeout,
+        }
+        .of_pushed_tree(error)
     }
 
     /// Reads the Procfile and bin/release output back and says what will run.

@@ -11,6 +11,7 @@ pub mod context;
 pub mod dockerignore;
 pub mod engine;
 pub mod exposed;
+mod failure;
 pub mod hook;
 pub mod lock;
 pub mod options;

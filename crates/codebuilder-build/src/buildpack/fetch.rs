@@ -16,8 +16,8 @@ use codebuilder_core::{Home, ObjectId};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
-use crate::build::{explain_step, remaining};
-use codebuilder_process::runner::{StepContext, StepError};
+use crate::failure::{remaining, Failure};
+use codebuilder_process::runner::StepContext;
 
 /// A buildpack's files, ready to be copied into the builder container. A cached clone stays
 /// locked until then, so that a parallel build of another app cannot check out another ref
@@ -190,16 +190,12 @@ impl Git<'_> {
                 "fetching the buildpack",
             )
             .map_err(|e| {
-                let e = match e {
-                    StepError::TimedOut(_) => StepError::TimedOut(self.limit.into()),
-                    other => other,
-                };
-                explain_step(
-                    e,
-                    &format!("fetching buildpack {}", self.buildpack),
-                    "check the buildpack's URL and #REF, and that the codebuilder host reaches it",
-                    "CODEBUILDER_BUILD_TIMEOUT",
-                )
+                Failure {
+                    what: &format!("fetching buildpack {}", self.buildpack),
+                    fix: "check the buildpack's URL and #REF, and that the codebuilder host reaches it",
+                    limit: self.limit,
+                }
+                .of_step(e)
             })
     }
 }
