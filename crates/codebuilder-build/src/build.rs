@@ -1,19 +1,20 @@
 //! One build: lock the app, record it, build the image from the pushed tree, push it, deploy it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use codebuilder_apps::formation::Formation;
 use codebuilder_apps::ConfigStore;
 use codebuilder_core::pod_security::Level;
 use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Fingerprint, Home, ObjectId, Settings};
+use codebuilder_deploy::chart::Chart;
 use codebuilder_deploy::{
-    chart, root_warning, runs_as_root, Cause, Deploy, ImageUser, Release, ReleaseValues, Trigger,
+    root_warning, runs_as_root, Cause, Deploy, ImageUser, Release, ReleaseValues, Trigger,
 };
 
 use crate::buildkit::{self, Progress};
@@ -27,11 +28,8 @@ use crate::options::PushOptions;
 use crate::records::{now, BuildRecord, BuildResult, Records, REBUILT_BY};
 use crate::retention::Retention;
 use codebuilder_process::runner::{StepContext, StepError};
-use codebuilder_process::{Output, QUICK};
+use codebuilder_process::{Output, HEARTBEAT, QUICK};
 
-/// How long a step may stay silent before the pusher gets a progress line: well under the
-/// idle timeouts of common load balancers.
-pub const HEARTBEAT: Duration = Duration::from_secs(20);
 /// How long after a build git may still be storing that push's refs.
 const PREVIOUS_PUSH_GRACE: Duration = Duration::from_secs(10);
 
@@ -463,80 +461,5 @@ impl Build<'_> {
         let mut cat_file = self.git();
         cat_file.args(["cat-file", "-e", &format!("{}:{path}", self.rev)]);
         Ok(codebuilder_process::run(cat_file, QUICK)?.success())
-    }
-}
-
-/// The chart a release deploys: the app's own `chart/` at the revision deployed, unpacked
-/// before the build starts, with the config Secret's template added; otherwise the default
-/// chart, numbered 0 until the release number is known (`chart::write_default`).
-pub struct Chart {
-    pub dir: tempfile::TempDir,
-    /// The app's own `chart/`, not the default chart.
-    pub own: bool,
-}
-
-impl Chart {
-    /// Readies the chart for release `next` of `app`, built from commit `short` (the default
-    /// chart takes that number and sha), and tells the user which chart deploys it.
-    pub fn ready_for(
-        &self,
-        output: &Output,
-        app: &AppName,
-        next: u64,
-        short: &str,
-    ) -> anyhow::Result<()> {
-        let source = if self.own {
-            "the app's own chart"
-        } else {
-            chart::write_default(self.dir.path(), app, next, short)?;
-            "the default chart"
-        };
-        output.step(&format!(
-            "Deploying release {next} to namespace {app} with {source}"
-        ));
-        Ok(())
-    }
-
-    /// The chart of commit `rev` of `app`, whose repository is `repo`; `short` is how
-    /// messages and the default chart name that commit (a full id's short form, or the short
-    /// sha an image tag keeps).
-    pub fn at(
-        settings: &Settings,
-        app: &AppName,
-        repo: &Path,
-        rev: &str,
-        short: &str,
-    ) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("codebuilder-chart-")
-            .tempdir()?;
-        let git = || {
-            let mut command = Command::new("git");
-            command.arg("--git-dir").arg(repo);
-            command
-        };
-        let mut cat_file = git();
-        cat_file.args(["cat-file", "-e", &format!("{rev}:chart/Chart.yaml")]);
-        let own = codebuilder_process::run(cat_file, QUICK)?.success();
-        if own {
-            let mut archive = git();
-            archive.args(["archive", "--format=tar", rev, "chart"]);
-            let limits = chart::ChartLimits {
-                max_size: settings.max_chart_size,
-                max_files: settings.max_chart_files,
-            };
-            let (output, unpacked) = codebuilder_process::run_reading(archive, QUICK, |tar| {
-                chart::unpack_app_chart(tar, dir.path(), limits)
-            })
-            .with_context(|| format!("cannot read chart/ from {short}"))?;
-            unpacked?;
-            if !output.success() {
-                bail!("cannot read chart/ from {short}: {}", output.stderr_text());
-            }
-            chart::add_config_secret(dir.path())?;
-        } else {
-            chart::write_default(dir.path(), app, 0, short)?;
-        }
-        Ok(Self { dir, own })
     }
 }

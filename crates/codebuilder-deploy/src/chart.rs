@@ -10,9 +10,12 @@ use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
+use std::process::Command;
+
 use anyhow::{bail, Context};
 use codebuilder_core::settings::ByteSize;
-use codebuilder_core::AppName;
+use codebuilder_core::{AppName, Settings};
+use codebuilder_process::{Output, QUICK};
 
 /// Files of the default chart, embedded in the binary.
 const DEFAULT_FILES: &[(&str, &str)] = &[
@@ -220,6 +223,81 @@ fn write(dir: &Path, name: &str, contents: &str) -> anyhow::Result<()> {
         fs::create_dir_all(parent)?;
     }
     fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The chart a release deploys: the app's own `chart/` at the revision deployed, unpacked
+/// before the build starts, with the config Secret's template added; otherwise the default
+/// chart, numbered 0 until the release number is known (`chart::write_default`).
+pub struct Chart {
+    pub dir: tempfile::TempDir,
+    /// The app's own `chart/`, not the default chart.
+    pub own: bool,
+}
+
+impl Chart {
+    /// Readies the chart for release `next` of `app`, built from commit `short` (the default
+    /// chart takes that number and sha), and tells the user which chart deploys it.
+    pub fn ready_for(
+        &self,
+        output: &Output,
+        app: &AppName,
+        next: u64,
+        short: &str,
+    ) -> anyhow::Result<()> {
+        let source = if self.own {
+            "the app's own chart"
+        } else {
+            write_default(self.dir.path(), app, next, short)?;
+            "the default chart"
+        };
+        output.step(&format!(
+            "Deploying release {next} to namespace {app} with {source}"
+        ));
+        Ok(())
+    }
+
+    /// The chart of commit `rev` of `app`, whose repository is `repo`; `short` is how
+    /// messages and the default chart name that commit (a full id's short form, or the short
+    /// sha an image tag keeps).
+    pub fn at(
+        settings: &Settings,
+        app: &AppName,
+        repo: &Path,
+        rev: &str,
+        short: &str,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("codebuilder-chart-")
+            .tempdir()?;
+        let git = || {
+            let mut command = Command::new("git");
+            command.arg("--git-dir").arg(repo);
+            command
+        };
+        let mut cat_file = git();
+        cat_file.args(["cat-file", "-e", &format!("{rev}:chart/Chart.yaml")]);
+        let own = codebuilder_process::run(cat_file, QUICK)?.success();
+        if own {
+            let mut archive = git();
+            archive.args(["archive", "--format=tar", rev, "chart"]);
+            let limits = ChartLimits {
+                max_size: settings.max_chart_size,
+                max_files: settings.max_chart_files,
+            };
+            let (output, unpacked) = codebuilder_process::run_reading(archive, QUICK, |tar| {
+                unpack_app_chart(tar, dir.path(), limits)
+            })
+            .with_context(|| format!("cannot read chart/ from {short}"))?;
+            unpacked?;
+            if !output.success() {
+                bail!("cannot read chart/ from {short}: {}", output.stderr_text());
+            }
+            add_config_secret(dir.path())?;
+        } else {
+            write_default(dir.path(), app, 0, short)?;
+        }
+        Ok(Self { dir, own })
+    }
 }
 
 #[cfg(test)]

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use codebuilder_apps::formation::Formation;
 use codebuilder_apps::{AppConfig, ConfigKey, ConfigStore, ConfigVars};
-use codebuilder_build::build::{Chart, HEARTBEAT};
 use codebuilder_build::lock::AppLock;
 use codebuilder_build::records::Records;
 use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Home, Settings};
+use codebuilder_deploy::chart::Chart;
 use codebuilder_deploy::{read_description, Cause, Deploy, Release, ReleaseValues, Trigger};
-use codebuilder_process::{Output, StepContext};
+use codebuilder_process::{Output, StepContext, HEARTBEAT};
 use serde_json::Value;
 
 /// Who runs a command, and where: the one context of the commands that change a release.

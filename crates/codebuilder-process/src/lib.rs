@@ -17,4 +17,4 @@ pub mod runner;
 
 pub use capture::{run, run_reading, run_with_input, Captured, RunError, QUICK};
 pub use output::Output;
-pub use runner::{StepContext, StepError, Tail};
+pub use runner::{StepContext, StepError, Tail, HEARTBEAT};

@@ -67,6 +67,10 @@ impl Tail {
     }
 }
 
+/// How long a step may stay silent before the pusher gets a progress line: well under the
+/// idle timeouts of common load balancers.
+pub const HEARTBEAT: Duration = Duration::from_secs(20);
+
 /// Limits and signals every step of one build shares.
 pub struct StepContext<'a> {
     pub output: &'a Output,
