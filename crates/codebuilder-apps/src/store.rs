@@ -11,7 +11,7 @@ use codebuilder_core::fsutil::{create_atomic_via, remove_durably, remove_tree, w
 use codebuilder_core::{AppName, Home, KeyName};
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::access::{AppState, KeyId};
+use crate::access::{AppState, KeyId, Refusal};
 use crate::declared::{self, DeclaredGrant};
 use crate::level::Level;
 
@@ -21,6 +21,8 @@ const DIR_MODE: u32 = 0o700;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error("app {0} already has an owner")]
     Exists(AppName),
     #[error("app {0} has no owner yet (it predates owners): give it one first with 'apps:transfer {0} KEYNAME'")]
@@ -73,6 +75,20 @@ impl AppStore {
     }
 
     /// The stored state of `app`; `None` for an app that does not exist or predates owners.
+    /// Whether `app` exists: something was pushed to it, or a push recorded its owner. The
+    /// one answer to "does it exist"; who may see that it does is [`AppState::role_of`]'s.
+    pub fn exists(&self, app: &AppName) -> Result<bool, AppError> {
+        Ok(self.home.repo(app).is_dir() || self.state(app)?.is_some())
+    }
+
+    /// Refuses an app that does not exist, in the one wording ([`Refusal::NoSuchApp`]).
+    pub fn existing(&self, app: &AppName) -> Result<(), AppError> {
+        if !self.exists(app)? {
+            return Err(Refusal::NoSuchApp(app.clone()).into());
+        }
+        Ok(())
+    }
+
     pub fn state(&self, app: &AppName) -> Result<Option<AppState>, AppError> {
         let path = self.path(app);
         let bytes = match fs::read(&path) {

@@ -4,24 +4,12 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use codebuilder_apps::{AppStore, Level};
-use codebuilder_core::{AppName, Home, KeyName};
+use codebuilder_core::{AppName, KeyName};
 
 use crate::record::KeyRecord;
 use crate::store::KeyStore;
-
-/// An app exists once something was pushed to it (or its owner was recorded by a push).
-pub fn exists(home: &Home, apps: &AppStore, app: &AppName) -> anyhow::Result<bool> {
-    Ok(home.repo(app).is_dir() || apps.state(app)?.is_some())
-}
-
-fn existing(store: &KeyStore, apps: &AppStore, app: &AppName) -> anyhow::Result<()> {
-    if !exists(store.home(), apps, app)? {
-        bail!("app {app} does not exist: push to it first");
-    }
-    Ok(())
-}
 
 fn key(store: &KeyStore, name: &str) -> anyhow::Result<KeyRecord> {
     let name = KeyName::parse(name)?;
@@ -31,14 +19,8 @@ fn key(store: &KeyStore, name: &str) -> anyhow::Result<KeyRecord> {
 }
 
 /// `access APP [--json]`: the owner, then each collaborator and what it may do.
-pub fn show(
-    store: &KeyStore,
-    apps: &AppStore,
-    app: &AppName,
-    json: bool,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    existing(store, apps, app)?;
+pub fn show(apps: &AppStore, app: &AppName, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    apps.existing(app)?;
     let state = apps.state(app)?;
     let declared = apps.declared(app)?;
     if json {
@@ -107,7 +89,7 @@ pub fn add(
     name: &str,
     level: Level,
 ) -> anyhow::Result<String> {
-    existing(store, apps, app)?;
+    apps.existing(app)?;
     let key = key(store, name)?;
     apps.grant(app, key.id()?, level)?;
     Ok(match level {
@@ -117,13 +99,8 @@ pub fn add(
 }
 
 /// `access:remove APP KEYNAME`: works for a key that no longer exists, too.
-pub fn remove(
-    store: &KeyStore,
-    apps: &AppStore,
-    app: &AppName,
-    name: &str,
-) -> anyhow::Result<String> {
-    existing(store, apps, app)?;
+pub fn remove(apps: &AppStore, app: &AppName, name: &str) -> anyhow::Result<String> {
+    apps.existing(app)?;
     let name = KeyName::parse(name)?;
     apps.revoke(app, &name)?;
     Ok(format!("key {name} no longer has access to {app}"))
@@ -136,7 +113,7 @@ pub fn transfer(
     app: &AppName,
     name: &str,
 ) -> anyhow::Result<String> {
-    existing(store, apps, app)?;
+    apps.existing(app)?;
     let key = key(store, name)?;
     Ok(match apps.transfer(app, key.id()?)? {
         Some(previous) => format!(

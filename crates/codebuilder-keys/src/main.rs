@@ -106,7 +106,7 @@ fn main() -> ExitCode {
             ),
             Command::Access { app, json } => {
                 let (apps, app) = apps(&app)?;
-                access::show(&store, &apps, &app, json, &mut io::stdout().lock())?;
+                access::show(&apps, &app, json, &mut io::stdout().lock())?;
             }
             Command::AccessAdd { app, name, read } => {
                 let (apps, app) = apps(&app)?;
@@ -115,7 +115,7 @@ fn main() -> ExitCode {
             }
             Command::AccessRemove { app, name } => {
                 let (apps, app) = apps(&app)?;
-                println!("{}", access::remove(&store, &apps, &app, &name)?);
+                println!("{}", access::remove(&apps, &app, &name)?);
             }
             Command::AppsTransfer { app, name } => {
                 let (apps, app) = apps(&app)?;

@@ -30,13 +30,13 @@ pub fn destroy(
     // Decided before the locks, so that a name that is no app gets no lock files, and again
     // once they are held: the app may have ended, or been pushed anew by another key, while
     // this waited.
-    may_destroy(home, &apps, app, viewer)?;
+    may_destroy(&apps, app, viewer)?;
     let cancel = codebuilder_core::main_support::stop_flag()?;
     let Some(no_push) = NoPush::take(home, app)? else {
         bail!("a push to {app} is in progress: run 'apps:destroy {app} --confirm {app}' again when it has ended");
     };
     let hold = no_push.hold(home, app, output, &cancel)?;
-    may_destroy(home, &apps, app, viewer)?;
+    may_destroy(&apps, app, viewer)?;
     end(home, settings, app, Ending::Destroyed, &hold, output)?;
     output.step(&format!("Destroyed {app}"));
     Ok(())
@@ -44,14 +44,11 @@ pub fn destroy(
 
 /// Whether `viewer` may destroy `app`, as codebuilder-receive decides it: admins and its
 /// owner may, when it exists.
-fn may_destroy(home: &Home, apps: &AppStore, app: &AppName, viewer: &Viewer) -> anyhow::Result<()> {
-    let exists = apps.state(app)?.is_some() || home.repo(app).is_dir();
+fn may_destroy(apps: &AppStore, app: &AppName, viewer: &Viewer) -> anyhow::Result<()> {
+    let exists = apps.exists(app)?;
     let Some(key) = &viewer.key else {
         // An admin at `kubectl exec`.
-        if !exists {
-            bail!("app {app} does not exist: 'apps' lists the apps you can reach");
-        }
-        return Ok(());
+        return Ok(apps.existing(app)?);
     };
     let (app, name) = (app.clone(), key.name.clone());
     let refusal = match viewer.role_of(apps, &app)? {

@@ -74,17 +74,15 @@ pub fn run(cx: &Context, request: Request) -> anyhow::Result<ExitCode> {
             "{}",
             access::transfer(&keys(), &apps(), &app, key.as_str())?
         )?,
-        Command::Access { app, json } => access::show(&keys(), &apps(), &app, json, &mut out)?,
+        Command::Access { app, json } => access::show(&apps(), &app, json, &mut out)?,
         Command::AccessAdd { app, key, level } => writeln!(
             out,
             "{}",
             access::add(&keys(), &apps(), &app, key.as_str(), level)?
         )?,
-        Command::AccessRemove { app, key } => writeln!(
-            out,
-            "{}",
-            access::remove(&keys(), &apps(), &app, key.as_str())?
-        )?,
+        Command::AccessRemove { app, key } => {
+            writeln!(out, "{}", access::remove(&apps(), &app, key.as_str())?)?
+        }
         Command::Builds { app, json } => {
             let viewer = Viewer::from_env(home, settings)?;
             let records = builds::readable(home, settings, &app, &viewer)?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use codebuilder_apps::formation::Formation;
-use codebuilder_apps::{AppConfig, ConfigKey, ConfigStore, ConfigVars};
+use codebuilder_apps::{AppConfig, AppStore, ConfigKey, ConfigStore, ConfigVars};
 use codebuilder_build::lock::AppLock;
 use codebuilder_build::records::Records;
 use codebuilder_core::settings::DeployMode;
@@ -33,11 +33,13 @@ pub struct Operator<'a> {
 impl Operator<'_> {
     /// Refuses an app that was never pushed (over ssh, access was checked before).
     pub fn check_app(&self) -> anyhow::Result<()> {
-        let app = &self.app;
-        if !self.home.repo(app).is_dir() {
-            bail!("app {app} does not exist: push to it first (git push HOST:{app} main)");
-        }
-        Ok(())
+        let settings = self.settings;
+        let apps = AppStore::new(
+            self.home,
+            &settings.namespace,
+            settings.config_access.clone(),
+        );
+        Ok(apps.existing(&self.app)?)
     }
 
     /// Takes the app's lock, as a push does: one change of a release at a time. The app may

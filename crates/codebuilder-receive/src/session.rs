@@ -58,8 +58,10 @@ pub fn serve(
         Command::ReceivePack { app } => receive_pack(home, &settings, &apps, &record, &app),
         Command::UploadPack { app } => {
             let repo = home.repo(&app);
+            // A first push records the owner before git makes the repository: until then
+            // there is nothing to clone.
             if !repo.is_dir() {
-                bail!("app {app} does not exist: push to it first");
+                return Err(Refusal::NoSuchApp(app).into());
             }
             run_git(&["upload-pack"], &repo, home, &record)
         }
