@@ -8,6 +8,7 @@ pub mod names;
 pub mod pod_security;
 pub mod quantity;
 pub mod settings;
+pub mod yaml;
 
 pub use home::Home;
 pub use names::{AppName, Fingerprint, KeyName, NameError};
