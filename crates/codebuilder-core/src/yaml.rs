@@ -8,7 +8,8 @@
 //! leading zero (`0123`) stay text. Quoted scalars are text. The core tags (`!!bool`, `!!int`,
 //! `!!float`, `!!null`) must hold what they name; any other tag is dropped and its plain
 //! value resolved as if untagged, as helm's YAML reader does. Mapping keys become text: a
-//! key that is not a string is written as its value is (`1`, `true`, `null`). Aliases are
+//! key that is a number or a boolean is written as its value is (`1`, `true`); a null, a
+//! sequence or a mapping as a key is refused. Aliases are
 //! copies of their anchor.
 //!
 //! The text may be untrusted (a pushed chart renders it), so it is bounded: nesting is
@@ -173,11 +174,13 @@ fn nodes(value: &Value) -> usize {
     }
 }
 
-/// A mapping key as JSON holds it: text.
+/// A mapping key as JSON holds it: text. A null key is refused rather than read as the name
+/// `null`: no name codebuilder reads is null, and `~: x` must not become a config var.
 fn key_text(key: Value) -> Result<String, String> {
     match key {
         Value::String(text) => Ok(text),
-        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(key.to_string()),
+        Value::Bool(_) | Value::Number(_) => Ok(key.to_string()),
+        Value::Null => Err("a mapping key that is null".into()),
         Value::Array(_) | Value::Object(_) => {
             Err("a mapping key that is a sequence or a mapping".into())
         }
@@ -383,9 +386,10 @@ mod tests {
     #[test]
     fn keys_are_text() {
         assert_eq!(
-            read("1: a\ntrue: b\n~: c\n1.50: d\nname: e\n"),
-            json!({"1": "a", "true": "b", "null": "c", "1.5": "d", "name": "e"})
+            read("1: a\ntrue: b\n0x10: c\n1.50: d\nname: e\n"),
+            json!({"1": "a", "true": "b", "16": "c", "1.5": "d", "name": "e"})
         );
+        assert!(refused("~: a\n").starts_with("a mapping key that is null"));
         assert!(
             refused("? [a]\n: b\n").starts_with("a mapping key that is a sequence or a mapping")
         );
