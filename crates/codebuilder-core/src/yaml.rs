@@ -9,12 +9,11 @@
 //! `!!float`, `!!null`) must hold what they name; any other tag is dropped and its plain
 //! value resolved as if untagged, as helm's YAML reader does. Mapping keys become text: a
 //! key that is a number or a boolean is written as its value is (`1`, `true`); a null, a
-//! sequence or a mapping as a key is refused. Aliases are
-//! copies of their anchor.
+//! sequence or a mapping as a key is refused. Aliases are copies of their anchor.
 //!
 //! The text may be untrusted (a pushed chart renders it), so it is bounded: nesting is
-//! limited, and aliases may not copy many more nodes than the text has, which stops an alias
-//! bomb before it fills memory.
+//! limited, and aliases may copy at most a hundred nodes for each one read so far, which stops
+//! an alias bomb before it fills memory.
 
 use std::collections::HashMap;
 
