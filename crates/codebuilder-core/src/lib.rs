@@ -10,6 +10,7 @@ pub mod pod_security;
 pub mod quantity;
 pub mod settings;
 pub mod sshd_quoting;
+pub mod yaml;
 
 pub use home::Home;
 pub use names::{AppName, BranchName, Fingerprint, KeyName, NameError, ObjectId};

@@ -14,7 +14,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 use codebuilder_core::settings::ByteSize;
-use codebuilder_core::{AppName, Settings};
+use codebuilder_core::{yaml, AppName, Settings};
 use codebuilder_process::{Output, QUICK};
 
 /// Files of the default chart, embedded in the binary.
@@ -74,9 +74,8 @@ pub fn write_default(
 /// `lookup`, `rand*` and `now` answer differently each time.
 pub fn flatten(manifest: &str, chart: &Path) -> anyhow::Result<tempfile::TempDir> {
     let read = fs::read_to_string(chart.join("Chart.yaml")).context("cannot read Chart.yaml")?;
-    let source: serde_yaml::Value =
-        serde_yaml::from_str(&read).context("cannot read Chart.yaml")?;
-    let mut meta = serde_yaml::Mapping::new();
+    let source = yaml::document(&read).context("cannot read Chart.yaml")?;
+    let mut meta = serde_json::Map::new();
     meta.insert("apiVersion".into(), "v2".into());
     for key in ["name", "version", "appVersion", "description"] {
         if let Some(value) = source.get(key) {
@@ -88,7 +87,8 @@ pub fn flatten(manifest: &str, chart: &Path) -> anyhow::Result<tempfile::TempDir
         .prefix("codebuilder-checked-")
         .tempdir()
         .context("cannot create a folder for the chart")?;
-    let meta = serde_yaml::to_string(&meta).context("cannot write Chart.yaml")?;
+    // JSON, which is YAML: helm reads Chart.yaml as it reads values files.
+    let meta = serde_json::to_string(&meta).context("cannot write Chart.yaml")?;
     write(dir.path(), "Chart.yaml", &meta)?;
     // Text outside `{{ }}` is kept as it is; `{{` itself is written by an action.
     let template = manifest.replace("{{", "{{\"{{\"}}");
@@ -416,8 +416,8 @@ mod tests {
         )
         .unwrap();
         let flat = flatten("kind: ConfigMap\ndata: {a: \"{{ x }}\"}\n", source.path()).unwrap();
-        let meta: serde_yaml::Value =
-            serde_yaml::from_str(&fs::read_to_string(flat.path().join("Chart.yaml")).unwrap())
+        let meta: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(flat.path().join("Chart.yaml")).unwrap())
                 .unwrap();
         assert_eq!(meta["name"], "hostile");
         assert_eq!(meta["version"], "1.2.3");

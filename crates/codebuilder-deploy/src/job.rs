@@ -223,9 +223,12 @@ impl OneOff<'_> {
     /// user can break it, and the operator's exceptions apply.
     fn check(&self, job: &Value) -> anyhow::Result<()> {
         let settings = self.settings;
-        let job = serde_yaml::to_value(job).context("cannot read the Job")?;
         let level = settings.pod_security;
-        match podsecurity::check(&[job], level, &settings.pod_security_allow) {
+        match podsecurity::check(
+            std::slice::from_ref(job),
+            level,
+            &settings.pod_security_allow,
+        ) {
             Ok(()) => Ok(()),
             Err(v) if v.control == Control::RunAsNonRoot && self.user == ImageUser::Root => {
                 Err(runs_as_root(self.app, level))
@@ -347,7 +350,7 @@ fn pod_settings(settings: &Settings) -> anyhow::Result<serde_json::Map<String, V
             file.display()
         )
     })?;
-    let values: Value = serde_yaml::from_str(&text).map_err(|e| {
+    let values = codebuilder_core::yaml::document(&text).map_err(|e| {
         anyhow!(
             "the values file {} is not YAML ({e}): fix CODEBUILDER_DEPLOY_VALUES",
             file.display()

@@ -40,7 +40,6 @@ use anyhow::{anyhow, bail};
 use codebuilder_core::pod_security::{Control, Level};
 use codebuilder_core::{AppName, Settings};
 use codebuilder_process::{Output, StepContext, StepError, Tail, QUICK};
-use serde_yaml::Value as Yaml;
 
 pub use crate::cause::{read_description, Cause};
 use crate::helm::Helm;
@@ -276,7 +275,7 @@ impl Deploy<'_> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn read(&self, manifest: &str) -> anyhow::Result<Vec<Yaml>> {
+    fn read(&self, manifest: &str) -> anyhow::Result<Vec<serde_json::Value>> {
         let app = self.app;
         manifest::read(manifest).map_err(|e| {
             anyhow!("the chart of {app} renders what codebuilder cannot check: {e}; fix it, commit, and push again")

@@ -6,7 +6,8 @@
 //! decoding would match; YAML merge keys, which helm's YAML reader merges, are refused; a
 //! document that does not read is refused rather than skipped.
 
-use serde_yaml::Value;
+use codebuilder_core::yaml;
+use serde_json::Value;
 
 /// Why a rendered release cannot be checked.
 #[derive(Debug, thiserror::Error)]
@@ -23,12 +24,10 @@ pub fn read(text: &str) -> Result<Vec<Value>, ManifestError> {
     let mut objects = Vec::new();
     for (index, document) in split(text).into_iter().enumerate() {
         let number = index + 1;
-        let mut value: Value =
-            serde_yaml::from_str(document).map_err(|e| ManifestError::NotYaml {
-                number,
-                reason: e.to_string(),
-            })?;
-        untag(&mut value);
+        let value = yaml::document(document).map_err(|e| ManifestError::NotYaml {
+            number,
+            reason: e.to_string(),
+        })?;
         if has_merge_key(&value) {
             return Err(ManifestError::MergeKey { number });
         }
@@ -59,27 +58,10 @@ fn split(text: &str) -> Vec<&str> {
     documents
 }
 
-/// Drops YAML tags: helm's reader decodes `!!bool true` as `true`, and an unknown tag as the
-/// value it carries.
-fn untag(value: &mut Value) {
-    if let Value::Tagged(tagged) = value {
-        *value = std::mem::replace(&mut tagged.value, Value::Null);
-        untag(value);
-        return;
-    }
-    match value {
-        Value::Sequence(items) => items.iter_mut().for_each(untag),
-        Value::Mapping(map) => map.values_mut().for_each(untag),
-        _ => {}
-    }
-}
-
 fn has_merge_key(value: &Value) -> bool {
     match value {
-        Value::Sequence(items) => items.iter().any(has_merge_key),
-        Value::Mapping(map) => map
-            .iter()
-            .any(|(k, v)| k.as_str() == Some("<<") || has_merge_key(v)),
+        Value::Array(items) => items.iter().any(has_merge_key),
+        Value::Object(map) => map.iter().any(|(k, v)| k == "<<" || has_merge_key(v)),
         _ => false,
     }
 }
@@ -89,7 +71,7 @@ fn has_merge_key(value: &Value) -> bool {
 fn open_lists(value: Value, objects: &mut Vec<Value>) {
     let items: Vec<Value> = fields(&value, "items")
         .into_iter()
-        .filter_map(Value::as_sequence)
+        .filter_map(Value::as_array)
         .flatten()
         .cloned()
         .collect();
@@ -118,10 +100,10 @@ fn fold(name: &str) -> String {
 /// Every value of `map` under a key that reads as `name`; none when `map` is not a mapping.
 pub fn fields<'a>(map: &'a Value, name: &str) -> Vec<&'a Value> {
     let wanted = fold(name);
-    map.as_mapping()
+    map.as_object()
         .into_iter()
         .flatten()
-        .filter(|(key, _)| key.as_str().is_some_and(|k| fold(k) == wanted))
+        .filter(|(key, _)| fold(key) == wanted)
         .map(|(_, value)| value)
         .collect()
 }
@@ -138,21 +120,19 @@ pub fn at<'a>(value: &'a Value, path: &[&str]) -> Vec<&'a Value> {
 /// The elements of a list field; a single value where a list belongs counts as one.
 pub fn elements(value: &Value) -> Vec<&Value> {
     match value {
-        Value::Sequence(items) => items.iter().collect(),
+        Value::Array(items) => items.iter().collect(),
         Value::Null => Vec::new(),
         other => vec![other],
     }
 }
 
-/// A scalar as text, for messages and comparisons.
+/// A scalar as text, for messages and comparisons; a list or a mapping where a scalar
+/// belongs is written as JSON.
 pub fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim_end()
-            .to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -280,7 +260,25 @@ mod tests {
                 .next(),
             Some("document 1 is not YAML")
         );
+        assert_eq!(
+            read("a: 1\nb: 2\na: 3\n").unwrap_err().to_string(),
+            "document 1 is not YAML (the key \"a\" twice in one mapping at line 3 column 4)"
+        );
         let tagged = read("kind: Pod\nspec: !custom\n  hostIPC: !!bool true\n").unwrap();
         assert_eq!(fields(&tagged[0]["spec"], "hostIPC"), [&Value::Bool(true)]);
+    }
+
+    #[test]
+    fn comments_anchors_and_quoted_numbers_read_as_helm_reads_them() {
+        let objects = read(
+            "# Source: app/templates/a.yaml\n---\n# only a comment\n---\nkind: Pod\nmetadata: {name: &n web, labels: {app: *n}}\nspec:\n  containers:\n  - ports: [{hostPort: \"0\", containerPort: 0080}]\n",
+        )
+        .unwrap();
+        // A document of comments reads as null: no object, nothing to check.
+        assert_eq!(objects[..2], [Value::Null, Value::Null]);
+        assert_eq!(text(&objects[2]["metadata"]["labels"]["app"]), "web");
+        let port = &objects[2]["spec"]["containers"][0]["ports"][0];
+        assert_eq!(port["hostPort"], Value::String("0".into()));
+        assert_eq!(text(&port["containerPort"]), "0080");
     }
 }

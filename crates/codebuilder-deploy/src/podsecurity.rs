@@ -8,7 +8,7 @@
 //! as set: what cannot be read as allowed is refused.
 
 use codebuilder_core::pod_security::{Control, Level};
-use serde_yaml::Value;
+use serde_json::Value;
 
 use crate::manifest::{at, elements, fields, pod_templates, text, PodTemplate};
 
@@ -193,11 +193,11 @@ fn findings(pod: &PodTemplate) -> Vec<Finding> {
             .first()
             .map(|n| text(n))
             .unwrap_or_default();
-        let Some(map) = volume.as_mapping() else {
+        let Some(map) = volume.as_object() else {
             continue;
         };
         for (key, value) in map {
-            let key = key.as_str().unwrap_or_default();
+            let key = key.as_str();
             if key.eq_ignore_ascii_case("name") || value.is_null() {
                 continue;
             }
@@ -424,8 +424,8 @@ fn container_findings(container: &Value, host_network: bool) -> Vec<Finding> {
 /// The annotations that set AppArmor and seccomp profiles before their fields existed.
 fn annotation_findings(annotations: &Value) -> Vec<Finding> {
     let mut found = Vec::new();
-    for (key, value) in annotations.as_mapping().into_iter().flatten() {
-        let (key, value) = (key.as_str().unwrap_or_default(), text(value));
+    for (key, value) in annotations.as_object().into_iter().flatten() {
+        let (key, value) = (key.as_str(), text(value));
         if key.starts_with("container.apparmor.security.beta.kubernetes.io/")
             && value != "runtime/default"
             && !value.starts_with("localhost/")

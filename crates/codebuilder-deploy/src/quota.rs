@@ -6,8 +6,7 @@
 use codebuilder_core::quantity::Quantity;
 use codebuilder_core::settings::AppQuota;
 use codebuilder_core::AppName;
-use serde_json::{json, Value as Json};
-use serde_yaml::Value;
+use serde_json::{json, Value};
 
 use crate::labels::{APP_LABEL, CODEBUILDER, MANAGED_BY};
 use crate::manifest::{at, elements, fields, kinds, pod_templates, text};
@@ -18,7 +17,7 @@ pub const QUOTA: &str = "codebuilder-quota";
 pub const DEFAULTS: &str = "codebuilder-defaults";
 
 /// The ResourceQuota and LimitRange of `app` for `quota`.
-pub(crate) fn objects(app: &AppName, quota: &AppQuota) -> [Json; 2] {
+pub(crate) fn objects(app: &AppName, quota: &AppQuota) -> [Value; 2] {
     let labels = json!({MANAGED_BY: CODEBUILDER, APP_LABEL: app.as_str()});
     [
         json!({

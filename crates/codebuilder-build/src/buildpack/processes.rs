@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use codebuilder_apps::formation::ProcessType;
-use codebuilder_core::AppName;
+use codebuilder_core::{yaml, AppName};
+use serde_json::Value;
 
 use super::config::is_var_name;
 
@@ -60,21 +61,18 @@ pub fn parse_release(buildpack: &str, text: &str) -> Result<Release, ProcessErro
     if text.trim().is_empty() {
         return Ok(Release::default());
     }
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| bad(e.to_string()))?;
-    if !matches!(
-        value,
-        serde_yaml::Value::Mapping(_) | serde_yaml::Value::Null
-    ) {
+    let value = yaml::document(text).map_err(|e| bad(e.to_string()))?;
+    if !matches!(value, Value::Object(_) | Value::Null) {
         return Err(bad("not a mapping".into()));
     }
     let map = |key: &str| -> Result<BTreeMap<String, String>, ProcessError> {
         match value.get(key) {
-            None | Some(serde_yaml::Value::Null) => Ok(BTreeMap::new()),
-            Some(serde_yaml::Value::Mapping(entries)) => entries
+            None | Some(Value::Null) => Ok(BTreeMap::new()),
+            Some(Value::Object(entries)) => entries
                 .iter()
-                .map(|(k, v)| match (scalar(k), scalar(v)) {
-                    (Some(k), Some(v)) => Ok((k, v)),
-                    _ => Err(bad(format!("{key} holds more than names and plain values"))),
+                .map(|(k, v)| match scalar(v) {
+                    Some(v) => Ok((k.clone(), v)),
+                    None => Err(bad(format!("{key} holds more than names and plain values"))),
                 })
                 .collect(),
             Some(_) => Err(bad(format!("{key} is not a mapping"))),
@@ -95,11 +93,11 @@ pub fn parse_release(buildpack: &str, text: &str) -> Result<Release, ProcessErro
     Ok(release)
 }
 
-fn scalar(value: &serde_yaml::Value) -> Option<String> {
+fn scalar(value: &Value) -> Option<String> {
     match value {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
@@ -237,6 +235,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(release.config_vars["WORKERS"], "4");
+        let quoted = parse_release("bp", "config_vars: {ZIP: 01234, PIN: '0042', RATE: 1.50}\n");
+        assert_eq!(
+            quoted.unwrap().config_vars,
+            BTreeMap::from([
+                ("PIN".into(), "0042".into()),
+                ("RATE".into(), "1.5".into()),
+                ("ZIP".into(), "01234".into())
+            ])
+        );
         let processes = Processes::resolve(
             &app(),
             Some("# processes\nweb: bin/web -p $PORT\r\n\nworker:   bin/worker --queue 'a b'\n"),
@@ -293,6 +300,8 @@ mod tests {
             "{",
             "config_vars:\n  A-B: x",
             "config_vars:\n  A: \"x\\ny\"",
+            "config_vars:\n  ~: x",
+            "config_vars:\n  A: 1\n  A: 2",
         ] {
             assert!(parse_release("bp", bad).is_err(), "{bad}");
         }
