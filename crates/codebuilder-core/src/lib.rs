@@ -12,5 +12,5 @@ pub mod settings;
 pub mod sshd_quoting;
 
 pub use home::Home;
-pub use names::{AppName, BranchName, Fingerprint, KeyName, NameError, ObjectId};
+pub use names::{Actor, AppName, BranchName, Fingerprint, KeyName, NameError, ObjectId};
 pub use settings::Settings;
