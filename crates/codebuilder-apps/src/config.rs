@@ -2,7 +2,7 @@
 //! compiles as ENV_DIR.
 //!
 //! ```text
-//! HOME/apps/config/APP.json   {"vars": {"KEY": "VALUE", ...}, "causes": {"4": "config set A by alice"}}  (0600)
+//! HOME/apps/config/APP.json   {"vars": {"KEY": "VALUE", ...}, "causes": {"4": {"what": "config set A", "by": "alice"}}}  (0600)
 //! HOME/apps/config/tmp/       where writers stage a file before renaming it in
 //! ```
 //!
@@ -18,7 +18,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use codebuilder_core::fsutil::{remove_durably, write_atomic_via};
-use codebuilder_core::{AppName, Home};
+use codebuilder_core::{Actor, AppName, Home};
 use serde::{Deserialize, Serialize};
 
 const FILE_MODE: u32 = 0o600;
@@ -122,7 +122,51 @@ pub struct AppConfig {
     /// What made each release codebuilder made, by helm revision: helm replaces a failed
     /// release's description with its error, and writes its own for rollbacks.
     #[serde(default)]
-    pub causes: BTreeMap<u64, String>,
+    pub causes: BTreeMap<u64, ReleaseCause>,
+}
+
+/// What made a release, and who: kept as data, so that `releases` needs no text taken apart.
+/// Its `Display` is the release's helm description, `WHAT by ACTOR`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredCause")]
+pub struct ReleaseCause {
+    /// `build 3 of abc1234`, `config set A`, `rollback to v2`.
+    pub what: String,
+    pub by: Actor,
+}
+
+/// A cause as a config file holds it: as data, or as the description earlier versions kept
+/// (`config set A by alice`), read here once, so that their files still load.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredCause {
+    Data { what: String, by: Actor },
+    Text(String),
+}
+
+impl From<StoredCause> for ReleaseCause {
+    fn from(stored: StoredCause) -> Self {
+        match stored {
+            StoredCause::Data { what, by } => Self { what, by },
+            StoredCause::Text(text) => match Actor::attributed(&text) {
+                Some((what, by)) => Self {
+                    what: what.to_owned(),
+                    by,
+                },
+                // Earlier versions always wrote an actor; a hand-edited cause still loads.
+                None => Self {
+                    what: text,
+                    by: Actor::Unknown,
+                },
+            },
+        }
+    }
+}
+
+impl fmt::Display for ReleaseCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.by.attribute(&self.what))
+    }
 }
 
 impl AppConfig {
@@ -217,7 +261,7 @@ impl ConfigStore {
         &self,
         app: &AppName,
         revision: u64,
-        cause: String,
+        cause: ReleaseCause,
     ) -> Result<(), ConfigError> {
         let mut config = self.load(app)?;
         config.causes.insert(revision, cause);
@@ -269,6 +313,48 @@ mod tests {
             config.build_args(),
             Err(ConfigError::BadBuildArg(_))
         ));
+    }
+
+    #[test]
+    fn causes_are_data_and_earlier_text_still_loads() {
+        let alice = Actor::Key(codebuilder_core::KeyName::parse("alice").unwrap());
+        let earlier = r#"{"vars": {}, "causes": {
+            "1": "build 1 of abc1234 by alice",
+            "2": "config set A, B; unset C by admin",
+            "3": "build 2 of abc1234 by rebuild by alice",
+            "4": "rollback to v1 by unknown",
+            "5": "upgraded by hand, with helm"
+        }}"#;
+        let config: AppConfig = serde_json::from_str(earlier).unwrap();
+        let read: Vec<(&str, String)> = config
+            .causes
+            .values()
+            .map(|c| (c.what.as_str(), c.by.to_string()))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("build 1 of abc1234", "alice".to_owned()),
+                ("config set A, B; unset C", "admin".to_owned()),
+                ("build 2 of abc1234", "rebuild by alice".to_owned()),
+                ("rollback to v1", "unknown".to_owned()),
+                ("upgraded by hand, with helm", "unknown".to_owned()),
+            ]
+        );
+        assert_eq!(config.causes[&1].by, alice);
+        assert_eq!(
+            config.causes[&3].to_string(),
+            "build 2 of abc1234 by rebuild by alice"
+        );
+        let written = serde_json::to_value(&config).unwrap();
+        assert_eq!(
+            written["causes"]["2"],
+            serde_json::json!({"what": "config set A, B; unset C", "by": "admin"})
+        );
+        assert_eq!(
+            serde_json::from_value::<AppConfig>(written).unwrap(),
+            config
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod level;
 pub mod store;
 
 pub use access::{AppState, Grant, KeyId, Refusal, Role};
-pub use config::{AppConfig, ConfigError, ConfigKey, ConfigStore, ConfigVars};
+pub use config::{AppConfig, ConfigError, ConfigKey, ConfigStore, ConfigVars, ReleaseCause};
 pub use declared::DeclaredGrant;
 pub use level::Level;
 pub use store::{AppError, AppStore};

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use codebuilder_apps::formation::Formation;
-use codebuilder_apps::ConfigStore;
+use codebuilder_apps::{ConfigStore, ReleaseCause};
 use codebuilder_core::pod_security::Level;
 use codebuilder_core::settings::DeployMode;
-use codebuilder_core::{AppName, Fingerprint, Home, ObjectId, Settings};
+use codebuilder_core::{Actor, AppName, Fingerprint, Home, ObjectId, Settings};
 use codebuilder_deploy::chart::Chart;
 use codebuilder_deploy::{
     root_warning, runs_as_root, Cause, Deploy, ImageUser, Release, ReleaseValues, Trigger,
@@ -25,7 +25,7 @@ use crate::dockerignore::IgnoreFile;
 use crate::failure::{remaining, Failure};
 use crate::lock::AppLock;
 use crate::options::PushOptions;
-use crate::records::{now, BuildRecord, BuildResult, Records, REBUILT_BY};
+use crate::records::{now, BuildRecord, BuildResult, Records};
 use crate::retention::Retention;
 use codebuilder_process::runner::{StepContext, StepError};
 use codebuilder_process::{Output, HEARTBEAT, QUICK};
@@ -39,8 +39,8 @@ pub struct Build<'a> {
     pub app: AppName,
     /// The commit to build.
     pub rev: ObjectId,
-    /// Name of the key that pushed, or who ran `rebuild` (`records::REBUILT_BY`).
-    pub pusher: String,
+    /// Who pushed, or who ran `rebuild`.
+    pub pusher: Actor,
     /// Fingerprint of the key that pushed.
     pub pusher_fingerprint: Option<Fingerprint>,
     pub output: &'a Output,
@@ -355,17 +355,21 @@ impl Build<'_> {
         }
         let deployer = self.deployer(step);
         let next = deployer.prepare()?;
-        let cause = Cause::Build {
-            number: record.number,
-            sha: short.to_owned(),
-        }
-        .describe(&record.pusher);
-        store.record_cause(app, next, cause.clone())?;
+        let cause = ReleaseCause {
+            what: Cause::Build {
+                number: record.number,
+                sha: short.to_owned(),
+            }
+            .to_string(),
+            by: record.pusher.clone(),
+        };
+        let description = cause.to_string();
+        store.record_cause(app, next, cause)?;
         chart.ready_for(self.output, app, next, short)?;
         let deployed = deployer.run(&Release {
             chart: chart.dir.path(),
             values,
-            description: &cause,
+            description: &description,
             trigger: Trigger::Build,
             image_user: Some(user),
         });
@@ -433,7 +437,7 @@ impl Build<'_> {
             .finished_at
             .is_some_and(|t| now() <= t + PREVIOUS_PUSH_GRACE.as_secs());
         // A rebuild moves no ref: nothing to wait for.
-        let rebuilt = last.pusher.starts_with(REBUILT_BY);
+        let rebuilt = last.pusher.is_rebuild();
         if last.result != BuildResult::Succeeded || !recent || rebuilt || last.rev == *old {
             return Ok(());
         }

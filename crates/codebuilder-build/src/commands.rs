@@ -5,7 +5,7 @@ use std::io;
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use codebuilder_core::{AppName, Fingerprint, Home, ObjectId, Settings};
+use codebuilder_core::{Actor, AppName, Fingerprint, Home, ObjectId, Settings};
 
 use crate::build::Build;
 use crate::hook::{
@@ -40,7 +40,10 @@ pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {
     }
     if let Some(deploy) = plan.deploy {
         // Set by codebuilder-receive for the key the session authenticated with.
-        let pusher = std::env::var("CODEBUILDER_PUSHER").unwrap_or_else(|_| "unknown".into());
+        let pusher = Actor::key_or(
+            std::env::var("CODEBUILDER_PUSHER").ok().as_deref(),
+            Actor::Unknown,
+        )?;
         let pusher_fingerprint = std::env::var("CODEBUILDER_PUSHER_FINGERPRINT")
             .ok()
             .and_then(|fp| Fingerprint::parse(&fp).ok());
@@ -73,7 +76,7 @@ pub fn rebuild(
     home: &Home,
     app: &str,
     rev: Option<&str>,
-    pusher: String,
+    pusher: Actor,
     pusher_fingerprint: Option<Fingerprint>,
 ) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use codebuilder_core::fsutil::{remove_tree, write_atomic};
-use codebuilder_core::{AppName, Fingerprint, Home, ObjectId};
+use codebuilder_core::{Actor, AppName, Fingerprint, Home, ObjectId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,8 +29,8 @@ pub struct BuildRecord {
     pub number: u64,
     pub app: String,
     pub rev: ObjectId,
-    /// Name of the key that pushed, or [`REBUILT_BY`] and who ran `rebuild`.
-    pub pusher: String,
+    /// Who pushed, or who ran `rebuild`: stored and printed as `alice`, `rebuild by admin`.
+    pub pusher: Actor,
     /// Fingerprint of the key that pushed or rebuilt over ssh (none for an admin's rebuild at
     /// `kubectl exec`, or a record from before).
     #[serde(default)]
@@ -44,9 +44,6 @@ pub struct BuildRecord {
     /// File name of the log beside the record.
     pub log: String,
 }
-
-/// How the pusher of a rebuild's record begins: `rebuild by alice`, `rebuild by admin`.
-pub const REBUILT_BY: &str = "rebuild by ";
 
 pub fn now() -> u64 {
     SystemTime::now()
@@ -139,7 +136,7 @@ impl Records {
     pub fn start(
         &self,
         rev: &ObjectId,
-        pusher: &str,
+        pusher: &Actor,
         pusher_fingerprint: Option<&Fingerprint>,
     ) -> anyhow::Result<(BuildRecord, File)> {
         self.home
@@ -157,7 +154,7 @@ impl Records {
             number,
             app: self.app.to_string(),
             rev: rev.clone(),
-            pusher: pusher.to_owned(),
+            pusher: pusher.clone(),
             pusher_fingerprint: pusher_fingerprint.cloned(),
             started_at: now(),
             finished_at: None,
@@ -240,6 +237,37 @@ mod tests {
         ObjectId::parse(&"abc1234".repeat(6)[..40]).unwrap()
     }
 
+    fn someone() -> Actor {
+        Actor::Key(codebuilder_core::KeyName::parse("someone").unwrap())
+    }
+
+    #[test]
+    fn records_from_before_read_their_pusher_as_an_actor() {
+        let earlier = |pusher: &str| {
+            format!(
+                r#"{{"number": 2, "app": "web", "rev": "{}", "pusher": "{pusher}",
+                "started_at": 1, "finished_at": 2, "result": "succeeded", "error": null,
+                "image": null, "helm_revision": 2, "log": "000002.log"}}"#,
+                commit()
+            )
+        };
+        let alice = codebuilder_core::KeyName::parse("alice").unwrap();
+        for (pusher, actor) in [
+            ("alice", Actor::Key(alice.clone())),
+            ("admin", Actor::Admin),
+            ("unknown", Actor::Unknown),
+            ("rebuild by alice", Actor::Rebuild { by: Some(alice) }),
+            ("rebuild by admin", Actor::Rebuild { by: None }),
+        ] {
+            let record: BuildRecord = serde_json::from_str(&earlier(pusher)).unwrap();
+            assert_eq!(record.pusher, actor);
+            assert_eq!(record.pusher_fingerprint, None);
+            // Written back (and printed by `builds --json`) as the same string.
+            let written = serde_json::to_value(&record).unwrap();
+            assert_eq!(written["pusher"], pusher);
+        }
+    }
+
     #[test]
     fn kept_apart_records_are_read_by_their_pusher_only() {
         let dir = tempfile::tempdir().unwrap();
@@ -248,7 +276,7 @@ mod tests {
         let records = Records::new(&home, &app);
         let (alice, bob) = (key('a'), key('b'));
         for pusher in [Some(&alice), Some(&bob), None] {
-            let (mut record, mut log) = records.start(&commit(), "someone", pusher).unwrap();
+            let (mut record, mut log) = records.start(&commit(), &someone(), pusher).unwrap();
             writeln!(log, "log of build {}", record.number).unwrap();
             record.result = BuildResult::Failed;
             records.save(&record).unwrap();
@@ -281,7 +309,7 @@ mod tests {
         let home = Home::new(dir.path());
         let app = AppName::parse("shop", "codebuilder").unwrap();
         let records = Records::new(&home, &app);
-        let (mut record, _) = records.start(&commit(), "someone", None).unwrap();
+        let (mut record, _) = records.start(&commit(), &someone(), None).unwrap();
         assert_eq!(
             records.log_path(&record),
             Some(home.builds_dir(&app).join("000001.log"))

@@ -13,5 +13,5 @@ pub mod sshd_quoting;
 pub mod yaml;
 
 pub use home::Home;
-pub use names::{AppName, BranchName, Fingerprint, KeyName, NameError, ObjectId};
+pub use names::{Actor, AppName, BranchName, Fingerprint, KeyName, NameError, ObjectId};
 pub use settings::Settings;

@@ -350,6 +350,104 @@ impl fmt::Display for BranchName {
     }
 }
 
+/// Who made a build or a release: the data behind a record's `pusher` and a release's `by`.
+///
+/// Its stored form is its display string (`alice`, `admin`, `unknown`, `rebuild by alice`),
+/// through `serde(into = "String", try_from = "String")`: that string is what `builds --json`
+/// prints as `pusher` and what build records and config files already on disk hold, so old
+/// records load unchanged and scripts reading the JSON see no change. The cost is that a key
+/// named `admin` or `unknown` reads back as [`Actor::Admin`] or [`Actor::Unknown`]: the text
+/// never told them apart, and nothing decides by it (a build record's `pusher_fingerprint`
+/// names the key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Actor {
+    /// A key over ssh: codebuilder-receive names it to the hook and the commands.
+    Key(KeyName),
+    /// An admin at `kubectl exec`, with no key.
+    Admin,
+    /// A push the hook was not told the key of: it did not come through codebuilder-receive.
+    Unknown,
+    /// `rebuild APP`: a build without a push, run by a key over ssh, or by an admin at
+    /// `kubectl exec` (`None`). A rebuild moves no ref, which the next push's wait relies on.
+    Rebuild { by: Option<KeyName> },
+}
+
+impl Actor {
+    const ADMIN: &'static str = "admin";
+    const UNKNOWN: &'static str = "unknown";
+    const REBUILD_BY: &'static str = "rebuild by ";
+    /// Between what was done and who did it, in the text of a release's cause.
+    const BY: &'static str = " by ";
+
+    /// Reads the display form back.
+    pub fn parse(text: &str) -> Result<Self, NameError> {
+        let key = |name: &str| match name {
+            Self::ADMIN => Ok(None),
+            name => KeyName::parse(name).map(Some),
+        };
+        let actor = match text {
+            Self::ADMIN => Self::Admin,
+            Self::UNKNOWN => Self::Unknown,
+            text => match text.strip_prefix(Self::REBUILD_BY) {
+                Some(by) => Self::Rebuild { by: key(by)? },
+                None => Self::Key(KeyName::parse(text)?),
+            },
+        };
+        Ok(actor)
+    }
+
+    /// The key named by `name` (codebuilder-receive's `CODEBUILDER_PUSHER`), or `otherwise`
+    /// when none is.
+    pub fn key_or(name: Option<&str>, otherwise: Self) -> Result<Self, NameError> {
+        name.map_or(Ok(otherwise), |name| KeyName::parse(name).map(Self::Key))
+    }
+
+    /// `WHAT by ACTOR`: the text of a release's cause, as helm's release description keeps it.
+    pub fn attribute(&self, what: &str) -> String {
+        format!("{what}{}{self}", Self::BY)
+    }
+
+    /// Takes `WHAT by ACTOR` apart, as [`Actor::attribute`] wrote it; `None` for text that does
+    /// not end in an actor (helm's own descriptions). What is done never holds " by " (a
+    /// build's number and commit, config var names, a release number), so the first one
+    /// splits.
+    pub fn attributed(text: &str) -> Option<(&str, Self)> {
+        let (what, by) = text.split_once(Self::BY)?;
+        Some((what, Self::parse(by).ok()?))
+    }
+
+    /// Whether this is a rebuild, which moves no ref.
+    pub fn is_rebuild(&self) -> bool {
+        matches!(self, Self::Rebuild { .. })
+    }
+}
+
+impl TryFrom<String> for Actor {
+    type Error = NameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Actor> for String {
+    fn from(value: Actor) -> Self {
+        value.to_string()
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Key(key) => write!(f, "{key}"),
+            Self::Admin => f.write_str(Self::ADMIN),
+            Self::Unknown => f.write_str(Self::UNKNOWN),
+            Self::Rebuild { by: Some(key) } => write!(f, "{}{key}", Self::REBUILD_BY),
+            Self::Rebuild { by: None } => write!(f, "{}{}", Self::REBUILD_BY, Self::ADMIN),
+        }
+    }
+}
+
 /// Shortens and escapes untrusted text so that an error message stays one readable line.
 pub fn printable(text: &str) -> String {
     const MAX: usize = 80;
@@ -530,6 +628,59 @@ mod tests {
             BranchName::parse("a..b").unwrap_err().to_string(),
             "\"a..b\" is not a branch name: use letters, digits, '-', '_', '.' and '/', with no '..' or '//', no part starting with '.' or ending with '.lock', and no '-' or '/' at either end"
         );
+    }
+
+    #[test]
+    fn actors_read_back_as_written() {
+        let alice = KeyName::parse("alice").unwrap();
+        for (actor, text) in [
+            (Actor::Key(alice.clone()), "alice"),
+            (Actor::Admin, "admin"),
+            (Actor::Unknown, "unknown"),
+            (Actor::Rebuild { by: Some(alice) }, "rebuild by alice"),
+            (Actor::Rebuild { by: None }, "rebuild by admin"),
+        ] {
+            assert_eq!(actor.to_string(), text);
+            assert_eq!(Actor::parse(text).unwrap(), actor);
+            let json = serde_json::to_string(&actor).unwrap();
+            assert_eq!(json, format!("{text:?}"));
+            assert_eq!(serde_json::from_str::<Actor>(&json).unwrap(), actor);
+        }
+        for bad in ["", "Alice", "a b", "rebuild by ", "rebuild by rebuild by x"] {
+            assert!(Actor::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn actors_from_the_environment() {
+        assert_eq!(Actor::key_or(None, Actor::Admin).unwrap(), Actor::Admin);
+        assert_eq!(
+            Actor::key_or(Some("dev"), Actor::Unknown).unwrap(),
+            Actor::Key(KeyName::parse("dev").unwrap())
+        );
+        assert!(Actor::key_or(Some("a b"), Actor::Admin).is_err());
+    }
+
+    #[test]
+    fn attributed_text_reads_back() {
+        let rebuild = Actor::Rebuild { by: None };
+        assert_eq!(
+            rebuild.attribute("build 3 of abc1234"),
+            "build 3 of abc1234 by rebuild by admin"
+        );
+        assert_eq!(
+            Actor::attributed("build 3 of abc1234 by rebuild by admin"),
+            Some(("build 3 of abc1234", rebuild))
+        );
+        assert_eq!(
+            Actor::attributed("config set A, B; unset C by alice"),
+            Some((
+                "config set A, B; unset C",
+                Actor::Key(KeyName::parse("alice").unwrap())
+            ))
+        );
+        assert_eq!(Actor::attributed("Upgrade complete"), None);
+        assert_eq!(Actor::attributed("failed: denied by the webhook x"), None);
     }
 
     #[test]

@@ -1,7 +1,11 @@
-//! What made a release, written as its helm description (`helm history` keeps it) and read
-//! back for `releases`: helm records no author, so the key name is part of the text.
+//! What made a release, written as its helm description (`helm history` keeps it). The app's
+//! config keeps each cause codebuilder made as data; helm's description is read back only for
+//! releases the config has no cause for: helm records no author, so there the actor is part
+//! of the text.
 
 use std::fmt;
+
+use codebuilder_core::Actor;
 
 /// What made a release.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,16 +17,6 @@ pub enum Cause {
         set: Vec<String>,
         unset: Vec<String>,
     },
-}
-
-/// Between the cause and the key name in a description.
-const BY: &str = " by ";
-
-impl Cause {
-    /// The helm description of a release made by `by` (a key name, or "admin").
-    pub fn describe(&self, by: &str) -> String {
-        format!("{self}{BY}{by}")
-    }
 }
 
 impl fmt::Display for Cause {
@@ -45,13 +39,13 @@ impl fmt::Display for Cause {
 
 /// A helm description taken apart: what made the release, and who (when codebuilder wrote
 /// it). helm's own descriptions ("Install complete", "Rollback to 3") have no author.
-pub fn read_description(description: &str) -> (String, Option<String>) {
+pub fn read_description(description: &str) -> (String, Option<Actor>) {
     if let Some(revision) = description.strip_prefix("Rollback to ") {
         return (format!("rollback to v{revision}"), None);
     }
-    match description.rsplit_once(BY) {
-        Some((what, by)) if !by.contains(' ') => (what.to_owned(), Some(by.to_owned())),
-        _ => (description.to_owned(), None),
+    match Actor::attributed(description) {
+        Some((what, by)) => (what.to_owned(), Some(by)),
+        None => (description.to_owned(), None),
     }
 }
 
@@ -65,20 +59,21 @@ mod tests {
             number: 3,
             sha: "abc1234".into(),
         };
-        assert_eq!(build.describe("alice"), "build 3 of abc1234 by alice");
+        assert_eq!(build.to_string(), "build 3 of abc1234");
         let config = Cause::Config {
             set: vec!["A".into(), "B".into()],
             unset: vec!["C".into()],
         };
-        assert_eq!(
-            config.describe("admin"),
-            "config set A, B; unset C by admin"
-        );
+        assert_eq!(config.to_string(), "config set A, B; unset C");
         assert_eq!(
             read_description("config set A, B; unset C by admin"),
+            ("config set A, B; unset C".to_owned(), Some(Actor::Admin))
+        );
+        assert_eq!(
+            read_description("build 3 of abc1234 by rebuild by admin"),
             (
-                "config set A, B; unset C".to_owned(),
-                Some("admin".to_owned())
+                "build 3 of abc1234".to_owned(),
+                Some(Actor::Rebuild { by: None })
             )
         );
         assert_eq!(

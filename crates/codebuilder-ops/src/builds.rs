@@ -5,9 +5,8 @@ use std::io::{self, Write};
 
 use anyhow::{bail, Context};
 use codebuilder_apps::{AppStore, Refusal};
-use codebuilder_build::records::{Records, REBUILT_BY};
-use codebuilder_core::names::printable;
-use codebuilder_core::{AppName, Fingerprint, Home, Settings};
+use codebuilder_build::records::Records;
+use codebuilder_core::{Actor, AppName, Fingerprint, Home, KeyName, Settings};
 
 use crate::apps::Viewer;
 
@@ -138,9 +137,10 @@ pub fn rebuild(home: &Home, app: &AppName, rev: Option<&str>) -> anyhow::Result<
         .ok()
         .map(|fp| Fingerprint::parse(&fp))
         .transpose()?;
-    let pusher = match std::env::var("CODEBUILDER_PUSHER") {
-        Ok(name) if fingerprint.is_some() => format!("{REBUILT_BY}{}", printable(&name)),
-        _ => format!("{REBUILT_BY}admin"),
+    let by = match std::env::var("CODEBUILDER_PUSHER") {
+        Ok(name) if fingerprint.is_some() => Some(KeyName::parse(&name)?),
+        _ => None,
     };
+    let pusher = Actor::Rebuild { by };
     codebuilder_build::commands::rebuild(home, app.as_str(), rev, pusher, fingerprint)
 }

@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _};
 use codebuilder_apps::config::{check_value, MAX_VALUE};
 use codebuilder_apps::{AppStore, ConfigKey};
 use codebuilder_commands::{help, Command, ConfigValues, Request, Verb};
-use codebuilder_core::{AppName, Home, Settings};
+use codebuilder_core::{Actor, AppName, Home, Settings};
 use codebuilder_keys::{access, commands, KeyStore};
 use codebuilder_process::Output;
 
@@ -34,11 +34,15 @@ pub fn run(cx: &Context, request: Request) -> anyhow::Result<ExitCode> {
         cancel,
     } = cx;
     let output = Output::stdout();
+    let by = Actor::key_or(
+        std::env::var("CODEBUILDER_PUSHER").ok().as_deref(),
+        Actor::Admin,
+    )?;
     let operator = |app: AppName| Operator {
         home,
         settings,
         app,
-        by: std::env::var("CODEBUILDER_PUSHER").unwrap_or_else(|_| "admin".into()),
+        by: by.clone(),
         output: &output,
         cancel: Arc::clone(cancel),
     };

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use codebuilder_apps::formation::Formation;
-use codebuilder_apps::{AppConfig, AppStore, ConfigKey, ConfigStore, ConfigVars};
+use codebuilder_apps::{AppConfig, AppStore, ConfigKey, ConfigStore, ConfigVars, ReleaseCause};
 use codebuilder_build::lock::AppLock;
 use codebuilder_build::records::Records;
 use codebuilder_core::settings::DeployMode;
-use codebuilder_core::{AppName, Home, Settings};
+use codebuilder_core::{Actor, AppName, Home, Settings};
 use codebuilder_deploy::chart::Chart;
 use codebuilder_deploy::{read_description, Cause, Deploy, Release, ReleaseValues, Trigger};
 use codebuilder_process::{Output, StepContext, HEARTBEAT};
@@ -24,8 +24,8 @@ pub struct Operator<'a> {
     pub home: &'a Home,
     pub settings: &'a Settings,
     pub app: AppName,
-    /// The key name (CODEBUILDER_PUSHER), or "admin" through `kubectl exec`.
-    pub by: String,
+    /// The key of the session (CODEBUILDER_PUSHER), or an admin through `kubectl exec`.
+    pub by: Actor,
     pub output: &'a Output,
     pub cancel: Arc<AtomicBool>,
 }
@@ -129,8 +129,12 @@ impl Operator<'_> {
             Formation::load(self.home, app)?.counts(),
             &current_values.types(),
         );
-        let description = cause.describe(&self.by);
-        ConfigStore::new(self.home).record_cause(app, next, description.clone())?;
+        let cause = ReleaseCause {
+            what: cause.to_string(),
+            by: self.by.clone(),
+        };
+        let description = cause.to_string();
+        ConfigStore::new(self.home).record_cause(app, next, cause)?;
         chart.ready_for(self.output, app, next, sha)?;
         deployer.run(&Release {
             chart: chart.dir.path(),
@@ -151,11 +155,13 @@ pub fn releases(op: &Operator, json: bool, out: &mut impl Write) -> anyhow::Resu
     let rows: Vec<Value> = history
         .iter()
         .map(|entry| {
-            let description = stored
-                .causes
-                .get(&entry.revision)
-                .unwrap_or(&entry.description);
-            let (what, by) = read_description(description);
+            let (what, by) = match stored.causes.get(&entry.revision) {
+                Some(cause) => (cause.what.clone(), Some(cause.by.to_string())),
+                None => {
+                    let (what, by) = read_description(&entry.description);
+                    (what, by.map(|by| by.to_string()))
+                }
+            };
             serde_json::json!({
                 "version": entry.revision,
                 "description": what,
@@ -234,7 +240,11 @@ pub fn rollback(op: &Operator, target: Option<u64>) -> anyhow::Result<()> {
         // The rolled-back release's replicas are not the scale ps:scale keeps.
         deployer.keep_scale(Formation::load(op.home, app)?.counts());
         let made = deployer.current()?.map_or(current + 1, |(revision, _)| revision);
-        config.causes.insert(made, format!("rollback to v{target} by {}", op.by));
+        let cause = ReleaseCause {
+            what: format!("rollback to v{target}"),
+            by: op.by.clone(),
+        };
+        config.causes.insert(made, cause);
         ConfigStore::new(op.home).save(app, &config)?;
         op.output.step(&format!(
             "Done: {app} release {made} is live (rollback to v{target}: its image and config)"
