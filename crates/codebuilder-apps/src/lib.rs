@@ -1,4 +1,5 @@
-//! App state: who owns each app and who else may use it.
+//! App state: who owns each app and who else may use it, its config and scale, its lock, its
+//! build records and the images it keeps.
 //!
 //! ```text
 //! HOME/apps/APP.json   owner and access grants of APP (mode 0600)
@@ -6,6 +7,8 @@
 //! HOME/apps/.lock      held (flock) by writers only
 //! HOME/apps/config/    each app's config vars (see `config`)
 //! HOME/apps/formation/APP.json   the scale of APP's process types (`formation`)
+//! HOME/builds/APP/     the build records and logs (`records`), the kept images (`images`)
+//! HOME/locks/          one lock per app, held by what changes it (`lock`)
 //! ```
 //!
 //! A key is named by its fingerprint and its name; a grant follows the fingerprint, so a key
@@ -17,7 +20,10 @@ pub mod access;
 pub mod config;
 pub mod declared;
 pub mod formation;
+pub mod images;
 pub mod level;
+pub mod lock;
+pub mod records;
 pub mod store;
 
 pub use access::{AppState, Grant, KeyId, Refusal, Role};

@@ -23,10 +23,10 @@ use crate::buildpack::{BuildpackBuild, Processes};
 use crate::context;
 use crate::dockerignore::IgnoreFile;
 use crate::failure::{remaining, Failure};
-use crate::lock::AppLock;
 use crate::options::PushOptions;
-use crate::records::{now, BuildRecord, BuildResult, Records};
 use crate::retention::Retention;
+use codebuilder_apps::lock::AppLock;
+use codebuilder_apps::records::{now, BuildRecord, BuildResult, Records};
 use codebuilder_process::runner::{StepContext, StepError};
 use codebuilder_process::{Output, HEARTBEAT, QUICK};
 

@@ -11,9 +11,9 @@ use crate::build::Build;
 use crate::hook::{
     app_of_repo, check_whole_history, has_branch, plan, point_head_at, read_updates,
 };
-use crate::lock::AppLock;
 use crate::options::PushOptions;
-use crate::records::Records;
+use codebuilder_apps::lock::AppLock;
+use codebuilder_apps::records::Records;
 use codebuilder_process::Output;
 
 /// `codebuilder-build hook`: git's pre-receive hook, run inside the app's bare repository.

@@ -1,15 +1,13 @@
-//! Which images of an app are kept: the newest `CODEBUILDER_KEEP_IMAGES` builds, each the
-//! `git-SHORT` tag its push made, in the order they were pushed (`HOME/builds/APP/images.txt`,
-//! one tag per line, newest last). They are the rollback store. Older ones are deleted from the
+//! Deleting the images an app no longer keeps (`codebuilder_apps::images` lists the kept
+//! ones: the newest `CODEBUILDER_KEEP_IMAGES` builds). Older ones are deleted from the
 //! registry (its manifest, by digest, unless a kept tag or `latest` names the same one) and
 //! from the engine (`docker image rm` of the tag). A tag that could not be deleted stays in
 //! the list and is tried again after the next build.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{bail, Context};
-use codebuilder_core::fsutil::write_atomic;
+use anyhow::bail;
+use codebuilder_apps::images::ImageList;
 use codebuilder_core::{AppName, Home, Settings};
 use codebuilder_process::QUICK;
 
@@ -29,34 +27,14 @@ impl Retention<'_> {
         )
     }
 
-    fn list_path(&self) -> PathBuf {
-        self.home.builds_dir(self.app).join("images.txt")
-    }
-
-    fn read_list(&self) -> anyhow::Result<Vec<String>> {
-        let path = self.list_path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(text
-                .lines()
-                .filter(|tag| is_build_tag(tag))
-                .map(String::from)
-                .collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
-    }
-
     /// Records `tag` as the newest image and deletes those that fall out of the newest
     /// `CODEBUILDER_KEEP_IMAGES`. The error says what could not be deleted.
     pub fn keep(&self, tag: &str) -> anyhow::Result<()> {
-        if !is_build_tag(tag) {
-            bail!("{tag:?} is not a build's tag");
-        }
-        let mut tags = self.read_list()?;
-        tags.retain(|t| t != tag);
-        tags.push(tag.to_owned());
-        let excess = tags.len().saturating_sub(self.settings.keep_images);
-        let old: Vec<String> = tags.drain(..excess).collect();
+        let list = ImageList {
+            home: self.home,
+            app: self.app,
+        };
+        let (tags, old) = list.with_newest(tag, self.settings.keep_images)?;
         let mut failures = Vec::new();
         let mut left = Vec::new();
         if !old.is_empty() {
@@ -76,10 +54,7 @@ impl Retention<'_> {
             }
         }
         left.extend(tags);
-        let text: String = left.iter().map(|t| format!("{t}\n")).collect();
-        let path = self.list_path();
-        write_atomic(&path, text.as_bytes(), 0o644)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        list.write(&left)?;
         if !failures.is_empty() {
             bail!(
                 "old images of {} were not all deleted ({}): they are tried again after the next build",
@@ -151,25 +126,5 @@ impl Retention<'_> {
             bail!("docker image rm {image}: {}", out.stderr_text());
         }
         Ok(())
-    }
-}
-
-/// `git-` and a short or full commit name: the tags builds make.
-fn is_build_tag(tag: &str) -> bool {
-    tag.strip_prefix("git-").is_some_and(|hex| {
-        (7..=40).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn build_tags() {
-        assert!(is_build_tag("git-abc1234"));
-        assert!(!is_build_tag("latest"));
-        assert!(!is_build_tag("git-abc"));
-        assert!(!is_build_tag("git-abc1234/../x"));
     }
 }

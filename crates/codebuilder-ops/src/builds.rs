@@ -4,8 +4,8 @@ use std::fs::File;
 use std::io::{self, Write};
 
 use anyhow::{bail, Context};
+use codebuilder_apps::records::Records;
 use codebuilder_apps::{AppStore, Refusal};
-use codebuilder_build::records::Records;
 use codebuilder_core::{Actor, AppName, Fingerprint, Home, KeyName, Settings};
 
 use crate::apps::Viewer;

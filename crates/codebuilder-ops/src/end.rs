@@ -11,10 +11,10 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{anyhow, bail, Context};
 use codebuilder_apps::formation::Formation;
+use codebuilder_apps::lock::AppLock;
+use codebuilder_apps::records::Records;
 use codebuilder_apps::{AppStore, ConfigStore};
 use codebuilder_build::buildpack::cache_volume;
-use codebuilder_build::lock::AppLock;
-use codebuilder_build::records::Records;
 use codebuilder_build::retention::Retention;
 use codebuilder_core::fsutil::remove_tree;
 use codebuilder_core::settings::DeployMode;

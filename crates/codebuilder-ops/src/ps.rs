@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use codebuilder_apps::formation::{Formation, ProcessType};
-use codebuilder_build::lock::AppLock;
+use codebuilder_apps::lock::AppLock;
 use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Home, Settings};
 use codebuilder_deploy::job::{JobKind, OneOff};

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use codebuilder_apps::formation::Formation;
+use codebuilder_apps::lock::AppLock;
+use codebuilder_apps::records::Records;
 use codebuilder_apps::{AppConfig, AppStore, ConfigKey, ConfigStore, ConfigVars, ReleaseCause};
-use codebuilder_build::lock::AppLock;
-use codebuilder_build::records::Records;
 use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{Actor, AppName, Home, Settings};
 use codebuilder_deploy::chart::Chart;
