@@ -17,6 +17,7 @@
 //! gives it an owner (`apps:transfer`).
 
 pub mod access;
+pub mod commands;
 pub mod config;
 pub mod declared;
 pub mod formation;

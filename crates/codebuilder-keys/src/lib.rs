@@ -4,7 +4,6 @@
 //! fingerprint, so the lookup sshd runs on every connection opens one file whatever the number
 //! of keys; a second small file per name keeps names unique.
 
-pub mod access;
 pub mod authorized;
 pub mod commands;
 pub mod declared;

@@ -5,10 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use codebuilder_apps::commands as access;
 use codebuilder_apps::{AppStore, Level};
 use codebuilder_core::settings::table::{CONFIG_ACCESS, CONFIG_KEYS, HOME, SSH_USER};
-use codebuilder_core::{main_support, AppName, Home, Settings};
-use codebuilder_keys::{access, authorized, commands, KeyStore};
+use codebuilder_core::{main_support, AppName, Home, KeyName, Settings};
+use codebuilder_keys::{authorized, commands, KeyStore};
 
 /// The codebuilder key store, and sshd's AuthorizedKeysCommand.
 #[derive(Parser)]
@@ -111,15 +112,17 @@ fn main() -> ExitCode {
             Command::AccessAdd { app, name, read } => {
                 let (apps, app) = apps(&app)?;
                 let level = if read { Level::Read } else { Level::Push };
-                println!("{}", access::add(&store, &apps, &app, &name, level)?);
+                let key = store.key_id(&KeyName::parse(&name)?)?;
+                println!("{}", access::add(&apps, &app, key, level)?);
             }
             Command::AccessRemove { app, name } => {
                 let (apps, app) = apps(&app)?;
-                println!("{}", access::remove(&apps, &app, &name)?);
+                println!("{}", access::remove(&apps, &app, &KeyName::parse(&name)?)?);
             }
             Command::AppsTransfer { app, name } => {
                 let (apps, app) = apps(&app)?;
-                println!("{}", access::transfer(&store, &apps, &app, &name)?);
+                let key = store.key_id(&KeyName::parse(&name)?)?;
+                println!("{}", access::transfer(&apps, &app, key)?);
             }
             Command::AuthorizedKeys {
                 ssh_user,

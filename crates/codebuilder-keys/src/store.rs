@@ -17,6 +17,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use codebuilder_apps::KeyId;
 use codebuilder_core::fsutil::{remove_durably, write_atomic_via};
 use codebuilder_core::{Fingerprint, Home, KeyName};
 use nix::fcntl::{Flock, FlockArg};
@@ -195,6 +196,16 @@ impl KeyStore {
     }
 
     /// The record of the key named `name`, stored or declared.
+    /// The key named `name` as app grants name it (the access commands take it).
+    pub fn key_id(&self, name: &KeyName) -> anyhow::Result<KeyId> {
+        let record = self.by_name(name)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no key {name} is stored: 'codebuilder-keys list' shows the stored keys"
+            )
+        })?;
+        Ok(record.id()?)
+    }
+
     pub fn by_name(&self, name: &KeyName) -> Result<Option<KeyRecord>, StoreError> {
         if let Some(record) = self.stored_by_name(name)? {
             return Ok(Some(record));

@@ -8,11 +8,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
+use codebuilder_apps::commands as access;
 use codebuilder_apps::config::{check_value, MAX_VALUE};
 use codebuilder_apps::{AppStore, ConfigKey};
 use codebuilder_commands::{help, Command, ConfigValues, Request, Verb};
 use codebuilder_core::{Actor, AppName, Home, Settings};
-use codebuilder_keys::{access, commands, KeyStore};
+use codebuilder_keys::{commands, KeyStore};
 use codebuilder_process::Output;
 
 use crate::apps::{self, Viewer};
@@ -76,16 +77,16 @@ pub fn run(cx: &Context, request: Request) -> anyhow::Result<ExitCode> {
         Command::AppsTransfer { app, key } => writeln!(
             out,
             "{}",
-            access::transfer(&keys(), &apps(), &app, key.as_str())?
+            access::transfer(&apps(), &app, keys().key_id(&key)?)?
         )?,
         Command::Access { app, json } => access::show(&apps(), &app, json, &mut out)?,
         Command::AccessAdd { app, key, level } => writeln!(
             out,
             "{}",
-            access::add(&keys(), &apps(), &app, key.as_str(), level)?
+            access::add(&apps(), &app, keys().key_id(&key)?, level)?
         )?,
         Command::AccessRemove { app, key } => {
-            writeln!(out, "{}", access::remove(&apps(), &app, key.as_str())?)?
+            writeln!(out, "{}", access::remove(&apps(), &app, &key)?)?
         }
         Command::Builds { app, json } => {
             let viewer = Viewer::from_env(home, settings)?;

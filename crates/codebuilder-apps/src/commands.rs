@@ -1,22 +1,13 @@
 //! The access commands, shared by the `codebuilder-keys` CLI and `access*`/`apps:transfer`
 //! over ssh (where the session has already checked that the key is the app's owner or an
-//! admin): who may use an app, granting, taking back, changing the owner.
+//! admin): who may use an app, granting, taking back, changing the owner. Keys are named by
+//! the caller, which looks them up in the key store.
 
 use std::io::Write;
 
-use anyhow::Context;
-use codebuilder_apps::{AppStore, Level};
 use codebuilder_core::{AppName, KeyName};
 
-use crate::record::KeyRecord;
-use crate::store::KeyStore;
-
-fn key(store: &KeyStore, name: &str) -> anyhow::Result<KeyRecord> {
-    let name = KeyName::parse(name)?;
-    store.by_name(&name)?.with_context(|| {
-        format!("no key {name} is stored: 'codebuilder-keys list' shows the stored keys")
-    })
-}
+use crate::{AppStore, KeyId, Level};
 
 /// `access APP [--json]`: the owner, then each collaborator and what it may do.
 pub fn show(apps: &AppStore, app: &AppName, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -81,45 +72,33 @@ pub fn show(apps: &AppStore, app: &AppName, json: bool, out: &mut dyn Write) -> 
     Ok(())
 }
 
-/// `access:add APP KEYNAME [--read]`.
-pub fn add(
-    store: &KeyStore,
-    apps: &AppStore,
-    app: &AppName,
-    name: &str,
-    level: Level,
-) -> anyhow::Result<String> {
+/// `access:add APP KEYNAME [--read]`, for `key` (the stored key of that name).
+pub fn add(apps: &AppStore, app: &AppName, key: KeyId, level: Level) -> anyhow::Result<String> {
     apps.existing(app)?;
-    let key = key(store, name)?;
-    apps.grant(app, key.id()?, level)?;
+    let name = key.name.clone();
+    apps.grant(app, key, level)?;
     Ok(match level {
-        Level::Read => format!("key {} can now clone {app}", key.name),
-        Level::Push => format!("key {} can now clone and push to {app}", key.name),
+        Level::Read => format!("key {name} can now clone {app}"),
+        Level::Push => format!("key {name} can now clone and push to {app}"),
     })
 }
 
 /// `access:remove APP KEYNAME`: works for a key that no longer exists, too.
-pub fn remove(apps: &AppStore, app: &AppName, name: &str) -> anyhow::Result<String> {
+pub fn remove(apps: &AppStore, app: &AppName, name: &KeyName) -> anyhow::Result<String> {
     apps.existing(app)?;
-    let name = KeyName::parse(name)?;
-    apps.revoke(app, &name)?;
+    apps.revoke(app, name)?;
     Ok(format!("key {name} no longer has access to {app}"))
 }
 
-/// `apps:transfer APP KEYNAME`.
-pub fn transfer(
-    store: &KeyStore,
-    apps: &AppStore,
-    app: &AppName,
-    name: &str,
-) -> anyhow::Result<String> {
+/// `apps:transfer APP KEYNAME`, to `key` (the stored key of that name).
+pub fn transfer(apps: &AppStore, app: &AppName, key: KeyId) -> anyhow::Result<String> {
     apps.existing(app)?;
-    let key = key(store, name)?;
-    Ok(match apps.transfer(app, key.id()?)? {
+    let name = key.name.clone();
+    Ok(match apps.transfer(app, key)? {
         Some(previous) => format!(
-            "{app} now belongs to key {}; key {} keeps push access ('access:remove {app} {}' takes it away)",
-            key.name, previous.name, previous.name
+            "{app} now belongs to key {name}; key {} keeps push access ('access:remove {app} {}' takes it away)",
+            previous.name, previous.name
         ),
-        None => format!("{app} now belongs to key {}", key.name),
+        None => format!("{app} now belongs to key {name}"),
     })
 }
