@@ -25,6 +25,7 @@ pub mod images;
 pub mod level;
 pub mod lock;
 pub mod records;
+pub mod repo;
 pub mod store;
 
 pub use access::{AppState, Grant, KeyId, Refusal, Role};

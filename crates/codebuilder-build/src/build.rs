@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use codebuilder_apps::formation::Formation;
+use codebuilder_apps::lock::AppLock;
+use codebuilder_apps::records::{now, BuildRecord, BuildResult, Records};
 use codebuilder_apps::{ConfigStore, ReleaseCause};
 use codebuilder_core::pod_security::Level;
 use codebuilder_core::settings::DeployMode;
@@ -16,6 +18,8 @@ use codebuilder_deploy::chart::Chart;
 use codebuilder_deploy::{
     root_warning, runs_as_root, Cause, Deploy, ImageUser, Release, ReleaseValues, Trigger,
 };
+use codebuilder_process::runner::{StepContext, StepError};
+use codebuilder_process::{Output, HEARTBEAT, QUICK};
 
 use crate::buildkit::{self, Progress};
 use crate::buildpack::processes::{parse_procfile, RELEASE};
@@ -25,10 +29,6 @@ use crate::dockerignore::IgnoreFile;
 use crate::failure::{remaining, Failure};
 use crate::options::PushOptions;
 use crate::retention::Retention;
-use codebuilder_apps::lock::AppLock;
-use codebuilder_apps::records::{now, BuildRecord, BuildResult, Records};
-use codebuilder_process::runner::{StepContext, StepError};
-use codebuilder_process::{Output, HEARTBEAT, QUICK};
 
 /// How long after a build git may still be storing that push's refs.
 const PREVIOUS_PUSH_GRACE: Duration = Duration::from_secs(10);

@@ -5,16 +5,15 @@ use std::io;
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use codebuilder_core::{Actor, AppName, Fingerprint, Home, ObjectId, Settings};
-
-use crate::build::Build;
-use crate::hook::{
-    app_of_repo, check_whole_history, has_branch, plan, point_head_at, read_updates,
-};
-use crate::options::PushOptions;
 use codebuilder_apps::lock::AppLock;
 use codebuilder_apps::records::Records;
+use codebuilder_apps::repo::has_branch;
+use codebuilder_core::{Actor, AppName, Fingerprint, Home, ObjectId, Settings};
 use codebuilder_process::Output;
+
+use crate::build::Build;
+use crate::hook::{app_of_repo, check_whole_history, plan, point_head_at, read_updates};
+use crate::options::PushOptions;
 
 /// `codebuilder-build hook`: git's pre-receive hook, run inside the app's bare repository.
 pub fn hook(home: &Home, input: impl io::BufRead) -> anyhow::Result<()> {

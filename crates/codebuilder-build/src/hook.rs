@@ -180,18 +180,6 @@ pub fn point_head_at(repo: &Path, branch: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether the repository has the branch (before this push).
-pub fn has_branch(repo: &Path, branch: &str) -> bool {
-    let mut rev_parse = Command::new("git");
-    rev_parse.arg("--git-dir").arg(repo).args([
-        "rev-parse",
-        "--verify",
-        "--quiet",
-        &format!("refs/heads/{branch}"),
-    ]);
-    codebuilder_process::run(rev_parse, codebuilder_process::QUICK).is_ok_and(|out| out.success())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

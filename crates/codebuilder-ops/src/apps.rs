@@ -6,8 +6,8 @@ use std::process::Command;
 
 use anyhow::Context;
 use codebuilder_apps::records::{BuildResult, Records};
+use codebuilder_apps::repo::has_branch;
 use codebuilder_apps::{AppStore, KeyId, Level, Role};
-use codebuilder_build::hook::has_branch;
 use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{AppName, Fingerprint, Home, ObjectId, Settings};
 use codebuilder_keys::KeyStore;

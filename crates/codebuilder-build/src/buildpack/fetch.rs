@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use codebuilder_core::buildpack::{Buildpack, BuildpackSource};
 use codebuilder_core::{Home, ObjectId};
+use codebuilder_process::runner::StepContext;
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
 use crate::failure::{remaining, Failure};
-use codebuilder_process::runner::StepContext;
 
 /// A buildpack's files, ready to be copied into the builder container. A cached clone stays
 /// locked until then, so that a parallel build of another app cannot check out another ref
