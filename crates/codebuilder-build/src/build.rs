@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail};
 use codebuilder_apps::formation::Formation;
 use codebuilder_apps::lock::AppLock;
 use codebuilder_apps::records::{now, BuildRecord, BuildResult, Records};
-use codebuilder_apps::{ConfigStore, ReleaseCause};
+use codebuilder_apps::{ConfigStore, Refusal, ReleaseCause};
 use codebuilder_core::pod_security::Level;
 use codebuilder_core::settings::DeployMode;
 use codebuilder_core::{Actor, AppName, Fingerprint, Home, ObjectId, Settings};
@@ -73,10 +73,7 @@ impl Build<'_> {
         // A rebuild that waited for the lock may find the app ended meanwhile: its name then
         // gets no record.
         if !self.repo().is_dir() {
-            bail!(
-                "app {} does not exist: nothing was ever pushed to it",
-                self.app
-            );
+            return Err(Refusal::NoSuchApp(self.app.clone()).into());
         }
         if let Some((reference, old)) = &self.expected {
             self.await_previous_ref_update(&records, reference, old)?;

@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use codebuilder_apps::lock::AppLock;
 use codebuilder_apps::records::Records;
 use codebuilder_apps::repo::has_branch;
+use codebuilder_apps::Refusal;
 use codebuilder_core::{Actor, AppName, Fingerprint, Home, ObjectId, Settings};
 use codebuilder_process::Output;
 
@@ -83,7 +84,7 @@ pub fn rebuild(
     let app = AppName::parse(app, &settings.namespace)?;
     let repo = home.repo(&app);
     if !repo.is_dir() {
-        bail!("app {app} does not exist: nothing was ever pushed to it");
+        return Err(Refusal::NoSuchApp(app).into());
     }
     let wanted = match rev {
         Some(rev) => rev.to_owned(),
@@ -154,7 +155,7 @@ pub fn cache_purge(home: &Home, app: &str) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let app = AppName::parse(app, &settings.namespace)?;
     if !home.repo(&app).is_dir() {
-        bail!("app {app} does not exist: nothing was ever pushed to it");
+        return Err(Refusal::NoSuchApp(app).into());
     }
     let cancel = codebuilder_core::main_support::stop_flag()?;
     let output = Output::stdout();
