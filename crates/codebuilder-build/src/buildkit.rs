@@ -131,21 +131,7 @@ fn is_dockerfile_step(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use codebuilder_process::output::Screen;
 
     #[test]
     fn versions() {
@@ -186,13 +172,13 @@ mod tests {
 ";
 
     fn shown(verbose: bool, text: &str) -> (String, Progress) {
-        let captured = Captured::default();
+        let captured = Screen::default();
         let output = Output::new(Box::new(captured.clone()));
         let mut progress = Progress::new(verbose);
         for line in text.lines() {
             progress.show(&output, line);
         }
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = captured.text();
         (text, progress)
     }
 

@@ -6,6 +6,38 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::sync::Mutex;
 
+/// A pusher's terminal kept in memory, for tests of what the pusher reads: an `Output` over
+/// it (`Output::new(Box::new(screen.clone()))`) writes there, and `text` reads it back whole.
+#[cfg(any(test, feature = "test-support"))]
+#[derive(Clone, Default)]
+pub struct Screen(std::sync::Arc<Mutex<Vec<u8>>>);
+
+#[cfg(any(test, feature = "test-support"))]
+impl Write for Screen {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "test-support"))]
+impl Screen {
+    pub fn text(&self) -> String {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
 const STEP: &str = "-----> ";
 const INDENT: &str = "       ";
 
@@ -82,24 +114,10 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn heroku_lines_keep_their_own_layout() {
-        let captured = Captured::default();
+        let captured = Screen::default();
         let output = Output::new(Box::new(captured.clone()));
         for line in [
             "-----> Python app detected",
@@ -109,7 +127,7 @@ mod tests {
         ] {
             output.heroku_line(line);
         }
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = captured.text();
         assert_eq!(
             text,
             "-----> Python app detected\n       Installing requirements\n       plain tool output\n         -----> not a header\n"

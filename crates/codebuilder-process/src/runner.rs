@@ -329,26 +329,7 @@ fn copy_limited(from: ChildStdout, to: ChildStdin, limit: u64, id: Pid, over: &A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Captured {
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-        }
-    }
+    use crate::output::Screen;
 
     fn sh(script: &str) -> Command {
         let mut command = Command::new("sh");
@@ -367,7 +348,7 @@ mod tests {
 
     #[test]
     fn streams_lines_and_heartbeats_during_silence() {
-        let captured = Captured::default();
+        let captured = Screen::default();
         let output = Output::new(Box::new(captured.clone()));
         let step = context(&output, Duration::from_millis(400));
         step.run(
@@ -395,7 +376,7 @@ mod tests {
 
     #[test]
     fn pipeline_feeds_stdin_and_reports_the_first_failure() {
-        let captured = Captured::default();
+        let captured = Screen::default();
         let output = Output::new(Box::new(captured.clone()));
         let step = context(&output, Duration::from_secs(60));
         step.run(
@@ -440,7 +421,7 @@ mod tests {
 
     #[test]
     fn a_limited_pipeline_passes_what_fits_and_stops_what_does_not() {
-        let captured = Captured::default();
+        let captured = Screen::default();
         let output = Output::new(Box::new(captured.clone()));
         let step = context(&output, Duration::from_secs(60));
         step.run_limited(
@@ -474,7 +455,7 @@ mod tests {
             captured.text()
         );
         // Through a filter, what the last command receives is what counts.
-        let filtered = Captured::default();
+        let filtered = Screen::default();
         let output = Output::new(Box::new(filtered.clone()));
         let step = context(&output, Duration::from_secs(60));
         step.run_limited(
@@ -508,7 +489,7 @@ mod tests {
     fn timeout_and_cancel_stop_the_whole_group() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
-        let output = Output::new(Box::new(Captured::default()));
+        let output = Output::new(Box::new(Screen::default()));
         let step = context(&output, Duration::from_secs(60));
         let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
         let started = Instant::now();
