@@ -60,4 +60,23 @@ if [ -z "${KUBECONFIG:-}" ]; then
     esac
   done <"$cluster_dir/env"
 fi
-cargo test --workspace --no-fail-fast
+tests=0
+cargo test --workspace --no-fail-fast || tests=$?
+
+# A test ends everything it starts. What is left of one (a process that names a test's folder
+# or the harness's binaries, a git daemon, a container or cache volume codebuilder's builds
+# name) fails the run, and is removed so that the machine is clean for the next.
+left=$(
+  pgrep -af '/tmp/codebuilder-test-|/run/codebuilder-tests/|git-daemon' | grep -v pgrep || true
+  /usr/bin/docker ps --all --format 'container {{.Names}}' --filter name=codebuilder- || true
+  /usr/bin/docker volume ls --format 'volume {{.Name}}' --filter name=codebuilder-cache- || true
+)
+if [ -n "$left" ]; then
+  echo "error: the tests left these behind (each test must end what it starts):" >&2
+  printf '%s\n' "$left" >&2
+  pkill -KILL -f '/tmp/codebuilder-test-|/run/codebuilder-tests/|git-daemon' || true
+  /usr/bin/docker ps --all --quiet --filter name=codebuilder- | xargs -r /usr/bin/docker rm --force >/dev/null || true
+  /usr/bin/docker volume ls --quiet --filter name=codebuilder-cache- | xargs -r /usr/bin/docker volume rm --force >/dev/null || true
+  [ "$tests" -ne 0 ] || tests=1
+fi
+exit "$tests"

@@ -184,6 +184,11 @@ impl Server {
     /// The engine volume that keeps `app`'s buildpack cache for this server: named after the
     /// app and a hash of the home (`codebuilder-cache-APP-HASH`).
     pub fn cache_volume(&self, app: &str) -> String {
+        format!("codebuilder-cache-{app}-{}", self.home_hash())
+    }
+
+    /// The hash of the home that the engine objects of this server carry in their names.
+    fn home_hash(&self) -> String {
         let digest = Command::new("sh")
             .arg("-c")
             .arg("printf %s \"$1\" | sha256sum")
@@ -191,7 +196,30 @@ impl Server {
             .arg(self.home.path())
             .output()
             .unwrap();
-        format!("codebuilder-cache-{app}-{}", &text(&digest.stdout)[..12])
+        text(&digest.stdout)[..12].to_owned()
+    }
+
+    /// Removes the buildpack cache volumes of this server's apps: what its builds left in
+    /// the engine on purpose, for the next build, which no test will run.
+    fn remove_cache_volumes(&self) {
+        let Ok(listed) = Command::new(DEBIAN_DOCKER)
+            .args(["volume", "ls", "--quiet", "--filter", "name=codebuilder-cache-"])
+            .output()
+        else {
+            return;
+        };
+        let suffix = format!("-{}", self.home_hash());
+        let mine: Vec<String> = text(&listed.stdout)
+            .lines()
+            .filter(|v| v.ends_with(&suffix))
+            .map(String::from)
+            .collect();
+        if !mine.is_empty() {
+            let _ = Command::new(DEBIAN_DOCKER)
+                .args(["volume", "rm", "--force"])
+                .args(&mine)
+                .output();
+        }
     }
 
     pub fn start() -> Self {
@@ -363,6 +391,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+        self.remove_cache_volumes();
     }
 }
 
