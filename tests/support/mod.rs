@@ -203,7 +203,13 @@ impl Server {
     /// the engine on purpose, for the next build, which no test will run.
     fn remove_cache_volumes(&self) {
         let Ok(listed) = Command::new(DEBIAN_DOCKER)
-            .args(["volume", "ls", "--quiet", "--filter", "name=codebuilder-cache-"])
+            .args([
+                "volume",
+                "ls",
+                "--quiet",
+                "--filter",
+                "name=codebuilder-cache-",
+            ])
             .output()
         else {
             return;
