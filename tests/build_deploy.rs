@@ -773,6 +773,20 @@ fn a_killed_hook_leaves_no_build_running_and_the_next_push_builds() {
         .unwrap();
     assert!(status.success(), "the app's lock is still held");
     assert_eq!(server.server_ref("hookkill", "refs/heads/main"), None);
+    // The killed hook's temporary files are in its folder under the home, not in /tmp.
+    let tmp = server.home.path().join("tmp");
+    let left = |what: &str| -> Vec<String> {
+        fs::read_dir(&tmp)
+            .unwrap_or_else(|e| panic!("{} ({what}): {e}", tmp.display()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(
+        left("after the kill").len(),
+        1,
+        "{:?}",
+        left("after the kill")
+    );
 
     // The next push builds at once.
     write_files(
@@ -783,6 +797,8 @@ fn a_killed_hook_leaves_no_build_running_and_the_next_push_builds() {
     let out = dev.git(work.path(), &["push", &dev.url("hookkill"), "main"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(server.server_ref("hookkill", "refs/heads/main"), Some(sha));
+    // The next hook removed the killed one's folder, and its own when it ended.
+    assert_eq!(left("after the next push"), Vec::<String>::new());
 }
 
 /// A file of `size` bytes that no compression shrinks.

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use codebuilder_build::commands;
+use codebuilder_core::scratch::Scratch;
 use codebuilder_core::settings::table::HOME;
 use codebuilder_core::{main_support, Home};
 
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
     main_support::run(|| {
         let cli = Cli::parse();
         let home = Home::new(cli.home);
+        let _scratch = Scratch::enter(&home);
         match cli.command {
             Command::Hook => commands::hook(&home, io::stdin().lock())?,
             Command::Chart { app, dir } => commands::write_chart(&app, &dir)?,

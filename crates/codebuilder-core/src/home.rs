@@ -53,6 +53,11 @@ impl Home {
         self.root.join("freed").join(app.as_str())
     }
 
+    /// Each process's folder for temporary files (`tmp/PID`, see `scratch`).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
     pub fn locks_dir(&self) -> PathBuf {
         self.root.join("locks")
     }

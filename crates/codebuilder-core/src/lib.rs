@@ -8,6 +8,7 @@ pub mod main_support;
 pub mod names;
 pub mod pod_security;
 pub mod quantity;
+pub mod scratch;
 pub mod settings;
 pub mod sshd_quoting;
 pub mod yaml;

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use codebuilder_commands::{help, parse_words, Request, REQUEST_ENV};
+use codebuilder_core::scratch::Scratch;
 use codebuilder_core::settings::table::HOME;
 use codebuilder_core::{main_support, Home, Settings};
 use codebuilder_ops::dispatch::{self, Context};
@@ -29,6 +30,8 @@ fn main() -> ExitCode {
     main_support::run(|| {
         let matches = Cli::command().after_help(help::overview()).get_matches();
         let cli = Cli::from_arg_matches(&matches)?;
+        let home = Home::new(cli.home);
+        let _scratch = Scratch::enter(&home);
         let settings = Settings::from_env()?;
         let request = match std::env::var(REQUEST_ENV) {
             // What codebuilder-receive decided for an ssh session.
@@ -47,7 +50,7 @@ fn main() -> ExitCode {
             }
         };
         let cx = Context {
-            home: &Home::new(cli.home),
+            home: &home,
             settings: &settings,
             cancel: main_support::stop_flag()?,
         };

@@ -103,6 +103,8 @@ pub fn prepare_home(home: &Home, ssh_user: &str) -> anyhow::Result<()> {
         (root.join("freed"), 0o755),
         (root.join("buildpacks"), 0o755),
         (home.apps_dir(), 0o700),
+        // Temporary files of sessions, among them release values with config vars.
+        (home.tmp_dir(), 0o700),
     ] {
         if !top.is_dir() {
             fs::create_dir(&top).with_context(|| format!("cannot create {}", top.display()))?;
