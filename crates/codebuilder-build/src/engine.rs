@@ -1,11 +1,12 @@
 //! Whether the Docker engine answers. Asked before a build, so that an engine that is down
-//! or out of reach is named as the cause, not blamed on the app's Dockerfile or code.
+//! or out of reach is named as the cause, not blamed on the app's Dockerfile or code. And
+//! what it says of an image it has.
 
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use codebuilder_process::RunError;
+use codebuilder_process::{RunError, QUICK};
 
 /// A running engine answers `docker version` in well under a second.
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);
@@ -17,6 +18,26 @@ const DEFAULT_ENGINE: &str = "unix:///var/run/docker.sock";
 /// meanwhile (a failed build or push is then not the app's or the registry's fault).
 pub fn blame(docker: &str, step_error: anyhow::Error) -> anyhow::Error {
     check(docker).err().unwrap_or(step_error)
+}
+
+/// One field of `image`, which the engine has (`docker image inspect --format FORMAT`), as
+/// text. `what` names the field in the error: `the user`, `the ports`.
+pub fn inspect_image(
+    docker: &str,
+    image: &str,
+    format: &str,
+    what: &str,
+) -> anyhow::Result<String> {
+    let mut inspect = Command::new(docker);
+    inspect.args(["image", "inspect", "--format", format, image]);
+    let out = codebuilder_process::run(inspect, QUICK)?;
+    if !out.success() {
+        bail!(
+            "cannot read {what} of {image}: {}: check the Docker engine",
+            out.stderr_text()
+        );
+    }
+    Ok(out.stdout_text())
 }
 
 /// Fails with one line naming the engine when `docker` cannot reach it.

@@ -3,10 +3,8 @@
 //! `port` value: the app's $PORT, its containerPort and the port its readiness is probed on.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
-use anyhow::bail;
-use codebuilder_process::QUICK;
+use crate::engine;
 
 /// The port an app listens on, and the line that tells the pusher where it came from.
 #[derive(Debug, PartialEq, Eq)]
@@ -17,25 +15,11 @@ pub struct AppPort {
 
 /// Reads `.Config.ExposedPorts` of `image`; `None` when it exposes no TCP port.
 pub fn of_image(docker: &str, image: &str) -> anyhow::Result<Option<AppPort>> {
-    let mut inspect = Command::new(docker);
-    inspect.args([
-        "image",
-        "inspect",
-        "--format",
-        "{{json .Config.ExposedPorts}}",
-        image,
-    ]);
-    let out = codebuilder_process::run(inspect, QUICK)?;
-    if !out.success() {
-        bail!(
-            "cannot read the ports of {image}: {}: check the Docker engine",
-            out.stderr_text()
-        );
-    }
-    let exposed: Option<serde_json::Map<String, serde_json::Value>> =
-        serde_json::from_slice(&out.stdout).map_err(|e| {
-            anyhow::anyhow!("cannot read the ports of {image} ({e}): check the Docker engine")
-        })?;
+    let text = engine::inspect_image(docker, image, "{{json .Config.ExposedPorts}}", "the ports")?;
+    let exposed: Option<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(&text)
+        .map_err(|e| {
+        anyhow::anyhow!("cannot read the ports of {image} ({e}): check the Docker engine")
+    })?;
     Ok(choose(exposed.iter().flatten().map(|(k, _)| k.as_str())))
 }
 

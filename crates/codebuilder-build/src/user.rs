@@ -10,19 +10,12 @@ use anyhow::{bail, Context};
 use codebuilder_deploy::ImageUser;
 use codebuilder_process::QUICK;
 
+use crate::engine;
+
 /// The user `image` is configured to run as, as written (`app`, `1000:1000`, ""), checked to
 /// be a plain name or number.
 pub fn configured(docker: &str, image: &str) -> anyhow::Result<String> {
-    let mut inspect = Command::new(docker);
-    inspect.args(["image", "inspect", "--format", "{{.Config.User}}", image]);
-    let out = codebuilder_process::run(inspect, QUICK)?;
-    if !out.success() {
-        bail!(
-            "cannot read the user of {image}: {}: check the Docker engine",
-            out.stderr_text()
-        );
-    }
-    let user = out.stdout_text();
+    let user = engine::inspect_image(docker, image, "{{.Config.User}}", "the user")?;
     if user.starts_with('-')
         || !user
             .bytes()
